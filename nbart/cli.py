@@ -1,0 +1,228 @@
+"""The ``nbart`` command: flags generated from the parameter spec, a tqdm bar on stderr, atomic outputs.
+
+``main(argv) -> exit status``: 0 on success, 2 with one ``nbart: error: ...`` line for bad input, 130 after
+Ctrl-C (the current image is still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nbart import backbones
+from nbart.backbones import WeightsError
+from nbart.images import SAVE_FORMATS, ImageError, sample_names, save_gif, save_image
+from nbart.params import DreamParams, FieldInfo, ParamError, fields_of
+
+GIF_MAX_FRAMES = 120
+CLI_ONLY_FLAGS = ("output", "gif", "quiet")  # the flags that are not parameters of the engine
+
+
+class CliError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage dump
+        raise CliError(f"{message} (see {self.prog} --help)")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _typed(kind: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind == 'int' else 'a number'} "
+                                             f"(got {text!r})") from None
+
+    return convert
+
+
+def _show_default(info: FieldInfo) -> str:
+    value = info.default
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "the model's defaults" if info.name.endswith("layers") \
+            else "none"
+    return str(value)
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, params_cls: type) -> None:
+    """One flag per field of ``params_cls``: ``--octave-scale``, ``--layers a,b``, ``--preserve-colors/--no-...``.
+
+    Flags left out keep the spec's defaults (argparse.SUPPRESS), so the defaults live in one place.
+    """
+    group = parser.add_argument_group("parameters")
+    for info in fields_of(params_cls):
+        kw: dict[str, Any] = dict(dest=info.name, default=argparse.SUPPRESS,
+                                  help=f"{info.spec.help} (default: {_show_default(info)})")
+        if info.kind == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        elif info.choices:
+            kw.update(choices=info.choices, metavar="{" + ",".join(map(str, info.choices)) + "}")
+        elif info.kind in ("int", "float", "optional_int"):
+            kw.update(type=_typed("float" if info.kind == "float" else "int"), metavar="N" if "int" in info.kind
+                      else "F")
+        elif info.kind.endswith("_tuple"):
+            kw["metavar"] = "A,B,..."
+        group.add_argument(_flag(info.name), **kw)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A CLI subcommand over an engine run."""
+
+    name: str
+    params_cls: type
+    start: Callable[..., Any]  # (inputs, params) -> Run
+    inputs: tuple[str, ...]  # positional argument names
+    help: str
+
+
+def _dream_start(args: argparse.Namespace, params: DreamParams) -> Any:
+    from nbart.deepdream import dream_run
+
+    return dream_run(args.input, params)
+
+
+TASKS = [
+    Task("dream", DreamParams, _dream_start, ("input",), "deep-dream an image"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``nbart`` argument parser."""
+    parser = _Parser(prog="nbart", description="Deep Dream and Neural Style Transfer, on TensorFlow/Keras.")
+    from nbart import __version__
+
+    parser.add_argument("--version", action="version", version=f"nbart {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    sub.add_parser("models", help="list the backbones, their layers, and which weights are available here")
+    samples = ", ".join(f"sample:{n}" for n in sample_names())
+    for task in TASKS:
+        p = sub.add_parser(task.name, help=task.help, description=task.help)
+        for name in task.inputs:
+            p.add_argument(name, help=f"image: a path, an http(s) URL, or a bundled sample ({samples})")
+        p.add_argument("-o", "--output", required=True,
+                       help=f"where to write the result ({', '.join(SAVE_FORMATS)}); written atomically")
+        p.add_argument("--gif", metavar="PATH", help="also write the run as an animated GIF")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_spec_arguments(p, task.params_cls)
+    return parser
+
+
+def _models() -> str:
+    lines = []
+    for name in backbones.names():
+        bb = backbones.get(name)
+        imagenet = "cached" if backbones.imagenet_cached(bb) else "not cached (downloaded on first use when online)"
+        weights = f"imagenet: {imagenet}; none" + ("; offline (HED VGG16, bundled)" if bb.offline else "")
+        lines.append(f"{name}\n  layers: {', '.join(bb.layers)}\n  dream default: {', '.join(bb.dream_layers)}\n"
+                     f"  content default: {', '.join(bb.content_layers)}\n"
+                     f"  style default: {', '.join(bb.style_layers)}\n  weights: {weights}")
+    return "\n".join(lines) + "\n"
+
+
+def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
+    out = args.output
+    if os.path.splitext(out)[1].lower() not in SAVE_FORMATS:
+        raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})")
+    if args.gif and not args.gif.lower().endswith(".gif"):
+        raise CliError(f"--gif must end in .gif (got {args.gif!r})")
+    for path in filter(None, (out, args.gif)):
+        folder = os.path.dirname(os.path.abspath(path)) or "."
+        if not os.path.isdir(folder):
+            raise CliError(f"can't write {path}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise CliError(f"can't write {path}: folder {folder} is not writable")
+        for source in inputs:
+            if os.path.exists(source) and os.path.abspath(path) == os.path.abspath(source):
+                raise CliError(f"output {path} is the input; choose another file name so the input is kept")
+
+
+def _metadata(run: Any, task: Task, args: argparse.Namespace) -> dict:
+    meta = {"task": task.name, "params": run.params.to_dict(), "steps_done": run.latest.step if run.latest else 0}
+    meta["inputs"] = [getattr(args, name) for name in task.inputs]
+    return meta
+
+
+def _run_task(task: Task, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    inputs = [getattr(args, name) for name in task.inputs]
+    _check_paths(args, inputs)
+    values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
+    params = task.params_cls(**values)
+    run = task.start(args, params)
+    frames: list = []
+    stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
+    shown = 0
+    bar = tqdm(total=run.total, file=sys.stderr, disable=args.quiet, unit="step", dynamic_ncols=True,
+               desc=task.name)
+
+    def note_new() -> None:
+        nonlocal shown
+        for notice in run.notices[shown:]:
+            bar.write(f"nbart: note: {notice}", file=sys.stderr)
+        shown = len(run.notices)
+
+    interrupted = False
+    try:
+        note_new()
+        for event in run:
+            bar.update(1)
+            bar.set_postfix_str(f"{event.label} loss={event.loss:.4g}", refresh=False)
+            note_new()
+            if args.gif and (event.step % stride == 0 or event.done):
+                frames.append(event.image())
+    except KeyboardInterrupt:
+        interrupted = True
+        run.close()
+    finally:
+        bar.close()
+    note_new()
+    if run.latest is None:
+        if interrupted:
+            print("nbart: interrupted before the first step; nothing written", file=sys.stderr)
+            return 130
+        raise CliError("the run ended before its first step; nothing written")
+    save_image(run.image(), args.output, _metadata(run, task, args))
+    if args.gif and frames:
+        save_gif(frames, args.gif)
+    if interrupted:
+        print(f"nbart: interrupted at step {run.latest.step}/{run.total}; wrote {args.output}", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"nbart: wrote {args.output}" + (f" and {args.gif}" if args.gif and frames else ""), file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``nbart`` command with ``argv`` (default: sys.argv[1:]) and return its exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "models":
+            sys.stdout.write(_models())
+            return 0
+        task = next(t for t in TASKS if t.name == args.command)
+        return _run_task(task, args)
+    except (CliError, ParamError, ImageError, WeightsError) as e:
+        print(f"nbart: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nbart: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:  # --help and --version
+        return e.code if isinstance(e.code, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

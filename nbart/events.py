@@ -1,0 +1,178 @@
+"""Step events and the Run handle: how every front-end watches and steers a run.
+
+A run is an iterator of :class:`StepEvent`, one per optimization step. The consumer pulls events at its own pace
+and may call :meth:`Run.stop` at any moment, from any thread; the engine checks between steps (and between tiles
+of a tiled step) and ends, keeping the last good image. Images are made only when a consumer asks for them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from nbart.images import to_uint8
+
+__all__ = ["StepEvent", "Run", "Stopped", "run_with_notices"]
+
+
+class Stopped(Exception):
+    """Raised inside the engine when a stop was requested mid-step; never reaches the consumer."""
+
+
+class StepEvent:
+    """One optimization step.
+
+    ``step`` counts from 1 to ``total`` across the whole run; ``stage`` is the octave (dreams) or resolution
+    (style transfer) index from 0 to ``stages - 1``, described by ``label``. ``loss`` is the quantity being
+    minimized (a dream minimizes the negative activation), ``elapsed`` the seconds since the run began, ``size``
+    the output's (height, width) in pixels. ``done`` marks the last step of a run that went to the end.
+    """
+
+    __slots__ = ("step", "total", "stage", "stages", "label", "loss", "elapsed", "size", "done", "metrics",
+                 "_render", "_pixels")
+
+    def __init__(self, step: int, total: int, stage: int, stages: int, label: str, loss: float, elapsed: float,
+                 size: tuple[int, int], render: Callable[[], Any], done: bool = False,
+                 metrics: dict[str, float] | None = None):
+        self.step, self.total, self.stage, self.stages, self.label = step, total, stage, stages, label
+        self.loss, self.elapsed, self.size, self.done = loss, elapsed, size, done
+        self.metrics = metrics or {}
+        self._render = render
+        self._pixels: np.ndarray | None = None
+
+    @property
+    def octave(self) -> int:
+        """The octave index of a dream step (same as ``stage``)."""
+        return self.stage
+
+    def image(self) -> np.ndarray:
+        """The image after this step as uint8 RGB (height, width, 3), at the output size; made on first call."""
+        if self._pixels is None:
+            self._pixels = to_uint8(self._render())
+            self._render = None  # let the step's tensors go
+        return self._pixels
+
+    def pil(self) -> Image.Image:
+        """:meth:`image` as a PIL image."""
+        return Image.fromarray(self.image())
+
+    @property
+    def seconds_left(self) -> float:
+        """Estimated seconds to the end, from the mean pace so far."""
+        return self.elapsed / self.step * (self.total - self.step) if self.step else float("nan")
+
+    def __repr__(self) -> str:
+        return (f"StepEvent(step={self.step}/{self.total}, {self.label}, loss={self.loss:.4g}, "
+                f"elapsed={self.elapsed:.1f}s)")
+
+
+class Run:
+    """A run in progress: iterate it for :class:`StepEvent`; ``stop()`` from any thread; ``image()`` any time.
+
+    ``steps`` is a function that takes the run's stop flag (a ``threading.Event``) and returns the engine's
+    generator of events. Nothing is computed until the first event is pulled. ``notices`` collects one-line
+    messages a front-end should show (a weights fallback, a run ended on a non-finite loss).
+    """
+
+    def __init__(self, task: str, params: Any, steps: Callable[[threading.Event], Iterator[StepEvent]],
+                 total: int, start_image: Image.Image, notices: list[str] | None = None):
+        self.task, self.params, self.total = task, params, total
+        self.notices: list[str] = notices if notices is not None else []
+        self.latest: StepEvent | None = None
+        self.start_image = start_image
+        self.started_at: float | None = None
+        self._stop = threading.Event()
+        self._steps = steps
+        self._gen: Iterator[StepEvent] | None = None
+        self._finished = False
+
+    def __iter__(self) -> Run:
+        return self
+
+    def __next__(self) -> StepEvent:
+        if self._finished:
+            raise StopIteration
+        if self._gen is None:
+            self.started_at = time.perf_counter()
+            self._gen = self._steps(self._stop)
+        try:
+            event = next(self._gen)
+        except BaseException:
+            self._finished = True
+            raise
+        self.latest = event
+        return event
+
+    def stop(self) -> None:
+        """Ask the run to end; it does so within a step, keeping the last good image. Safe from any thread."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._stop.is_set()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended (gone to the end, stopped, or failed)."""
+        return self._finished
+
+    @property
+    def completed(self) -> bool:
+        """Whether the run went to its last step."""
+        return self.latest is not None and self.latest.done
+
+    def image(self) -> Image.Image:
+        """The latest image at the output size: the last step's, or the prepared input before any step."""
+        return self.latest.pil() if self.latest is not None else self.start_image.copy()
+
+    def close(self) -> None:
+        """End the run now and free what it holds (the engine's generator is closed)."""
+        self._stop.set()
+        if self._gen is not None:
+            self._gen.close()
+        self._finished = True
+
+    def run(self, on_step: Callable[[StepEvent], Any] | None = None) -> Image.Image:
+        """Pull every event, calling ``on_step(event)`` on each, and return the final image.
+
+        If ``on_step`` raises (or the consumer is interrupted), the run is closed and the error propagates; the
+        last good image stays available from :meth:`image`.
+        """
+        try:
+            for event in self:
+                if on_step is not None:
+                    on_step(event)
+        except BaseException:
+            self.close()
+            raise
+        return self.image()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def run_with_notices(run: Run) -> Image.Image:
+    """Run to the end and return the final image, issuing the run's notices as warnings as they appear."""
+    import warnings
+
+    shown = 0
+
+    def show(_event: Any = None) -> None:
+        nonlocal shown
+        for notice in run.notices[shown:]:
+            warnings.warn(notice, stacklevel=4)
+        shown = len(run.notices)
+
+    show()
+    result = run.run(show)
+    show()
+    return result

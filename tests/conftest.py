@@ -1,0 +1,37 @@
+"""Shared fixtures. Tests never touch the network: NBART_OFFLINE=1 makes `auto` weights fall back at once, and
+Keras' cache is a private folder so a developer's ~/.keras can't change results."""
+
+import os
+import pathlib
+import tempfile
+
+os.environ.setdefault("NBART_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), f"nbart-test-keras-{os.getuid()}"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED_IMAGES = pathlib.Path(os.environ.get("NBART_IMAGES", ROOT.parent / "shared" / "images"))
+
+
+def shared_image(name: str) -> pathlib.Path:
+    """A photo or painting from ../shared/images (NBART_IMAGES); skip the test where it is absent."""
+    path = SHARED_IMAGES / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: set NBART_IMAGES to the shared test-image folder to run this test")
+    return path
+
+
+@pytest.fixture
+def gradient_image() -> Image.Image:
+    """A small smooth RGB image (96x80) with some structure, for plumbing tests."""
+    y, x = np.mgrid[0:80, 0:96].astype(np.float32)
+    rgb = np.stack([x / 95, y / 79, 0.5 + 0.5 * np.sin(x / 7) * np.cos(y / 5)], axis=-1)
+    return Image.fromarray((rgb * 255).round().astype(np.uint8))
+
+
+# Tiny, fast runs: random VGG16 weights and small images. Plumbing tests use these keywords.
+TINY = dict(model="vgg16", weights="none", max_size=64, octaves=2, steps=2, seed=0, precision="float32")

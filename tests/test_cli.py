@@ -1,0 +1,134 @@
+import subprocess
+import sys
+
+import pytest
+from conftest import TINY
+from PIL import Image
+
+from nbart import cli, events, images
+from nbart.params import DreamParams, fields_of
+
+TINY_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+
+
+@pytest.fixture
+def photo(tmp_path, gradient_image):
+    path = tmp_path / "photo.jpg"
+    gradient_image.save(path)
+    return path
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("nbart: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_flags_are_the_spec_fields():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["dream"]
+    dests = {a.dest for a in sub._actions} - {"help", "input"} - set(cli.CLI_ONLY_FLAGS)
+    assert dests == {f.name for f in fields_of(DreamParams)}
+
+
+def test_models_lists_backbones_layers_and_weights(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "inception_v3" in out and "mixed0, mixed1" in out and "block5_conv4" in out
+    assert "offline (HED VGG16, bundled)" in out
+
+
+def test_dream_writes_the_image_with_its_parameters(photo, tmp_path, capsys):
+    out, gif = tmp_path / "out.png", tmp_path / "run.gif"
+    assert cli.main(["dream", str(photo), "-o", str(out), "--gif", str(gif), "--octaves=1", *TINY_FLAGS[:1],
+                     "--weights=none", "--max-size=64", "--steps=3", "--seed=0", "--precision=float32"]) == 0
+    meta = images.read_params(out)
+    assert meta["task"] == "dream" and meta["params"]["steps"] == 3 and meta["steps_done"] == 3
+    assert Image.open(out).size == (64, 53)
+    with Image.open(gif) as g:
+        assert g.n_frames == 3
+    err = capsys.readouterr().err
+    assert "dream" in err and "3/3" in err  # the tqdm bar went to stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps=0"], "steps must be >= 1 (got 0)"),
+        (["--steps=x"], "argument --steps: must be an integer (got 'x')"),
+        (["--octave-scale=nan"], "octave_scale must be a finite number (got nan)"),
+        (["--model=resnet"], "argument --model: invalid choice: 'resnet'"),
+        (["--layers=block9_conv1"], "unknown layer 'block9_conv1' for vgg16; choose from block1_conv1..block5_conv3"),
+        (["--weights=imagenet"], "ImageNet weights for vgg16 are not in"),
+        (["--weights=missing.h5"], "weights must be auto, imagenet, offline, none or the path of a weights file"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_parameters_exit_2_with_one_line(photo, tmp_path, capsys, args, message):
+    out = tmp_path / "out.png"
+    assert cli.main(["dream", str(photo), "-o", str(out), "--model=vgg16", *args]) == 2
+    assert message in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_bad_inputs_and_outputs_exit_2_with_one_line(photo, tmp_path, capsys):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    cases = [
+        (["dream", str(tmp_path / "nope.jpg"), "-o", str(tmp_path / "o.png")], "no such file"),
+        (["dream", str(text), "-o", str(tmp_path / "o.png")], "is not an image file"),
+        (["dream", str(photo), "-o", str(photo)], "is the input"),
+        (["dream", str(photo), "-o", str(tmp_path / "o.bmp")], "output must end in .png"),
+        (["dream", str(photo), "-o", str(tmp_path / "missing" / "o.png")], "does not exist"),
+        (["dream", str(photo), "-o", str(tmp_path / "o.png"), "--gif", str(tmp_path / "o.mp4")], "must end in .gif"),
+        (["dream", str(photo)], "the following arguments are required: -o/--output"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == 2, argv
+        assert message in _error_line(capsys), argv
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_ctrl_c_writes_the_current_image_and_exits_130(photo, tmp_path, monkeypatch, capsys):
+    real_next = events.Run.__next__
+
+    def interrupted(self):
+        if self.latest is not None and self.latest.step == 2:
+            raise KeyboardInterrupt
+        return real_next(self)
+
+    monkeypatch.setattr(events.Run, "__next__", interrupted)
+    out = tmp_path / "out.png"
+    assert cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS, "--steps=10"]) == 130
+    assert images.read_params(out)["steps_done"] == 2
+    assert "interrupted at step 2/20" in capsys.readouterr().err
+
+
+def test_a_failed_run_leaves_no_output(photo, tmp_path, monkeypatch, capsys):
+    real_next = events.Run.__next__
+
+    def failing(self):
+        if self.latest is not None:
+            raise RuntimeError("engine fault")
+        return real_next(self)
+
+    monkeypatch.setattr(events.Run, "__next__", failing)
+    out = tmp_path / "out.png"
+    with pytest.raises(RuntimeError):
+        cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS])
+    assert list(tmp_path.iterdir()) == [photo]
+
+
+def test_offline_notice_is_one_line_on_stderr(photo, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert cli.main(["dream", str(photo), "-o", str(out), "--octaves=1", "--steps=1", "--max-size=80",
+                     "--precision=float32", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("nbart: note: ImageNet weights for inception_v3 are not cached") == 1
+
+
+def test_python_dash_m_and_version():
+    done = subprocess.run([sys.executable, "-m", "nbart", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("nbart ")
