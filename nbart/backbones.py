@@ -316,6 +316,8 @@ _models: collections.OrderedDict = collections.OrderedDict()
 _extractors: collections.OrderedDict = collections.OrderedDict()
 MAX_MODELS = 3
 MAX_EXTRACTORS = 8
+# Run extractors through nbart.lean (folded BatchNorm, weights in the compute dtype); False runs the Keras model.
+LEAN = os.environ.get("NBART_LEAN", "1") not in ("0", "")
 
 
 def _build(bb: Backbone, weights: str | None, precision: str) -> Any:
@@ -365,11 +367,23 @@ class Extractor:
         self.model = keras.Model(net.input, [net.get_layer(name).output for name in layers])
         self.channels = {name: net.get_layer(name).output.shape[-1] for name in layers}
         self.functions: dict[Any, Any] = {}  # traced tf.functions of the tasks, kept with the extractor
+        self.lean = None
+        if LEAN:
+            from nbart.lean import LeanNetwork
+
+            try:  # the same network with BatchNorm folded and no Keras layer overhead; see nbart/lean.py
+                self.lean = LeanNetwork(self.model, "bfloat16" if precision == "bfloat16" else "float32")
+            except (ValueError, AttributeError, TypeError):
+                self.lean = None
 
     def __call__(self, images: Any) -> list:
         tf = _tf()
-        outputs = self.model(self.backbone.preprocess(images))
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        x = self.backbone.preprocess(images)
+        if self.lean is not None:
+            outputs = self.lean(x)
+        else:
+            outputs = self.model(x)
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         return [tf.cast(a, tf.float32) for a in outputs]
 
 

@@ -119,27 +119,34 @@ def tiled_gradient(fn: Any, image: Any, coefficients: Any, tile_size: int, shift
     """
     import tensorflow as tf
 
-    height, width = int(image.shape[0]), int(image.shape[1])
     rolled = tf.roll(image, shift=list(shift), axis=[0, 1]) if any(shift) else image
-    if height <= tile_size and width <= tile_size:
-        means, gradient = fn(rolled, coefficients)
-        means = means.numpy()
-    else:
-        rows, means = [], 0.0
-        for y0, y1 in _tiles(height, tile_size):
-            row = []
-            for x0, x1 in _tiles(width, tile_size):
-                if stop is not None and stop.is_set():
-                    raise Stopped
-                share = (y1 - y0) * (x1 - x0) / (height * width)
-                tile_means, tile_gradient = fn(rolled[y0:y1, x0:x1], coefficients)
-                means = means + share * tile_means.numpy()
-                row.append(tile_gradient * share)
-            rows.append(tf.concat(row, axis=1))
-        gradient = tf.concat(rows, axis=0)
+    means, gradient = _tiled(fn, rolled, coefficients, tile_size, stop)
     if any(shift):
         gradient = tf.roll(gradient, shift=[-shift[0], -shift[1]], axis=[0, 1])
     return means, gradient
+
+
+def _tiled(fn: Any, image: Any, coefficients: Any, tile_size: int,
+           stop: threading.Event | None = None) -> tuple[np.ndarray, Any]:
+    """:func:`tiled_gradient` without the roll: one call of ``fn`` per tile, area-weighted."""
+    import tensorflow as tf
+
+    height, width = int(image.shape[0]), int(image.shape[1])
+    if height <= tile_size and width <= tile_size:
+        means, gradient = fn(image, coefficients)
+        return means.numpy(), gradient
+    rows, means = [], 0.0
+    for y0, y1 in _tiles(height, tile_size):
+        row = []
+        for x0, x1 in _tiles(width, tile_size):
+            if stop is not None and stop.is_set():
+                raise Stopped
+            share = (y1 - y0) * (x1 - x0) / (height * width)
+            tile_means, tile_gradient = fn(image[y0:y1, x0:x1], coefficients)
+            means = means + share * tile_means.numpy()
+            row.append(tile_gradient * share)
+        rows.append(tf.concat(row, axis=1))
+    return means, tf.concat(rows, axis=0)
 
 
 def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> Run:
@@ -177,7 +184,7 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
     precision = backbones.resolve_precision(p.precision)
     layer_names = tuple(dict.fromkeys(name for name, _ in specs))
     ext = backbones.extractor(resolved.backbone, resolved.weights, precision, layer_names)
-    means_fn, gradient_fn = _functions(ext, specs)
+    _, gradient_fn = _functions(ext, specs)
     weights = np.asarray(layer_weights, np.float32)
     rng = np.random.default_rng(p.seed)
     full = tf.constant(original)
@@ -192,6 +199,17 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
             return image.numpy()
         return tf.clip_by_value(full + resize(image - base, full_size), 0.0, 1.0).numpy()
 
+    small_originals: dict[tuple[int, int], Any] = {}
+
+    def composite_small(image: Any, base: Any, size: tuple[int, int]) -> Any:
+        """:func:`composite` made straight at a preview ``size``: the original and the detail, both resized."""
+        if tuple(image.shape[:2]) == full_size:
+            return None  # already full size: the event downsizes the full image, which is cheaper
+        if size not in small_originals:
+            small_originals.clear()
+            small_originals[size] = resize(full, size)
+        return tf.clip_by_value(small_originals[size] + resize(image - base, size), 0.0, 1.0).numpy()
+
     step, total, detail, means = 0, len(sizes) * p.steps, None, None
     for octave, size in enumerate(sizes):
         base = resize(full, size)
@@ -204,7 +222,12 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
             if tiled:  # move the tile seams to a new random place at every step
                 shift = (shift[0] + int(rng.integers(0, p.tile_size)), shift[1] + int(rng.integers(0, p.tile_size)))
             if means is None:
-                means = means_fn(image).numpy()
+                # The first step's layer means, from the gradient function with zero coefficients: at the coarsest
+                # octave this costs less than tracing a separate forward-only function, and it is tiled like a step.
+                try:
+                    means = _tiled(gradient_fn, image, tf.zeros([len(specs)], tf.float32), p.tile_size, stop)[0]
+                except Stopped:
+                    return
             # Each layer's weight over its current mean activation: every layer contributes its relative gain.
             coefficients = tf.constant(weights / (np.abs(means) + 1e-3), tf.float32)
             try:
@@ -224,6 +247,7 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
                 loss, time.perf_counter() - t0, full_size,
                 render=lambda image=image, base=base: composite(image, base), done=step == total,
                 metrics={"activation": -loss},
+                render_small=lambda size, image=image, base=base: composite_small(image, base, size),
             )
         detail = image - base
 

@@ -1,0 +1,61 @@
+"""The performance paths compute the same thing as the plain ones: the lean executor, previews, precision choice.
+
+No timings are asserted here; speed is measured by benchmarks/bench.py."""
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+from nbart import backbones
+from nbart.deepdream import dream_run
+from nbart.events import preview_jpeg
+
+
+def _randomize_batchnorm(net, seed=0):
+    """Give every BatchNormalization non-trivial statistics, so that folding them is really tested."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            values = []
+            for w in layer.weights:
+                name = w.path.split("/")[-1]
+                if name == "moving_variance":
+                    values.append(np.abs(rng.normal(1.0, 0.3, w.shape)) + 0.1)
+                else:
+                    values.append(rng.normal(0.0, 0.2, w.shape))
+            layer.set_weights(values)
+
+
+@pytest.mark.parametrize("model, layers", [("inception_v3", ("mixed0", "mixed2")), ("vgg16", ("block1_conv2",))])
+def test_lean_extractor_matches_the_keras_model(model, layers, monkeypatch):
+    import tensorflow as tf
+
+    bb = backbones.get(model)
+    backbones.clear_cache()
+    net = backbones.model(bb, "none", "float32")
+    _randomize_batchnorm(net)
+    lean = backbones.Extractor(bb, "none", "float32", layers)
+    monkeypatch.setattr(backbones, "LEAN", False)
+    plain = backbones.Extractor(bb, "none", "float32", layers)
+    assert lean.lean is not None and plain.lean is None
+    if model == "inception_v3":
+        assert lean.lean.folded > 0  # its conv + BatchNorm pairs were folded
+    x = tf.constant(np.random.default_rng(1).random((1, 80, 96, 3)), tf.float32)
+    for a, b in zip(lean(x), plain(x)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(b))))
+    backbones.clear_cache()
+
+
+def test_preview_is_the_downscaled_image_and_a_jpeg(gradient_image):
+    run = dream_run(gradient_image, **{**TINY, "max_size": 96, "octaves": 2, "octave_scale": 1.5})
+    events = list(run)
+    for event in events:
+        small = event.preview(48)
+        assert small.shape == (40, 48, 3) and small.dtype == np.uint8
+        full = event.image().astype(np.float32)
+        reference = full.reshape(40, 2, 48, 2, 3).mean(axis=(1, 3))
+        assert np.abs(small.astype(np.float32) - reference).mean() < 4.0  # the same picture, up to resampling
+    jpeg = preview_jpeg(events[-1], max_size=64)
+    assert jpeg[:2] == b"\xff\xd8"
