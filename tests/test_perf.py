@@ -59,3 +59,28 @@ def test_preview_is_the_downscaled_image_and_a_jpeg(gradient_image):
         assert np.abs(small.astype(np.float32) - reference).mean() < 4.0  # the same picture, up to resampling
     jpeg = preview_jpeg(events[-1], max_size=64)
     assert jpeg[:2] == b"\xff\xd8"
+
+
+def test_auto_precision_takes_bfloat16_only_where_the_probe_finds_it_faster(monkeypatch):
+    import tensorflow as tf
+
+    assert backbones.resolve_precision("float32") == "float32"
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("on a GPU the choice follows its compute capability")
+    monkeypatch.setattr(backbones, "_cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(backbones, "_speedup", [1.0])  # bf16 no faster: stay in float32
+    assert backbones.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(backbones, "_speedup", [1.6])
+    assert backbones.resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(backbones, "_cpu_has_bf16", lambda: False)  # no bf16 hardware: never probed, float32
+    assert backbones.resolve_precision("auto") == "float32"
+
+
+def test_bf16_probe_measures_a_positive_ratio_and_caches_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(backbones, "_speedup", [])
+    ratio = backbones.bf16_speedup()
+    assert ratio > 0 and (tmp_path / "nbart_precision.json").is_file()
+    monkeypatch.setattr(backbones, "_speedup", [])
+    monkeypatch.setattr(backbones, "_probe_bf16", lambda: pytest.fail("probed again despite the cache"))
+    assert backbones.bf16_speedup() == round(ratio, 3)
