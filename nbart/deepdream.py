@@ -4,7 +4,8 @@ The algorithm of the original DeepDream notebook and the TensorFlow tutorial:
 
 - each step computes the gradient of the layers' mean activations with respect to the image, normalizes it by
   its standard deviation and moves the image ``step_size`` along it (pixel values stay in [0, 1]);
-- each layer's term is divided by its mean activation at the previous step (a constant for the gradient), so
+- each layer's term is divided by its mean activation at the previous step (the first step: at that step; a
+  constant for the gradient either way), so
   every layer contributes its *relative* gain and large-valued layers don't drown small ones; ``layer_weights``
   then mix them;
 - octaves run from coarse to full size; the detail a dream added at one octave is upscaled and re-injected into
@@ -64,7 +65,9 @@ def _functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | None], ..
     """The traced (means, means_and_gradient) pair of one (extractor, layer specs), serving every image size.
 
     ``means(image)`` gives each chosen layer's mean activation; ``means_and_gradient(image, coefficients)`` also
-    gives the gradient of ``sum(coefficients * means)`` with respect to the image (H, W, 3).
+    gives the gradient of ``sum(coefficients * means)`` with respect to the image (H, W, 3). A negative
+    coefficient ``-w`` stands for ``w / |mean|`` with this very call's mean (held constant for the gradient): a
+    run's first step uses it, as it has no previous step's means, and so needs no separate forward pass.
     """
     key = ("dream", specs)
     if key in ext.functions:
@@ -94,7 +97,8 @@ def _functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | None], ..
         with tf.GradientTape() as tape:
             tape.watch(image)
             m = layer_means(image)
-            objective = tf.reduce_sum(coefficients * m)
+            own = -coefficients / (tf.abs(tf.stop_gradient(m)) + 1e-3)
+            objective = tf.reduce_sum(tf.where(coefficients < 0, own, coefficients) * m)
         return m, tape.gradient(objective, image)
 
     ext.functions[key] = (means, means_and_gradient)
@@ -221,15 +225,9 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
             shift = tuple(int(s) for s in rng.integers(-p.jitter, p.jitter + 1, size=2)) if p.jitter else (0, 0)
             if tiled:  # move the tile seams to a new random place at every step
                 shift = (shift[0] + int(rng.integers(0, p.tile_size)), shift[1] + int(rng.integers(0, p.tile_size)))
-            if means is None:
-                # The first step's layer means, from the gradient function with zero coefficients: at the coarsest
-                # octave this costs less than tracing a separate forward-only function, and it is tiled like a step.
-                try:
-                    means = _tiled(gradient_fn, image, tf.zeros([len(specs)], tf.float32), p.tile_size, stop)[0]
-                except Stopped:
-                    return
             # Each layer's weight over its current mean activation: every layer contributes its relative gain.
-            coefficients = tf.constant(weights / (np.abs(means) + 1e-3), tf.float32)
+            # The first step has no means yet: negative coefficients make the function use its own (see _functions).
+            coefficients = tf.constant(-weights if means is None else weights / (np.abs(means) + 1e-3), tf.float32)
             try:
                 means, gradient = tiled_gradient(gradient_fn, image, coefficients, p.tile_size, shift, stop)
             except Stopped:
