@@ -1,0 +1,44 @@
+"""Smoke test of benchmarks/bench.py at tiny sizes: the harness runs and its table renders. No timings asserted."""
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("nbart_bench", BENCH / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(BENCH))
+
+
+def test_dream_benchmark_runs_both_engines_and_reports_ratios(bench):
+    result = bench.dream_speed(64, steps=1, repeats=1, model="vgg16")
+    assert set(result["steps_per_s"]) == {"tutorial TiledGradients", "tutorial in-graph loop", "nbart auto",
+                                          "nbart float32"}
+    assert all(v > 0 for v in result["steps_per_s"].values()) and result["ratio_vs_tiled"] > 0
+    preview = bench.preview_cost(64, model="vgg16")
+    assert preview["frames"] >= 1 and 0 <= preview["fraction"] < 1
+    text = bench.report({"machine": "test", "dream": [result], "preview": preview})
+    assert "nbart/baseline" in text and "% of run time" in text
+
+
+def test_tutorial_style_baseline_lowers_its_loss(bench):
+    import numpy as np
+    from tutorial import TutorialStyle
+
+    from nbart import backbones
+
+    rng = np.random.default_rng(0)
+    content, style = rng.random((40, 48, 3)).astype(np.float32), rng.random((40, 48, 3)).astype(np.float32)
+    baseline = TutorialStyle(backbones.model(backbones.get("vgg16"), "none"), content, style)
+    before = baseline.loss(content)
+    out = baseline.run(5)
+    assert out.shape == content.shape and baseline.loss(out) < before
