@@ -17,7 +17,7 @@ from typing import Any
 from nbart import backbones
 from nbart.backbones import WeightsError
 from nbart.images import SAVE_FORMATS, ImageError, sample_names, save_gif, save_image
-from nbart.params import DreamParams, FieldInfo, ParamError, fields_of
+from nbart.params import DreamParams, FieldInfo, ParamError, StyleParams, fields_of
 
 GIF_MAX_FRAMES = 120
 CLI_ONLY_FLAGS = ("output", "gif", "quiet")  # the flags that are not parameters of the engine
@@ -50,8 +50,7 @@ def _typed(kind: str) -> Callable[[str], Any]:
 def _show_default(info: FieldInfo) -> str:
     value = info.default
     if isinstance(value, tuple):
-        return ",".join(map(str, value)) if value else "the model's defaults" if info.name.endswith("layers") \
-            else "none"
+        return ",".join(map(str, value)) if value else "empty"
     return str(value)
 
 
@@ -82,9 +81,17 @@ class Task:
 
     name: str
     params_cls: type
-    start: Callable[..., Any]  # (inputs, params) -> Run
-    inputs: tuple[str, ...]  # positional argument names
+    start: Callable[..., Any]  # (args, params) -> Run
+    inputs: tuple[tuple[str, str | None], ...]  # positional image arguments: (name, argparse nargs)
     help: str
+
+    def input_paths(self, args: argparse.Namespace) -> list[str]:
+        """Every image the command line names, flattened."""
+        paths: list[str] = []
+        for name, _ in self.inputs:
+            value = getattr(args, name)
+            paths.extend(value if isinstance(value, list) else [value])
+        return paths
 
 
 def _dream_start(args: argparse.Namespace, params: DreamParams) -> Any:
@@ -93,8 +100,16 @@ def _dream_start(args: argparse.Namespace, params: DreamParams) -> Any:
     return dream_run(args.input, params)
 
 
+def _style_start(args: argparse.Namespace, params: StyleParams) -> Any:
+    from nbart.styletransfer import style_run
+
+    return style_run(args.content, args.style, params)
+
+
 TASKS = [
-    Task("dream", DreamParams, _dream_start, ("input",), "deep-dream an image"),
+    Task("dream", DreamParams, _dream_start, (("input", None),), "deep-dream an image"),
+    Task("style", StyleParams, _style_start, (("content", None), ("style", "+")),
+         "paint a content image in the style of one or more style images"),
 ]
 
 
@@ -109,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     samples = ", ".join(f"sample:{n}" for n in sample_names())
     for task in TASKS:
         p = sub.add_parser(task.name, help=task.help, description=task.help)
-        for name in task.inputs:
-            p.add_argument(name, help=f"image: a path, an http(s) URL, or a bundled sample ({samples})")
+        for name, nargs in task.inputs:
+            p.add_argument(name, nargs=nargs, help=f"image{'s' if nargs else ''}: a path, an http(s) URL, or a "
+                                                   f"bundled sample ({samples})")
         p.add_argument("-o", "--output", required=True,
                        help=f"where to write the result ({', '.join(SAVE_FORMATS)}); written atomically")
         p.add_argument("--gif", metavar="PATH", help="also write the run as an animated GIF")
@@ -150,15 +166,14 @@ def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
 
 def _metadata(run: Any, task: Task, args: argparse.Namespace) -> dict:
     meta = {"task": task.name, "params": run.params.to_dict(), "steps_done": run.latest.step if run.latest else 0}
-    meta["inputs"] = [getattr(args, name) for name in task.inputs]
+    meta["inputs"] = task.input_paths(args)
     return meta
 
 
 def _run_task(task: Task, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    inputs = [getattr(args, name) for name in task.inputs]
-    _check_paths(args, inputs)
+    _check_paths(args, task.input_paths(args))
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
     run = task.start(args, params)
