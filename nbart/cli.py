@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nbart {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     sub.add_parser("models", help="list the backbones, their layers, and which weights are available here")
+    download = sub.add_parser("download", help="fetch ImageNet weights into Keras' cache and build the offline ones")
+    download.add_argument("models", nargs="*", metavar="MODEL",
+                          help=f"backbones to fetch (default: the defaults of dream and style: {_default_models()})")
     samples = ", ".join(f"sample:{n}" for n in sample_names())
     for task in TASKS:
         p = sub.add_parser(task.name, help=task.help, description=task.help)
@@ -144,6 +147,19 @@ def _models() -> str:
         lines.append(f"{name}\n  layers: {', '.join(bb.layers)}\n  dream default: {', '.join(bb.dream_layers)}\n"
                      f"  content default: {', '.join(bb.content_layers)}\n"
                      f"  style default: {', '.join(bb.style_layers)}\n  weights: {weights}")
+    return "\n".join(lines) + "\n"
+
+
+def _default_models() -> str:
+    return ", ".join(dict.fromkeys(t.params_cls().model for t in TASKS))
+
+
+def _download(models: Sequence[str]) -> str:
+    lines = []
+    chosen = [backbones.get(name) for name in models or _default_models().split(", ")]  # unknown names fail first
+    for bb in chosen:
+        lines.append(f"{bb.name}: {backbones.download_imagenet(bb)}")
+    lines.append(f"offline vgg16: {backbones.offline_weights_path()}")
     return "\n".join(lines) + "\n"
 
 
@@ -226,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "models":
             sys.stdout.write(_models())
+            return 0
+        if args.command == "download":
+            sys.stdout.write(_download(args.models))
             return 0
         task = next(t for t in TASKS if t.name == args.command)
         return _run_task(task, args)
