@@ -4,7 +4,7 @@ The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_ima
 widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
-from nbart.backbones import WeightsError
+from nbart.backbones import WeightsError, activations
 from nbart.deepdream import dream, dream_run
 from nbart.events import Run, StepEvent
 from nbart.images import ImageError, load_image, sample_names, save_image
@@ -15,5 +15,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
-    "StyleParams", "Run", "StepEvent", "ParamError", "ImageError", "WeightsError", "__version__",
+    "StyleParams", "Run", "StepEvent", "activations", "ParamError", "ImageError", "WeightsError", "__version__",
 ]
