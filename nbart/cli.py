@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -186,6 +188,39 @@ def _metadata(run: Any, task: Task, args: argparse.Namespace) -> dict:
     return meta
 
 
+# TensorFlow's native start-up lines (oneDNN, CUDA probing on CPU machines, CPU-feature hints): informational.
+_NATIVE_NOISE = re.compile(
+    r"^(I0000 |WARNING: All log messages before absl|E0000 .*(cuInit|CUDA)|W0000 .*(cuda|TensorRT)|"
+    r"To enable the following instructions|.*rebuild TensorFlow with the appropriate compiler flags)"
+)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its native start-up chatter hidden from the terminal; other lines are replayed.
+
+    TensorFlow writes these from C++ straight to file descriptor 2, before any Python logging exists, so the only
+    way to keep a progress bar readable is to hold fd 2 while it starts.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # CUDA probing happens here, once
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if line.strip() and not _NATIVE_NOISE.search(line):
+                    print(line, file=sys.stderr)
+
+
 def _run_task(task: Task, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -193,6 +228,7 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
     run = task.start(args, params)
+    _import_tensorflow_quietly()
     frames: list = []
     stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
     shown = 0
@@ -209,8 +245,8 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     try:
         note_new()
         for event in run:
-            bar.update(1)
             bar.set_postfix_str(f"{event.label} loss={event.loss:.4g}", refresh=False)
+            bar.update(1)
             note_new()
             if args.gif and (event.step % stride == 0 or event.done):
                 frames.append(event.image())
