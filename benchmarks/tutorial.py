@@ -156,7 +156,8 @@ class TutorialStyle:
     style_weight, content_weight, total_variation_weight = 1e-2, 1e4, 30.0
 
     def __init__(self, base: Any, content: np.ndarray, style: np.ndarray,
-                 style_layers: tuple[str, ...] = STYLE_LAYERS, content_layers: tuple[str, ...] = CONTENT_LAYERS):
+                 style_layers: tuple[str, ...] = STYLE_LAYERS, content_layers: tuple[str, ...] = CONTENT_LAYERS,
+                 total_variation_weight: float = 30.0):
         import keras
         import tensorflow as tf
 
@@ -172,6 +173,8 @@ class TutorialStyle:
                 return {"content": dict(zip(content_layers, outputs[n_style:])),
                         "style": dict(zip(style_layers, styles))}
 
+        self.total_variation_weight = total_variation_weight  # 0: the tutorial's first run, without TV
+        self.style_layers, self.content_layers = style_layers, content_layers
         self.extractor = StyleContentModel()
         self.style_targets = self.extractor(tf.constant(style[None], tf.float32))["style"]
         self.content_targets = self.extractor(tf.constant(content[None], tf.float32))["content"]
@@ -192,7 +195,25 @@ class TutorialStyle:
                                for n in outputs["style"]]) * self.style_weight / self.n_style
         content_loss = tf.add_n([tf.reduce_mean((outputs["content"][n] - self.content_targets[n]) ** 2)
                                  for n in outputs["content"]]) * self.content_weight / self.n_content
-        return style_loss + content_loss + self.total_variation_weight * tf.image.total_variation(image)[0]
+        loss = style_loss + content_loss
+        if self.total_variation_weight:
+            loss += self.total_variation_weight * tf.image.total_variation(image)[0]
+        return loss
+
+    def nbart_weights(self) -> dict:
+        """nbart style parameters whose objective is this tutorial loss without total variation, up to a constant
+        factor: nbart divides each term by its target's mean square, so the weights put that factor back."""
+        import tensorflow as tf
+
+        content_ms = [float(tf.reduce_mean(tf.square(self.content_targets[n]))) for n in self.content_layers]
+        style_ms = [float(tf.reduce_mean(tf.square(self.style_targets[n]))) for n in self.style_layers]
+        assert len(content_ms) == 1, "nbart has one content weight"
+        content_weight = self.content_weight * content_ms[0]
+        style_weight = self.style_weight / self.n_style * sum(style_ms)
+        scale = max(content_weight, style_weight) / 100.0  # a common factor changes no minimizer
+        return dict(content_layers=self.content_layers, style_layers=self.style_layers,
+                    content_weight=content_weight / scale, style_weight=style_weight / scale,
+                    style_layer_weights=tuple(m / sum(style_ms) for m in style_ms), tv_weight=0.0)
 
     def loss(self, image: np.ndarray) -> float:
         """The tutorial's total loss (with total variation) of a float RGB image in [0, 1]."""
