@@ -10,10 +10,11 @@ from nbart.events import Run, StepEvent
 from nbart.images import ImageError, load_image, sample_names, save_image
 from nbart.params import DreamParams, ParamError, StyleParams
 from nbart.styletransfer import style_run, style_transfer
+from nbart.warmup import prepare
 
 __version__ = "0.1.0"
 
 __all__ = [
     "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
-    "StyleParams", "Run", "StepEvent", "activations", "ParamError", "ImageError", "WeightsError", "__version__",
+    "StyleParams", "Run", "StepEvent", "activations", "prepare", "ParamError", "ImageError", "WeightsError", "__version__",
 ]

@@ -84,3 +84,33 @@ def test_bf16_probe_measures_a_positive_ratio_and_caches_it(monkeypatch, tmp_pat
     monkeypatch.setattr(backbones, "_speedup", [])
     monkeypatch.setattr(backbones, "_probe_bf16", lambda: pytest.fail("probed again despite the cache"))
     assert backbones.bf16_speedup() == round(ratio, 3)
+
+
+def test_prepare_builds_and_traces_what_runs_then_reuse(gradient_image):
+    import tensorflow as tf
+
+    from nbart import warmup
+    from nbart.deepdream import dream_run
+    from nbart.styletransfer import style_run
+
+    backbones.clear_cache()
+    warmup.prepare("dream", **TINY)
+    warmup.prepare("style", model="vgg16", weights="none", precision="float32")
+    traced = {key for ext in backbones._extractors.values() for key in ext.functions}
+    assert any(k[0] == "dream" for k in traced) and any(k[0] == "style" for k in traced)
+    counts = {}
+    for ext in backbones._extractors.values():
+        for key, fns in ext.functions.items():
+            counts[key] = [f.experimental_get_tracing_count() for f in fns if isinstance(f, tf.types.experimental.
+                                                                                        PolymorphicFunction)]
+    list(dream_run(gradient_image, **TINY))
+    list(style_run(gradient_image, gradient_image, model="vgg16", weights="none", precision="float32", steps=1,
+                   max_size=64))
+    for ext in backbones._extractors.values():  # the runs reused the traced functions: no new trace
+        for key, fns in ext.functions.items():
+            if key in counts:
+                now = [f.experimental_get_tracing_count() for f in fns
+                       if isinstance(f, tf.types.experimental.PolymorphicFunction)]
+                assert now == counts[key], key
+    with pytest.raises(ValueError, match="task must be"):
+        warmup.prepare("paint")
