@@ -174,6 +174,7 @@ class TutorialStyle:
                         "style": dict(zip(style_layers, styles))}
 
         self.total_variation_weight = total_variation_weight  # 0: the tutorial's first run, without TV
+        self.style_layer_weights = {n: 1.0 for n in style_layers}  # the tutorial weighs its style layers equally
         self.style_layers, self.content_layers = style_layers, content_layers
         self.extractor = StyleContentModel()
         self.style_targets = self.extractor(tf.constant(style[None], tf.float32))["style"]
@@ -191,7 +192,8 @@ class TutorialStyle:
         import tensorflow as tf
 
         outputs = self.extractor(image)
-        style_loss = tf.add_n([tf.reduce_mean((outputs["style"][n] - self.style_targets[n]) ** 2)
+        style_loss = tf.add_n([self.style_layer_weights[n] * tf.reduce_mean((outputs["style"][n] -
+                                                                             self.style_targets[n]) ** 2)
                                for n in outputs["style"]]) * self.style_weight / self.n_style
         content_loss = tf.add_n([tf.reduce_mean((outputs["content"][n] - self.content_targets[n]) ** 2)
                                  for n in outputs["content"]]) * self.content_weight / self.n_content
@@ -200,20 +202,29 @@ class TutorialStyle:
             loss += self.total_variation_weight * tf.image.total_variation(image)[0]
         return loss
 
-    def nbart_weights(self) -> dict:
-        """nbart style parameters whose objective is this tutorial loss without total variation, up to a constant
-        factor: nbart divides each term by its target's mean square, so the weights put that factor back."""
+    def rebalance(self, content_weight: float = 1.0, style_weight: float = 30.0) -> None:
+        """Re-weigh this loss to nbart's balance of relative terms, keeping the tutorial's content weight.
+
+        The tutorial's weights (content 1e4, style 1e-2) were tuned for ImageNet VGG19; on another network the
+        feature scales differ and they can make the content image itself near-optimal. nbart's objective
+        ``content_weight * MSE_c / ms(P) + style_weight * mean_l MSE_l / ms(A_l)`` (``ms``: the target's mean
+        square) is the same on any network; multiplied by ``1e4 * ms(P) / content_weight`` it becomes this loss
+        with the tutorial's content weight, so Adam's gradients keep the tutorial's scale (its epsilon 0.1 is not
+        scale-free) while L-BFGS, which is, sees nbart's objective. Only one content layer is supported.
+        """
         import tensorflow as tf
 
-        content_ms = [float(tf.reduce_mean(tf.square(self.content_targets[n]))) for n in self.content_layers]
-        style_ms = [float(tf.reduce_mean(tf.square(self.style_targets[n]))) for n in self.style_layers]
-        assert len(content_ms) == 1, "nbart has one content weight"
-        content_weight = self.content_weight * content_ms[0]
-        style_weight = self.style_weight / self.n_style * sum(style_ms)
-        scale = max(content_weight, style_weight) / 100.0  # a common factor changes no minimizer
-        return dict(content_layers=self.content_layers, style_layers=self.style_layers,
-                    content_weight=content_weight / scale, style_weight=style_weight / scale,
-                    style_layer_weights=tuple(m / sum(style_ms) for m in style_ms), tv_weight=0.0)
+        assert self.n_content == 1, "one content layer"
+        content_ms = float(tf.reduce_mean(tf.square(self.content_targets[self.content_layers[0]])))
+        self.style_weight = style_weight * self.content_weight * content_ms / content_weight
+        self.style_layer_weights = {n: 1.0 / float(tf.reduce_mean(tf.square(self.style_targets[n])))
+                                    for n in self.style_layers}
+
+        @tf.function
+        def total_loss(image: Any) -> Any:  # traced anew: the weights above are constants of the trace
+            return self._loss(image)
+
+        self.total_loss = total_loss
 
     def loss(self, image: np.ndarray) -> float:
         """The tutorial's total loss (with total variation) of a float RGB image in [0, 1]."""
