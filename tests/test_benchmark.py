@@ -42,3 +42,13 @@ def test_tutorial_style_baseline_lowers_its_loss(bench):
     before = baseline.loss(content)
     out = baseline.run(5)
     assert out.shape == content.shape and baseline.loss(out) < before
+    baseline.total_variation_weight = 0.0  # as the benchmark compares
+    baseline.rebalance(content_weight=1.0, style_weight=30.0)  # nbart's balance: content 1, style 30 (relative)
+    ms = lambda t: float(np.mean(np.square(t)))  # noqa: E731
+    image = out[None]
+    outputs = baseline.extractor(image)
+    expected = 1e4 * ms(outputs["content"]["block5_conv2"] - baseline.content_targets["block5_conv2"]) + \
+        30 * 1e4 * ms(baseline.content_targets["block5_conv2"]) / 5 * sum(
+            ms(outputs["style"][n] - baseline.style_targets[n]) / ms(baseline.style_targets[n])
+            for n in baseline.style_layers)
+    assert baseline.loss(out) == pytest.approx(expected, rel=1e-4)
