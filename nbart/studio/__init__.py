@@ -1,0 +1,6 @@
+"""The studios: ipywidgets panels over the engine, with a live preview. The only package that imports ipywidgets."""
+
+from nbart.studio.base import Result, Studio
+from nbart.studio.dream import DreamStudio
+
+__all__ = ["DreamStudio", "Studio", "Result"]
