@@ -183,7 +183,7 @@ class Studio(widgets.VBox):
             box = widgets.VBox([img, button], layout=widgets.Layout(display="none", align_items="center",
                                                                      margin="0 6px 0 0"))
             self._slots.append((box, img, button))
-        self.history_box = widgets.HBox([s[0] for s in self._slots], layout=widgets.Layout(overflow_x="auto"))
+        self.history_box = widgets.HBox([s[0] for s in self._slots], layout=widgets.Layout(overflow="auto"))
         self.history_box.add_class("nbart-history")
 
         groups: dict[str, list[widgets.Widget]] = {}
@@ -413,7 +413,8 @@ class Studio(widgets.VBox):
         work = lambda: self._work(make_run, params, sources, continued, self._stop, state)  # noqa: E731
         if foreground:
             work()
-            self._ignore_clicks_until = time.monotonic() + 0.5
+            if self.mode == "foreground":
+                self._ignore_clicks_until = time.monotonic() + 0.5
         else:
             self.thread = threading.Thread(target=work, name=f"nbart-{self.task}-studio", daemon=True)
             self.thread.start()
