@@ -377,3 +377,13 @@ def test_an_image_given_in_code_is_used(gradient_image):
     assert s.pickers["image"].kind.value == "given"
     assert "result = nbart.dream(image," in s.code_text()
     assert s.start(block=True) and s.result.size == (64, 53)
+
+
+def test_the_engine_and_the_cli_never_import_ipywidgets():
+    import subprocess
+
+    code = ("import sys, nbart, nbart.cli, nbart.deepdream; nbart.cli.build_parser(); "
+            "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported'; "
+            "assert nbart.DreamStudio.__name__ == 'DreamStudio' and 'ipywidgets' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
