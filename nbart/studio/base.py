@@ -151,17 +151,18 @@ class Studio(widgets.VBox):
         set_tooltip(self.more_steps, "how many steps Continue adds")
         self.more_steps.add_class("nbart-more-steps")
 
+        # a fixed square box: frames of any shape fit without moving what lies below
+        side = f"{self.preview_size}px"
         self.preview = widgets.Image(format="png", layout=widgets.Layout(
-            width=f"{self.preview_size}px", max_width="100%", object_fit="contain", border="1px solid #ddd"))
+            width=side, height=side, object_fit="contain", border="1px solid #ddd"))
         self.preview.add_class("nbart-preview")
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width=f"{self.preview_size}px",
-                                                                                         max_width="100%"))
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width=side))
         self.progress.add_class("nbart-progress")
         self.status = widgets.HTML()
         self.status.add_class("nbart-status")
         self.message = widgets.HTML()  # notices and errors
         self.message.add_class("nbart-message")
-        self.curve = widgets.HTML(loss_svg([], [], 1))
+        self.curve = widgets.HTML(loss_svg([], []))
         self.curve.add_class("nbart-curve")
 
         self.code = widgets.Textarea(rows=4, layout=widgets.Layout(width="100%", display="none"))
@@ -196,12 +197,13 @@ class Studio(widgets.VBox):
         set_titles(tabs, [title for title, _ in pages])
 
         left = widgets.VBox([*self.pickers.values(), *image_controls, tabs],
-                            layout=widgets.Layout(width="460px", min_width="380px", margin="0 16px 0 0"))
+                            layout=widgets.Layout(width="420px", margin="0 16px 0 0"))
         b = self.buttons
-        actions = widgets.HBox([b["run"], b["stop"], b["continue"], self.more_steps, b["reset"]],
-                               layout=widgets.Layout(flex_flow="row wrap"))
+        more = widgets.HTML("more steps", layout=widgets.Layout(margin="0 12px 0 0"))
+        actions = widgets.HBox([b["run"], b["stop"], b["continue"], self.more_steps, more, b["reset"]],
+                               layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         right = widgets.VBox([actions, self.preview, self.progress, self.status, self.curve, self.message],
-                             layout=widgets.Layout(flex="1 1 auto"))
+                             layout=widgets.Layout(flex=f"1 1 {side}"))  # beside the settings when it fits
         header = widgets.HTML(f"<b style='font-size:15px'>{html.escape(self.title)}</b>"
                               f"<span style='color:#666'> · choose a picture and settings, then press Run</span>")
         bottom = widgets.VBox([
@@ -319,7 +321,7 @@ class Studio(widgets.VBox):
         self._controls.show(self._initial)
         self.current, self.result = None, None
         self.progress.value = 0
-        self.curve.value = loss_svg([], [], 1)
+        self.curve.value = loss_svg([], [])
         self._set_status("")
         self._say(None)
         self.code.layout.display = "none"
@@ -458,7 +460,7 @@ class Studio(widgets.VBox):
                         del frames[1::2]  # keep the GIF short: halve the frame rate
                     self.progress.value = event.step
                     self._set_status(status_line(event))
-                    self.curve.value = loss_svg(losses, stage_starts, run.total)
+                    self.curve.value = loss_svg(losses, stage_starts)
                     self._show_notices(run)
             self._finish(run, params, sources, continued, frames, "stopped" if run.stopped and not run.completed
                          else "done")

@@ -50,8 +50,8 @@ def status_line(event: Any) -> str:
     return " · ".join(parts)
 
 
-def loss_svg(losses: list[float], stage_starts: list[int], total: int, width: int = 300, height: int = 56) -> str:
-    """A small inline SVG of the loss so far: a line over ``total`` steps, dashed marks where a stage begins."""
+def loss_svg(losses: list[float], stage_starts: list[int], width: int = 300, height: int = 56) -> str:
+    """A small inline SVG of the loss so far, across its width; dashed marks where a stage (octave, size) begins."""
     pad = 2
     finite = [v for v in losses if math.isfinite(v)]
     if len(finite) < 2:
@@ -65,7 +65,7 @@ def loss_svg(losses: list[float], stage_starts: list[int], total: int, width: in
         span = (high - low) or 1.0
 
         def x(i: int) -> float:
-            return pad + (width - 2 * pad) * i / max(1, total - 1)
+            return pad + (width - 2 * pad) * i / max(1, len(losses) - 1)
 
         def y(v: float) -> float:
             return pad + (height - 2 * pad) * (high - v) / span
