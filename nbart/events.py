@@ -90,6 +90,7 @@ class Run:
         self._steps = steps
         self._gen: Iterator[StepEvent] | None = None
         self._finished = False
+        self.outcome: str | None = None  # "completed", "stopped" or "failed" once the run has ended
 
     def __iter__(self) -> Run:
         return self
@@ -102,8 +103,13 @@ class Run:
             self._gen = self._steps(self._stop)
         try:
             event = next(self._gen)
+        except StopIteration as end:
+            self._finished = True
+            self.outcome = end.value or ("stopped" if self.stopped else "completed")
+            raise
         except BaseException:
             self._finished = True
+            self.outcome = "stopped" if self.stopped else "failed"
             raise
         self.latest = event
         return event
@@ -124,8 +130,8 @@ class Run:
 
     @property
     def completed(self) -> bool:
-        """Whether the run went to its last step."""
-        return self.latest is not None and self.latest.done
+        """Whether the run went to its end (not stopped, no fault)."""
+        return self.outcome == "completed"
 
     def image(self) -> Image.Image:
         """The latest image at the output size: the last step's, or the prepared input before any step."""
@@ -136,7 +142,8 @@ class Run:
         self._stop.set()
         if self._gen is not None:
             self._gen.close()
-        self._finished = True
+        if not self._finished:
+            self._finished, self.outcome = True, "stopped"
 
     def run(self, on_step: Callable[[StepEvent], Any] | None = None) -> Image.Image:
         """Pull every event, calling ``on_step(event)`` on each, and return the final image.
