@@ -16,10 +16,10 @@ __version__ = "0.1.0"
 __all__ = [
     "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
     "StyleParams", "Run", "StepEvent", "activations", "ParamError", "ImageError", "WeightsError", "DreamStudio",
-    "__version__",
+    "StyleStudio", "__version__",
 ]
 
-_STUDIOS = ("DreamStudio",)
+_STUDIOS = ("DreamStudio", "StyleStudio")
 
 
 def __getattr__(name: str):

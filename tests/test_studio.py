@@ -15,8 +15,8 @@ ipywidgets = pytest.importorskip("ipywidgets")
 
 import nbart  # noqa: E402
 from nbart import cli, deepdream, events, images  # noqa: E402
-from nbart.params import DreamParams, fields_of  # noqa: E402
-from nbart.studio import DreamStudio  # noqa: E402
+from nbart.params import DreamParams, StyleParams, fields_of  # noqa: E402
+from nbart.studio import DreamStudio, StyleStudio  # noqa: E402
 from nbart.studio.compat import uploaded_files  # noqa: E402
 
 
@@ -45,12 +45,16 @@ def jpeg_or_png(data):
 # controls
 
 
-def test_cli_flags_widget_controls_and_spec_fields_are_the_same_set():
+@pytest.mark.parametrize("studio_cls, params_cls", [(DreamStudio, DreamParams), (StyleStudio, StyleParams)])
+def test_cli_flags_widget_controls_and_spec_fields_are_the_same_set(studio_cls, params_cls):
     parser = cli.build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices["dream"]
-    flags = {a.dest for a in sub._actions} - {"help", "input"} - set(cli.CLI_ONLY_FLAGS)
-    fields = {f.name for f in fields_of(DreamParams)}
-    assert set(DreamStudio().controls) == fields == flags
+    sub = next(a for a in parser._actions if a.dest == "command").choices[studio_cls.task]
+    inputs = {name for task in cli.TASKS if task.name == studio_cls.task for name, _ in task.inputs}
+    flags = {a.dest for a in sub._actions} - {"help"} - inputs - set(cli.CLI_ONLY_FLAGS)
+    fields = {f.name for f in fields_of(params_cls)}
+    studio = studio_cls()
+    assert set(studio.controls) == fields == flags
+    assert studio.params() == params_cls()  # the controls start at the spec's defaults
 
 
 def test_controls_start_from_the_keywords_and_read_back_as_params():
@@ -65,8 +69,6 @@ def test_controls_start_from_the_keywords_and_read_back_as_params():
     assert s.params() == DreamParams(model="vgg16", layers=("block3_conv1", "block4_conv3:7"),
                                      layer_weights=(1.0, 0.5), steps=250, step_size=0.02, seed=7, max_size=96)
     assert s.pickers["image"].source().items == ("sample:starry_night",)
-    # the defaults read back as the spec's defaults (default layers as "the model's defaults")
-    assert DreamStudio().params() == DreamParams()
 
 
 def test_layer_list_follows_the_model():
@@ -114,8 +116,8 @@ def test_a_threaded_run_updates_the_preview_while_the_main_thread_is_free():
     assert jpeg_or_png(frames.values[-1]) == "png" and s.preview.format == "png"  # PNG at the end
     assert all(t is s.thread for _, t in frames.changes[1:])  # set from the worker, never created there
     assert progress.values == sorted(progress.values) and s.progress.value == 40
-    assert s.result.size == (55, 64) and len(s.history) == 1 and s.history[0].outcome == "done"
-    assert "done: 40/40 steps" in s.status.value and "svg" in s.curve.value and "polyline" in s.curve.value
+    assert s.result.size == (55, 64) and len(s.history) == 1 and s.history[0].outcome == "completed"
+    assert "completed: 40/40 steps" in s.status.value and "svg" in s.curve.value and "polyline" in s.curve.value
     assert not s.buttons["run"].disabled and s.buttons["stop"].disabled and not s.buttons["save"].disabled
 
 
@@ -198,7 +200,7 @@ def test_on_colab_the_run_happens_in_the_foreground_with_live_updates(on_colab):
     assert s.mode == "foreground" and "interrupt" in s.message.value
     frames = Recorder(s.preview)
     assert s.start() is True  # returns when the run has ended
-    assert not s.running and s.thread is None and s.history[-1].outcome == "done"
+    assert not s.running and s.thread is None and s.history[-1].outcome == "completed"
     main = threading.main_thread()
     assert len(frames.changes) >= 5 and all(t is main for _, t in frames.changes)
     # a double-click's second click, queued while the run held the kernel, arrives now: it starts nothing
@@ -226,7 +228,7 @@ def test_an_interrupt_in_the_foreground_stops_gracefully_and_keeps_the_image(on_
 def test_blocking_mode_runs_in_the_calling_thread():
     s = tiny_studio()
     assert s.mode == "thread"
-    assert s.start(block=True) and s.thread is None and s.history[-1].outcome == "done"
+    assert s.start(block=True) and s.thread is None and s.history[-1].outcome == "completed"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -387,3 +389,58 @@ def test_the_engine_and_the_cli_never_import_ipywidgets():
             "assert nbart.DreamStudio.__name__ == 'DreamStudio' and 'ipywidgets' in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the style studio: the same machinery, two sources, two layer lists
+
+TINY_STYLE = dict(model="vgg16", weights="none", sizes=(48,), steps=3, seed=0, precision="float32")
+
+
+def test_style_studio_runs_live_in_a_thread_and_its_code_reproduces_the_picture():
+    s = StyleStudio(**{**TINY_STYLE, "steps": 12}, fps=1000)
+    assert s.pickers["content"].source().items == ("sample:grace_hopper",)
+    assert s.pickers["style"].source().items == ("sample:starry_night",)
+    frames = Recorder(s.preview)
+    assert s.start() and s.wait(120)
+    assert s.history[-1].outcome == "completed" and s.result.size == (41, 48)
+    assert len({bytes(v) for v in frames.values if jpeg_or_png(v) == "jpeg"}) >= 3
+    code = s.code_text()
+    assert "nbart.style_transfer('sample:grace_hopper', 'sample:starry_night', model='vgg16'" in code
+    scope = {}
+    exec(code, scope)
+    assert np.array_equal(np.asarray(scope["result"]), np.asarray(s.result))
+
+
+def test_style_studio_layer_lists_follow_the_model_and_several_styles_blend():
+    s = StyleStudio(**TINY_STYLE)
+    c = s.controls
+    vgg16 = nbart.backbones.get("vgg16")
+    assert c["content_layers"].value == vgg16.content_layers and c["style_layers"].value == vgg16.style_layers
+    c["sizes"].value = "96"  # inception_v3 takes 75 px and more
+    c["model"].value = "inception_v3"
+    inception = nbart.backbones.get("inception_v3")
+    assert c["style_layers"].options == inception.layers and c["style_layers"].value == inception.style_layers
+    assert s.params().style_layers == () and s.params().content_layers == ()
+    c["model"].value, c["sizes"].value = "vgg16", "48"
+    s.pickers["style"].sample.value = ("starry_night", "the_scream")
+    c["style_blend"].value = "1, 3"
+    assert "['sample:starry_night', 'sample:the_scream'], model='vgg16'" in s.code_text()
+    assert s.start(block=True) and s.history[-1].params.style_blend == (1.0, 3.0)
+    c["style_blend"].value = "1, 2, 3"  # one weight too many: the engine's message, in the panel
+    assert s.start(block=True) and "style_blend needs one weight per style image (2) (got 3)" in s.message.value
+
+
+def test_style_studio_continue_goes_on_from_the_picture_on_show(monkeypatch):
+    import nbart.studio.style as studio_style
+
+    seen = []
+    real = studio_style.style_run
+    monkeypatch.setattr(studio_style, "style_run", lambda *a, **k: seen.append((a, k)) or real(*a, **k))
+    s = StyleStudio(**TINY_STYLE)
+    s.start(block=True)
+    first = s.result
+    assert s.continue_run(4, block=True)
+    args, kwargs = seen[-1]
+    assert kwargs["init_image"] is first and args[2].steps == 4 and args[2].sizes == (48,)
+    assert s.history[-1].continued and s.history[-1].steps_done == 4 and s.result.size == first.size

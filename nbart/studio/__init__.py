@@ -2,5 +2,6 @@
 
 from nbart.studio.base import Result, Studio
 from nbart.studio.dream import DreamStudio
+from nbart.studio.style import StyleStudio
 
-__all__ = ["DreamStudio", "Studio", "Result"]
+__all__ = ["DreamStudio", "StyleStudio", "Studio", "Result"]

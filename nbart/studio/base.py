@@ -54,7 +54,7 @@ class Result:
     steps_done: int
     total: int
     seconds: float
-    outcome: str  # "done", "stopped" or "interrupted"
+    outcome: str  # the engine's "completed", "stopped" or "failed" (a non-finite loss), or "interrupted"
     continued: bool = False  # whether it went on from an earlier result rather than from the sources
     frames: list[bytes] = field(default_factory=list, repr=False)  # JPEG previews, for a GIF
 
@@ -81,7 +81,7 @@ class Studio(widgets.VBox):
     function = ""  # the public call "Show code" writes: "nbart.dream"
     params_cls: type
     layer_fields: dict[str, str] = {}  # layer-list field -> Backbone attribute with its defaults
-    pickers_spec: tuple[tuple[str, str, bool], ...] = ()  # (source name, label, several images allowed)
+    pickers_spec: tuple[tuple[str, str, bool, str], ...] = ()  # (source, label, several images allowed, sample)
     settings_title = "Settings"
 
     def __init__(self, sources: dict[str, Any], params: dict[str, Any], mode: str = "auto",
@@ -93,8 +93,8 @@ class Studio(widgets.VBox):
         self._initial = self.params_cls.from_kwargs(**params)
         self._controls = ControlSet(self.params_cls, self._initial, self.layer_fields)
         self.controls: dict[str, widgets.Widget] = self._controls.widgets
-        self.pickers = {name: SourcePicker(label, sources.get(name), multiple)
-                        for name, label, multiple in self.pickers_spec}
+        self.pickers = {name: SourcePicker(label, sources.get(name), multiple, sample)
+                        for name, label, multiple, sample in self.pickers_spec}
 
         self.result: Image.Image | None = None  # the image on show after a run (or restored from the history)
         self.current: Result | None = None
@@ -119,11 +119,14 @@ class Studio(widgets.VBox):
     # ----------------------------------------------------------------------------------------------------------
     # subclass hooks
 
-    def _make_run(self, images: dict[str, list[Image.Image]], params: Any) -> Any:
-        """The engine's Run for these loaded source images and params."""
+    # Both get each source's items (what the engine's image arguments accept) exactly as "Show code" writes them,
+    # so the engine reads them itself, in the worker, and the code reproduces the picture to the pixel.
+
+    def _make_run(self, items: dict[str, tuple], params: Any) -> Any:
+        """The engine's Run for these sources and params."""
         raise NotImplementedError
 
-    def _continue_run(self, image: Image.Image, images: dict[str, list[Image.Image]], params: Any, steps: int) -> Any:
+    def _continue_run(self, image: Image.Image, items: dict[str, tuple], params: Any, steps: int) -> Any:
         """The engine's Run that goes on for ``steps`` more steps from ``image``."""
         raise NotImplementedError
 
@@ -282,7 +285,8 @@ class Studio(widgets.VBox):
         def prepare():
             params = self._fill_seed(self.params())
             sources = {name: p.source() for name, p in self.pickers.items()}
-            return lambda: self._make_run(self._load(sources, params), params), params, sources, False
+            items = {name: src.items for name, src in sources.items()}
+            return lambda: self._make_run(items, params), params, sources, False
 
         return self._launch(prepare, block)
 
@@ -296,8 +300,8 @@ class Studio(widgets.VBox):
             if n < 1:
                 raise ParamError(f"steps to add must be >= 1 (got {n})")
             sources, image = self.current.sources, self.current.image
-            return (lambda: self._continue_run(image, self._load(sources, params), params, n), params, sources,
-                    True)
+            items = {name: src.items for name, src in sources.items()}
+            return lambda: self._continue_run(image, items, params, n), params, sources, True
 
         return self._launch(prepare, block)
 
@@ -384,14 +388,6 @@ class Studio(widgets.VBox):
             params = params.replace(seed=int(np.random.default_rng().integers(0, 2**31)))
         return params
 
-    def _load(self, sources: dict[str, Source], params: Any) -> dict[str, list[Image.Image]]:
-        """Read the source images (in the worker: a URL may take seconds); URL picks get their thumbnails now."""
-        images = {name: src.load(max_size=params.max_size) for name, src in sources.items()}
-        for name, imgs in images.items():
-            if self.pickers[name].kind.value == "url":
-                self.pickers[name].show_thumbnails(imgs)
-        return images
-
     def _launch(self, prepare: Callable[[], tuple], block: bool | None) -> bool:
         with self._lock:
             if self._busy:
@@ -437,10 +433,11 @@ class Studio(widgets.VBox):
         stage_starts: list[int] = []
         try:
             _apply_keras_state(keras_state)
-            run = make_run()
+            run = make_run()  # reads the images (a URL may take seconds) and checks them
             self._run = run
             if stop.is_set():
                 run.stop()
+            self._show_image(run.start_image, "jpeg")  # the prepared input, at once
             self.progress.max, self.progress.value = run.total, 0
             self._show_notices(run)
             last, stage = 0.0, None
@@ -462,8 +459,7 @@ class Studio(widgets.VBox):
                     self._set_status(status_line(event))
                     self.curve.value = loss_svg(losses, stage_starts)
                     self._show_notices(run)
-            self._finish(run, params, sources, continued, frames, "stopped" if run.stopped and not run.completed
-                         else "done")
+            self._finish(run, params, sources, continued, frames, run.outcome)
         except KeyboardInterrupt:  # foreground mode: the cell's interrupt stops the run and keeps the image
             if run is not None:
                 run.close()
@@ -498,7 +494,7 @@ class Studio(widgets.VBox):
         self.progress.value = steps
         rate = steps / seconds if seconds > 0 else float("nan")
         self._set_status(f"{outcome}: {steps}/{run.total} steps in {duration(seconds)} ({rate:.1f} steps/s)"
-                         + ("; the picture is kept" if outcome != "done" else ""))
+                         + ("; the picture is kept" if outcome != "completed" else ""))
         self._fill_slots()
 
     def _fail(self, exc: BaseException, run: Any = None) -> None:

@@ -140,8 +140,8 @@ class ControlSet:
 
     def show(self, params: Any) -> None:
         """Set every control to ``params`` (model first, so the layer lists follow it)."""
-        for name, info in self.infos.items():
-            value, w = getattr(params, name), self.widgets[name]
+        for name, w in self.widgets.items():
+            value = getattr(params, name)
             if name in self.layer_fields:
                 self._fill_layers(w, name, value, params.model)
             elif isinstance(w, widgets.Text):  # also the weights Combobox, whose value is a plain string

@@ -21,7 +21,8 @@ class DreamStudio(Studio):
     or the foreground on Colab), ``thread`` or ``foreground``. End a cell with the studio to show it.
 
     For scripts and tests: ``controls`` (field name -> widget), ``preview``, ``start()``, ``stop()``,
-    ``wait(timeout)``, ``continue_run(steps)``, ``result``, ``history``, ``code_text()``, ``save(path)``.
+    ``wait(timeout)``, ``continue_run(steps)``, ``result``, ``history``, ``code_text()``, ``save(path)``;
+    ``start(block=True)`` runs in the calling thread (for notebooks executed headless).
     """
 
     task = "dream"
@@ -29,17 +30,16 @@ class DreamStudio(Studio):
     function = "nbart.dream"
     params_cls = DreamParams
     layer_fields = {"layers": "dream_layers"}
-    pickers_spec = (("image", "Image", False),)
+    pickers_spec = (("image", "Image", False, "grace_hopper"),)
     settings_title = "Dream"
 
     def __init__(self, image: Any = None, *, mode: str = "auto", preview_size: int = 384, fps: float = 4.0,
                  **params: Any):
         super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps)
 
-    def _make_run(self, images: dict[str, list[Image.Image]], params: DreamParams) -> Any:
-        return dream_run(images["image"][0], params)
+    def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
+        return dream_run(items["image"][0], params)
 
-    def _continue_run(self, image: Image.Image, images: dict[str, list[Image.Image]], params: DreamParams,
-                      steps: int) -> Any:
+    def _continue_run(self, image: Image.Image, items: dict[str, tuple], params: DreamParams, steps: int) -> Any:
         # more steps at full size only: the octaves were done by the run that made the image
         return dream_run(image, params.replace(octaves=1, steps=steps))

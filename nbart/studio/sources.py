@@ -75,10 +75,11 @@ class SourcePicker(widgets.VBox):
 
         self.kind = widgets.ToggleButtons(options=kinds, style={"button_width": "86px"})
         self.kind.add_class("nbart-source-kind")
+        full = widgets.Layout(width="100%")
         if multiple:
-            self.sample = widgets.SelectMultiple(options=samples, rows=len(samples), layout=widgets.Layout(width="100%"))
+            self.sample = widgets.SelectMultiple(options=samples, rows=len(samples), layout=full)
         else:
-            self.sample = widgets.Dropdown(options=samples, layout=widgets.Layout(width="100%"))
+            self.sample = widgets.Dropdown(options=samples, layout=full)
         self.url = widgets.Text(placeholder="https://... or a file path" + (", several separated by commas"
                                                                         if multiple else ""),
                                 layout=widgets.Layout(width="100%"))
