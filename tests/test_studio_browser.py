@@ -38,6 +38,8 @@ OTHER_CELL = """\
 import time
 time.sleep(2)  # the kernel answers this cell while the studio runs
 6 * 7"""
+STYLE_CELL = """\
+nbart.StyleStudio(model="vgg16", weights="none", sizes=(96,), steps=20, seed=0, precision="float32")"""
 
 
 def _missing() -> str | None:
@@ -52,6 +54,8 @@ def _missing() -> str | None:
 
 
 if _missing():
+    if os.environ.get("NBART_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
+        raise RuntimeError(f"NBART_REQUIRE_BROWSER is set but {_missing()}")
     pytest.skip(_missing(), allow_module_level=True)
 
 from playwright.sync_api import sync_playwright  # noqa: E402
@@ -77,7 +81,7 @@ def server(request, tmp_path_factory):
     app = request.param
     root = tmp_path_factory.mktemp(app)
     nb = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
-                    for src in (STUDIO_CELL, OTHER_CELL)],
+                    for src in (STUDIO_CELL, OTHER_CELL, STYLE_CELL)],
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
           "nbformat": 4, "nbformat_minor": 5}
     (root / "studio.ipynb").write_text(json.dumps(nb))
@@ -166,8 +170,8 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
 
         run.click()
         page.wait_for_function("() => !document.querySelector('.nbart-stop').disabled", timeout=30_000)
-        # wait for the first live frames (the worker imports TensorFlow and builds the model first)
-        page.wait_for_function(f"() => document.querySelector('img.nbart-preview').src !== {json.dumps(first)}",
+        # wait for the steps to flow (the worker imports TensorFlow and builds the model first)
+        page.wait_for_function("() => document.querySelector('.nbart-status').innerText.startsWith('step ')",
                                timeout=120_000)
         _run_cell(page, 1)
         asked = time.monotonic()
@@ -199,6 +203,18 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         page.locator(".nbart-studio").evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(300)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-studio-panel.png"))
+
+        # the style studio beside it, for the screenshots: its settings and its model & layers page
+        page.set_viewport_size(VIEWPORT)
+        _run_cell(page, 2)
+        style = page.locator(".nbart-studio").nth(1)
+        style.locator(".nbart-run").wait_for(timeout=60_000)
+        style.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-style-studio.png"))
+        style.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab").nth(1).click()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-style-studio-layers.png"))
     except Exception:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-failure.png"))

@@ -190,16 +190,17 @@ class Studio(widgets.VBox):
         self.history_box = widgets.HBox([s[0] for s in self._slots], layout=widgets.Layout(overflow="auto"))
         self.history_box.add_class("nbart-history")
 
-        groups: dict[str, list[widgets.Widget]] = {}
+        # one tab per spec group, the task's own settings first
+        groups: dict[str, list[widgets.Widget]] = {"main": [], "image": [], "model": []}
         for info in self._controls.infos.values():
-            groups.setdefault(info.spec.group, []).append(self.controls[info.name])
-        pages = [(self.settings_title, groups.pop("main", [])), ("Model & layers", groups.pop("model", []))]
-        image_controls = groups.pop("image", [])
-        pages += [(name.title(), ws) for name, ws in groups.items()]
+            groups.setdefault(info.spec.group, []).append(self._controls.view(info.name))
+        titles = {"main": self.settings_title, "image": "Size & colour" if self.task == "style" else "Size",
+                  "model": "Model & layers"}
+        pages = [(titles.get(name, name.title()), ws) for name, ws in groups.items() if ws]
         tabs = widgets.Tab([widgets.VBox(ws) for _, ws in pages])
         set_titles(tabs, [title for title, _ in pages])
 
-        left = widgets.VBox([*self.pickers.values(), *image_controls, tabs],
+        left = widgets.VBox([*self.pickers.values(), tabs],
                             layout=widgets.Layout(width="420px", margin="0 16px 0 0"))
         b = self.buttons
         more = widgets.HTML("more steps", layout=widgets.Layout(margin="0 12px 0 0"))

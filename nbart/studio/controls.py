@@ -55,6 +55,24 @@ class ControlSet:
             self.widgets[name] = self._make(info, getattr(values, name))
         if "model" in self.widgets and layer_fields:
             self.widgets["model"].observe(self._model_changed, names="value")
+        # a layer list is taller than its few rows: a line under it says what is picked
+        self.notes = {name: widgets.HTML(layout=widgets.Layout(margin=f"0 0 4px {DESCRIPTION_WIDTH}"))
+                      for name in layer_fields}
+        for name in layer_fields:
+            self.widgets[name].observe(lambda _change, name=name: self._note(name), names="value")
+            self._note(name)
+
+    def view(self, name: str) -> widgets.Widget:
+        """What the panel shows for a field: its control, and for a layer list the line saying what is picked."""
+        if name in self.notes:
+            return widgets.VBox([self.widgets[name], self.notes[name]])
+        return self.widgets[name]
+
+    def _note(self, name: str) -> None:
+        picked = self.widgets[name].value
+        suffix = " (the model's defaults)" if picked == self._defaults_of(name, self._model()) else ""
+        self.notes[name].value = (f'<span style="font-size:12px;color:#555">picked: {", ".join(picked) or "none"}'
+                                  f"{suffix}</span>")
 
     # ----------------------------------------------------------------------------------------------------------
     # building
@@ -64,7 +82,7 @@ class ControlSet:
                       layout=widgets.Layout(width="100%"))
         spec, kind = info.spec, info.kind
         if info.name in self.layer_fields:
-            w = widgets.SelectMultiple(rows=5, **common)
+            w = widgets.SelectMultiple(rows=6, **common)
             self._fill_layers(w, info.name, value)
         elif info.choices:
             w = widgets.Dropdown(options=list(info.choices), value=value, **common)
