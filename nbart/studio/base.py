@@ -402,14 +402,14 @@ class Studio(widgets.VBox):
             self._fail(exc)
             self._release()
             return False
-        self._stop = threading.Event()
+        stop = self._stop = threading.Event()
         self._set_busy(True)
         self._say(None)
         self.code.layout.display = "none"
         self._set_status("loading the image and the model…")
         state = _keras_state()
         foreground = block if block is not None else self.mode == "foreground"
-        work = lambda: self._work(make_run, params, sources, continued, self._stop, state)  # noqa: E731
+        work = lambda: self._work(make_run, params, sources, continued, stop, state)  # noqa: E731
         if foreground:
             work()
             if self.mode == "foreground":
@@ -512,8 +512,8 @@ class Studio(widgets.VBox):
         for i, (box, img, button) in enumerate(self._slots):
             if i < len(shown):
                 entry = shown[i]
-                img.value = encode(entry.image, "jpeg", 144)
-                img.format = "jpeg"
+                with img.hold_sync():
+                    img.format, img.value = "jpeg", encode(entry.image, "jpeg", 144)
                 button.description = f"#{offset + i + 1} restore"
                 button.tooltip = f"{entry.summary}\n{to_code(self.function, entry.params, '...')}"
                 box.layout.display = None
