@@ -186,11 +186,8 @@ def test_an_engine_failure_mid_run_is_shown_with_details_and_the_last_frame_stay
 
 @pytest.fixture
 def on_colab(monkeypatch):
-    """A kernel that looks like Colab's: google.colab is imported."""
-    google = types.ModuleType("google")
+    """A kernel that looks like Colab's: google.colab is imported (the real 'google' namespace, protobuf's, stays)."""
     colab = types.ModuleType("google.colab")
-    google.colab = colab
-    monkeypatch.setitem(sys.modules, "google", google)
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     return colab
 
@@ -444,3 +441,29 @@ def test_style_studio_continue_goes_on_from_the_picture_on_show(monkeypatch):
     args, kwargs = seen[-1]
     assert kwargs["init_image"] is first and args[2].steps == 4 and args[2].sizes == (48,)
     assert s.history[-1].continued and s.history[-1].steps_done == 4 and s.result.size == first.size
+
+
+def test_on_colab_uploads_and_downloads_go_through_colabs_own_dialogs(on_colab, gradient_image, tmp_path,
+                                                                     monkeypatch):
+    import io
+
+    data = io.BytesIO()
+    gradient_image.save(data, format="PNG")
+    downloads = []
+    on_colab.files = types.SimpleNamespace(upload=lambda: {"big.png": data.getvalue()}, download=downloads.append)
+    monkeypatch.chdir(tmp_path)
+    s = tiny_studio()
+    picker = s.pickers["image"]
+    picker.kind.value = "upload"
+    assert picker.colab_upload in picker.inputs.children  # offered on Colab only
+    picker.colab_upload.click()
+    assert "nbart.dream('big.png'" in s.code_text()
+    assert s.start() and s.result.size == (64, 53)  # the foreground: done when start returns
+    s.save("out.png")
+    assert downloads == ["out.png"] and s.download.value == ""
+
+
+def test_off_colab_there_is_no_colab_upload_button():
+    picker = tiny_studio().pickers["image"]
+    picker.kind.value = "upload"
+    assert picker.colab_upload not in picker.inputs.children and picker.upload in picker.inputs.children
