@@ -54,7 +54,7 @@ def test_cli_flags_widget_controls_and_spec_fields_are_the_same_set(studio_cls, 
     fields = {f.name for f in fields_of(params_cls)}
     studio = studio_cls()
     assert set(studio.controls) == fields == flags
-    assert studio.params() == params_cls()  # the controls start at the spec's defaults
+    assert studio.params() == params_cls(**studio_cls.starting)  # the spec's defaults, or quicker ones
 
 
 def test_controls_start_from_the_keywords_and_read_back_as_params():
@@ -467,3 +467,10 @@ def test_off_colab_there_is_no_colab_upload_button():
     picker = tiny_studio().pickers["image"]
     picker.kind.value = "upload"
     assert picker.colab_upload not in picker.inputs.children and picker.upload in picker.inputs.children
+
+
+def test_style_studio_starts_quicker_than_the_engine_defaults_unless_told_a_size():
+    assert StyleStudio().params().sizes == (256, 384) and StyleStudio().params().steps == 30
+    assert "nbart.style_transfer('sample:grace_hopper', 'sample:starry_night', steps=30, sizes=(256, 384))" \
+        in StyleStudio().code_text()  # written out, so the code makes the same picture
+    assert StyleStudio(max_size=256).params().sizes == () and StyleStudio(steps=5).params().steps == 5

@@ -83,6 +83,7 @@ class Studio(widgets.VBox):
     layer_fields: dict[str, str] = {}  # layer-list field -> Backbone attribute with its defaults
     pickers_spec: tuple[tuple[str, str, bool, str], ...] = ()  # (source, label, several images allowed, sample)
     settings_title = "Settings"
+    starting: dict[str, Any] = {}  # the controls' starting values where they differ from the engine's defaults
 
     def __init__(self, sources: dict[str, Any], params: dict[str, Any], mode: str = "auto",
                  preview_size: int = 384, fps: float = 4.0):
