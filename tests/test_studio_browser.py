@@ -212,7 +212,7 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         style.evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(500)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-style-studio.png"))
-        style.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab").nth(1).click()
+        style.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab").nth(2).click()  # Model
         page.wait_for_timeout(300)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-style-studio-layers.png"))
     except Exception:

@@ -196,7 +196,7 @@ class Studio(widgets.VBox):
         for info in self._controls.infos.values():
             groups.setdefault(info.spec.group, []).append(self._controls.view(info.name))
         titles = {"main": self.settings_title, "image": "Size & colour" if self.task == "style" else "Size",
-                  "model": "Model & layers"}
+                  "model": "Model"}
         pages = [(titles.get(name, name.title()), ws) for name, ws in groups.items() if ws]
         tabs = widgets.Tab([widgets.VBox(ws) for _, ws in pages])
         set_titles(tabs, [title for title, _ in pages])
