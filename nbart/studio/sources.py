@@ -87,7 +87,7 @@ class SourcePicker(widgets.VBox):
         set_tooltip(self.upload, "an image from your computer (on Colab: under 1 MB, or use the Colab button)")
         self.colab_upload = widgets.Button(description="Upload (Colab)", icon="upload",
                                            tooltip="Colab's own upload dialog, for files of 1 MB or more")
-        self.colab_upload.on_click(self._upload_with_colab)
+        self.colab_upload.on_click(self.upload_with_colab)
         self._colab_out = widgets.Output()
         self.given = widgets.HTML("the image passed in code")
         # created once, here on the main thread; showing thumbnails later only sets their values
@@ -145,7 +145,7 @@ class SourcePicker(widgets.VBox):
             children = [self.given]
         self.inputs.children = children
 
-    def _upload_with_colab(self, _button: Any = None) -> None:
+    def upload_with_colab(self, _button: Any = None) -> None:
         """Colab's own upload dialog (``google.colab.files.upload``), which takes files widget uploads drop."""
         from google.colab import files  # only offered on Colab
 
