@@ -118,7 +118,7 @@ class ControlSet:
 
     def _fill_layers(self, w: widgets.SelectMultiple, field: str, value: tuple[str, ...], model: str | None = None):
         """Offer the layers of ``model`` (plus any 'layer:channel' picks) and select ``value`` or the defaults."""
-        model = model or (self._model() if "model" in self.widgets else self.infos["model"].default)
+        model = model or self._model()
         layers = backbones.get(model).layers
         extra = tuple(v for v in value if v not in layers)
         w.options = layers + extra
