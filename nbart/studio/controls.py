@@ -17,7 +17,7 @@ from nbart.studio.compat import set_tooltip
 
 __all__ = ["ControlSet", "label_of"]
 
-DESCRIPTION_WIDTH = "118px"
+DESCRIPTION_WIDTH = "134px"  # fits "style layer weights"
 
 
 def label_of(name: str) -> str:
@@ -71,8 +71,8 @@ class ControlSet:
     def _note(self, name: str) -> None:
         picked = self.widgets[name].value
         suffix = " (the model's defaults)" if picked == self._defaults_of(name, self._model()) else ""
-        self.notes[name].value = (f'<span style="font-size:12px;color:#555">picked: {", ".join(picked) or "none"}'
-                                  f"{suffix}</span>")
+        self.notes[name].value = (f'<div style="font-size:12px;line-height:1.35;color:#555">picked: '
+                                  f'{", ".join(picked) or "none"}{suffix}</div>')
 
     # ----------------------------------------------------------------------------------------------------------
     # building
