@@ -237,10 +237,12 @@ class Studio(widgets.VBox):
         prefix = {"error": "Error: ", "note": "Note: ", "ok": ""}[kind]
         more = (f"<details><summary>details</summary><pre style='font-size:11px'>{html.escape(details)}</pre>"
                 f"</details>" if details else "")
-        self.message.value = f"<div style='color:{color}'>{prefix}{html.escape(text)}</div>{more}"
+        self.message.value = f"<div style='color:{color};line-height:1.35'>{prefix}{html.escape(text)}</div>{more}"
 
     def _set_status(self, text: str) -> None:
-        self.status.value = f"<span style='font-family:monospace;font-size:12px'>{html.escape(text)}</span>"
+        # tabular digits: the numbers keep their places from frame to frame without a monospace font's width
+        self.status.value = (f"<div style='font-size:13px;line-height:1.35;font-variant-numeric:tabular-nums'>"
+                             f"{html.escape(text)}</div>")
 
     def _show_image(self, image: Any, fmt: str) -> None:
         data = encode(image, fmt, self.preview_size if fmt == "jpeg" else None)
