@@ -127,8 +127,8 @@ def test_stop_lands_within_a_step_and_keeps_the_image():
     deadline = time.monotonic() + 120
     while (s._run is None or s._run.latest is None or s._run.latest.step < 3) and time.monotonic() < deadline:
         time.sleep(0.01)
-    at_stop = s._run.latest.step
     s.buttons["stop"].click()
+    at_stop = s._run.latest.step  # read after the stop was asked: at most the step in flight may still finish
     assert s.wait(10)
     entry = s.history[-1]
     assert entry.outcome == "stopped" and at_stop <= entry.steps_done <= at_stop + 1 < entry.total

@@ -31,12 +31,12 @@ VIEWPORT = {"width": 1366, "height": 768}
 
 STUDIO_CELL = """\
 import nbart
-studio = nbart.DreamStudio(model="vgg16", weights="none", max_size=128, octaves=1, steps=4000, seed=0,
-                           precision="float32", fps=5)
+studio = nbart.DreamStudio(model="vgg16", weights="none", max_size=96, octaves=1, steps=4000, seed=0,
+                           precision="float32", fps=10)
 studio"""
 OTHER_CELL = """\
 import time
-time.sleep(2)  # the kernel answers this cell while the studio runs
+time.sleep(3)  # the kernel answers this cell while the studio runs
 6 * 7"""
 STYLE_CELL = """\
 nbart.StyleStudio(model="vgg16", weights="none", sizes=(96,), steps=20, seed=0, precision="float32")"""
