@@ -471,8 +471,8 @@ def machine() -> str:
     gpus = tf.config.list_physical_devices("GPU")
     device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus) or "no GPU"
     flags = "AVX512_BF16" if backbones._cpu_has_bf16() else "no bf16 CPU flags"
-    return (f"{backbones._cpu_model()}, {os.cpu_count()} cores ({flags}), {device}; Python {platform.python_version()}, "
-            f"TensorFlow {tf.__version__}, Keras {__import__('keras').__version__}")
+    return (f"{backbones._cpu_model()}, {os.cpu_count()} cores ({flags}), {device}; "
+            f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {__import__('keras').__version__}")
 
 
 def _row(cells: list[Any], widths: list[int]) -> str:
@@ -519,7 +519,7 @@ def report(results: dict) -> str:
                 f"{d['target_loss_at_1000']:.4g}{ex}, wall {d['adam_1000_wall_s']:.0f} s{exw}",
                 f"- nbart default style run: {d['nbart_steps']} iterations in {d['nbart_wall_s']:.1f} s, final loss "
                 f"{d['nbart_final_loss']:.4g}; reaches the 1000-step loss at "
-                f"{'%.1f s' % reach if reach is not None else '-'}: {frac}", ""]
+                f"{f'{reach:.1f} s' if reach is not None else '-'}: {frac}", ""]
     for q in results.get("quality", []):
         out.append(f"Dream quality {q['model']} ({q['weights']} weights), activation gain per target layer "
                    f"{q['layers']}: auto ({q['precision_auto']}) {q['gain_auto']}, float32 {q['gain_float32']}, "
