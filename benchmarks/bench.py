@@ -308,7 +308,7 @@ def _fit_power(steps: np.ndarray, losses: np.ndarray, at: float) -> float:
 
 
 def style_loss_target(size: int, adam_steps: int, full_steps: int = 1000, nbart_steps: int | None = None,
-                      target: tuple[float, float] | None = None) -> dict:
+                      target: tuple[float, float] | None = None, nbart_sizes: tuple[int, ...] = ()) -> dict:
     """Time for nbart's default style run to reach the loss the tutorial's Adam reaches in ``full_steps`` steps,
     both scored by the tutorial's loss on the offline VGG16 (float32). ``nbart_steps``: L-BFGS iterations per size
     (None: nbart's default). ``target``: (loss, wall seconds) of the tutorial's ``full_steps`` Adam steps measured
@@ -360,6 +360,8 @@ def style_loss_target(size: int, adam_steps: int, full_steps: int = 1000, nbart_
     nb_curve, paused_nb = [], 0.0
     t0 = time.perf_counter()
     extra = {"steps": nbart_steps} if nbart_steps else {}
+    if nbart_sizes:
+        extra["sizes"] = nbart_sizes
     run = st.style_run(content, style, model="vgg16", weights="offline", seed=0, max_size=size, **same_objective,
                        **extra)
     last = None
@@ -378,6 +380,7 @@ def style_loss_target(size: int, adam_steps: int, full_steps: int = 1000, nbart_
         "target_is_extrapolated": not measured_full and target is None, "target_from_earlier_run": target is not None,
         "adam_1000_wall_s": adam_full_wall, "adam_1000_wall_is_extrapolated": not measured_full,
         "adam_1000_wall_earlier_run_s": earlier_wall, "nbart_steps_per_size": nbart_steps,
+        "nbart_sizes": list(nbart_sizes) or "default",
         "nbart_wall_s": nb_wall, "nbart_steps": last.total if last else 0, "nbart_final_loss": final,
         "nbart_reaches_target_at_s": reach,
         "time_fraction": (reach / adam_full_wall) if reach is not None else None,
@@ -530,7 +533,8 @@ def report(results: dict) -> str:
                 f"{d['target_loss_at_1000']:.4g}{ex}, wall {d['adam_1000_wall_s']:.0f} s{exw}",
                 *([f"- the earlier full run's 1000 Adam steps took {d['adam_1000_wall_earlier_run_s']:.0f} s"]
                   if d.get("adam_1000_wall_earlier_run_s") else []),
-                f"- nbart style run ({d.get('nbart_steps_per_size') or 'default'} L-BFGS iterations per size): "
+                f"- nbart style run ({d.get('nbart_steps_per_size') or 'default'} L-BFGS iterations per size, sizes "
+                f"{d.get('nbart_sizes', 'default')}): "
                 f"{d['nbart_steps']} iterations in {d['nbart_wall_s']:.1f} s, final loss "
                 f"{d['nbart_final_loss']:.4g}; reaches the 1000-step loss at "
                 f"{f'{reach:.1f} s' if reach is not None else '-'}: {frac}", ""]
@@ -564,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--style-loss-steps", type=int, default=100, help="tutorial Adam steps in the loss comparison")
     ap.add_argument("--full-style", action="store_true", help="run the tutorial's full 1000 Adam steps")
     ap.add_argument("--style-nbart-steps", type=int, help="nbart's L-BFGS iterations per size (default: nbart's)")
+    ap.add_argument("--style-nbart-sizes", default="", help="nbart's sizes for the loss comparison (default: its own)")
     ap.add_argument("--style-target", help="LOSS,SECONDS of the tutorial's 1000 Adam steps from an earlier "
                     "--full-style run here: skips re-running them (Adam still runs --style-loss-steps to time a step)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: dream,quality,preview,style,loss,fresh")
@@ -593,7 +598,9 @@ def main(argv: list[str] | None = None) -> int:
     if "loss" not in skip and _style_module() is not None:
         target = tuple(float(v) for v in args.style_target.split(",")) if args.style_target else None
         results["style_loss"] = style_loss_target(max(sizes), 1000 if args.full_style else args.style_loss_steps,
-                                                  nbart_steps=args.style_nbart_steps, target=target)
+                                                  nbart_steps=args.style_nbart_steps, target=target,
+                                                  nbart_sizes=tuple(int(v) for v in args.style_nbart_sizes.split(",")
+                                                                    if v))
     if "fresh" not in skip:
         kinds = [("dream-nbart", 512), ("dream-nbart-warm", 512), ("dream-tutorial", 512),
                  ("dream-nbart-steps1", 2048)]
