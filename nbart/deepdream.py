@@ -30,7 +30,7 @@ from PIL import Image
 from nbart import backbones
 from nbart.backbones import Backbone
 from nbart.events import Run, StepEvent, Stopped, run_with_notices
-from nbart.images import fit, load_image, to_float
+from nbart.images import prepare, to_float
 from nbart.params import DreamParams, takes
 
 __all__ = ["dream", "dream_run", "octave_sizes"]
@@ -153,10 +153,9 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
     resolved = backbones.resolve(p.model, p.weights)
     notices = [resolved.notice] if resolved.notice else []
     bb = resolved.backbone
-    source = load_image(image, max_size=p.max_size)
-    start = fit(source, p.max_size, bb.min_size)
-    if start.size != source.size and min(source.size) < bb.min_size:
-        notices.append(f"image upscaled from {source.size[0]}x{source.size[1]} to {start.size[0]}x{start.size[1]} px, "
+    start, original = prepare(image, p.max_size, bb.min_size)
+    if min(start.size) > round(min(original) * min(1.0, p.max_size / max(original))):  # beyond the downscale
+        notices.append(f"image upscaled from {original[0]}x{original[1]} to {start.size[0]}x{start.size[1]} px, "
                        f"the smallest {bb.name} accepts")
     specs, layer_weights = _layer_specs(p, bb, notices)
     sizes = octave_sizes(start.size[1], start.size[0], p.octaves, p.octave_scale, bb.min_size)
