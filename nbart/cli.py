@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ from nbart import backbones
 from nbart.backbones import WeightsError
 from nbart.events import error_message
 from nbart.images import SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
-from nbart.params import DreamParams, FieldInfo, ParamError, fields_of
+from nbart.params import DreamParams, FieldInfo, ParamError, StyleParams, fields_of
 
 GIF_MAX_FRAMES = 120
 CLI_ONLY_FLAGS = ("output", "gif", "quiet")  # the flags that are not parameters of the engine
@@ -52,8 +54,7 @@ def _typed(kind: str) -> Callable[[str], Any]:
 def _show_default(info: FieldInfo) -> str:
     value = info.default
     if isinstance(value, tuple):
-        return ",".join(map(str, value)) if value else "the model's defaults" if info.name.endswith("layers") \
-            else "none"
+        return ",".join(map(str, value)) if value else "empty"
     return str(value)
 
 
@@ -84,9 +85,17 @@ class Task:
 
     name: str
     params_cls: type
-    start: Callable[..., Any]  # (inputs, params) -> Run
-    inputs: tuple[str, ...]  # positional argument names
+    start: Callable[..., Any]  # (args, params) -> Run
+    inputs: tuple[tuple[str, str | None], ...]  # positional image arguments: (name, argparse nargs)
     help: str
+
+    def input_paths(self, args: argparse.Namespace) -> list[str]:
+        """Every image the command line names, flattened."""
+        paths: list[str] = []
+        for name, _ in self.inputs:
+            value = getattr(args, name)
+            paths.extend(value if isinstance(value, list) else [value])
+        return paths
 
 
 def _dream_start(args: argparse.Namespace, params: DreamParams) -> Any:
@@ -95,8 +104,16 @@ def _dream_start(args: argparse.Namespace, params: DreamParams) -> Any:
     return dream_run(args.input, params)
 
 
+def _style_start(args: argparse.Namespace, params: StyleParams) -> Any:
+    from nbart.styletransfer import style_run
+
+    return style_run(args.content, args.style, params)
+
+
 TASKS = [
-    Task("dream", DreamParams, _dream_start, ("input",), "deep-dream an image"),
+    Task("dream", DreamParams, _dream_start, (("input", None),), "deep-dream an image"),
+    Task("style", StyleParams, _style_start, (("content", None), ("style", "+")),
+         "paint a content image in the style of one or more style images"),
 ]
 
 
@@ -108,11 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nbart {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     sub.add_parser("models", help="list the backbones, their layers, and which weights are available here")
+    download = sub.add_parser("download", help="fetch ImageNet weights into Keras' cache and build the offline ones")
+    download.add_argument("models", nargs="*", metavar="MODEL",
+                          help=f"backbones to fetch (default: the defaults of dream and style: {_default_models()})")
     samples = ", ".join(f"sample:{n}" for n in sample_names())
     for task in TASKS:
         p = sub.add_parser(task.name, help=task.help, description=task.help)
-        for name in task.inputs:
-            p.add_argument(name, help=f"image: a path, an http(s) URL, or a bundled sample ({samples})")
+        for name, nargs in task.inputs:
+            p.add_argument(name, nargs=nargs, help=f"image{'s' if nargs else ''}: a path, an http(s) URL, or a "
+                                                   f"bundled sample ({samples})")
         p.add_argument("-o", "--output", required=True,
                        help=f"where to write the result ({', '.join(SAVE_FORMATS)}); written atomically")
         p.add_argument("--gif", metavar="PATH", help="also write the run as an animated GIF")
@@ -130,6 +151,19 @@ def _models() -> str:
         lines.append(f"{name}\n  layers: {', '.join(bb.layers)}\n  dream default: {', '.join(bb.dream_layers)}\n"
                      f"  content default: {', '.join(bb.content_layers)}\n"
                      f"  style default: {', '.join(bb.style_layers)}\n  weights: {weights}")
+    return "\n".join(lines) + "\n"
+
+
+def _default_models() -> str:
+    return ", ".join(dict.fromkeys(t.params_cls().model for t in TASKS))
+
+
+def _download(models: Sequence[str]) -> str:
+    lines = []
+    chosen = [backbones.get(name) for name in models or _default_models().split(", ")]  # unknown names fail first
+    for bb in chosen:
+        lines.append(f"{bb.name}: {backbones.download_imagenet(bb)}")
+    lines.append(f"offline vgg16: {backbones.offline_weights_path()}")
     return "\n".join(lines) + "\n"
 
 
@@ -152,18 +186,51 @@ def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
 def _metadata(run: Any, task: Task, args: argparse.Namespace, ended: str) -> dict:
     meta = {"task": task.name, "params": run.params.to_dict(), "steps_done": run.latest.step if run.latest else 0,
             "ended": ended}
-    meta["inputs"] = [getattr(args, name) for name in task.inputs]
+    meta["inputs"] = task.input_paths(args)
     return meta
+
+
+# TensorFlow's native start-up lines (oneDNN, CUDA probing on CPU machines, CPU-feature hints): informational.
+_NATIVE_NOISE = re.compile(
+    r"^(I0000 |WARNING: All log messages before absl|E0000 .*(cuInit|CUDA)|W0000 .*(cuda|TensorRT)|"
+    r"To enable the following instructions|.*rebuild TensorFlow with the appropriate compiler flags)"
+)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its native start-up chatter hidden from the terminal; other lines are replayed.
+
+    TensorFlow writes these from C++ straight to file descriptor 2, before any Python logging exists, so the only
+    way to keep a progress bar readable is to hold fd 2 while it starts.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # CUDA probing happens here, once
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if line.strip() and not _NATIVE_NOISE.search(line):
+                    print(line, file=sys.stderr)
 
 
 def _run_task(task: Task, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    inputs = [getattr(args, name) for name in task.inputs]
-    _check_paths(args, inputs)
+    _check_paths(args, task.input_paths(args))
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
     run = task.start(args, params)
+    _import_tensorflow_quietly()
     frames: list = []
     stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
     shown = 0
@@ -180,8 +247,8 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     try:
         note_new()
         for event in run:
-            bar.update(1)
             bar.set_postfix_str(f"{event.label} loss={event.loss:.4g}", refresh=False)
+            bar.update(1)
             note_new()
             if args.gif and (event.step % stride == 0 or event.done):
                 frames.append(event.image())
@@ -203,7 +270,7 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         raise CliError("the run ended before its first step; nothing written")
     steps = f"step {run.latest.step}/{run.total}"
     ended = "interrupted" if interrupted else f"failed: {error_message(failure)}" if failure else \
-        "completed" if run.completed else "stopped"
+        run.outcome or "stopped"
     try:
         save_image(run.image(), args.output, _metadata(run, task, args, ended))
         if args.gif and frames:
@@ -230,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "models":
             sys.stdout.write(_models())
+            return 0
+        if args.command == "download":
+            sys.stdout.write(_download(args.models))
             return 0
         task = next(t for t in TASKS if t.name == args.command)
         return _run_task(task, args)

@@ -254,7 +254,7 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
             if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(gradient)))):
                 notices.append(f"stopped at step {step + 1}: the loss or gradient became non-finite; "
                                f"kept the last finite image")
-                return
+                return "failed"
             gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
             image = tf.clip_by_value(image + p.step_size * gradient, 0.0, 1.0)
             step += 1
@@ -265,6 +265,7 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
                 metrics={"activation": -loss},
             )
         detail = image - base
+    return "completed"
 
 
 @takes(DreamParams)

@@ -91,6 +91,7 @@ class Run:
         self._steps = steps
         self._gen: Iterator[StepEvent] | None = None
         self._finished = False
+        self.outcome: str | None = None  # "completed", "stopped" or "failed" once the run has ended
         self._pulling = threading.Lock()  # one consumer at a time: a generator can't run in two threads
 
     def __iter__(self) -> Run:
@@ -109,15 +110,16 @@ class Run:
                 self._gen = self._steps(self._stop)
             try:
                 event = next(self._gen)
-            except StopIteration:
+            except StopIteration as end:
                 self._finished = True
+                self.outcome = end.value or ("stopped" if self.stopped else "completed")
                 raise
             except Exception as e:
-                self.error = e
-                self._finished = True
+                self._finished, self.error = True, e
+                self.outcome = "stopped" if self.stopped else "failed"
                 raise
-            except BaseException:  # KeyboardInterrupt, generator exit: not a failure of the run
-                self._finished = True
+            except BaseException:  # KeyboardInterrupt, GeneratorExit: the run was stopped, it did not fail
+                self._finished, self.outcome = True, "stopped"
                 raise
             self.latest = event
             return event
@@ -140,8 +142,8 @@ class Run:
 
     @property
     def completed(self) -> bool:
-        """Whether the run went to its last step."""
-        return self.latest is not None and self.latest.done
+        """Whether the run went to its end (not stopped, no fault)."""
+        return self.outcome == "completed"
 
     def image(self) -> Image.Image:
         """The latest image at the output size: the last step's, or the prepared input before any step."""
@@ -151,7 +153,8 @@ class Run:
         """End the run and free what it holds (the engine's generator is closed). Safe from any thread: while another
         thread is inside a step, the run ends there, within that step, and its generator closes on the way out."""
         self._stop.set()
-        self._finished = True
+        if not self._finished:
+            self._finished, self.outcome = True, "stopped"
         gen = self._gen
         if gen is not None:
             try:

@@ -319,16 +319,78 @@ class DreamParams(_Params):
 
 @dataclass(frozen=True, kw_only=True)
 class StyleParams(_Params):
-    """Parameters of a style-transfer run (filled in by the style-transfer engine)."""
+    """Parameters of a style-transfer run. Sizes are in pixels; loss weights are relative (see nbart.objectives)."""
 
     model: str = _model_field("vgg19")
     weights: str = _weights_field()
-    max_size: int = _max_size_field("long side of the output")
+    content_layers: tuple[str, ...] = param(
+        (), "layers whose features the result keeps from the content (empty: the model's defaults)", group="model"
+    )
+    style_layers: tuple[str, ...] = param(
+        (), "layers whose textures (Gram matrices) the result takes from the style (empty: the model's defaults)",
+        group="model",
+    )
+    style_layer_weights: tuple[float, ...] = param(
+        (), "weight of each style layer, in the order of style_layers (empty: equal)", low=0.0, group="model"
+    )
+    content_weight: float = param(1.0, "how strongly the result keeps the content's structure", low=0.0, high=1e6,
+                                  ui=(0.0, 10.0, 0.1))
+    style_weight: float = param(30.0, "how strongly the result takes the style's textures", low=0.0, high=1e6,
+                                ui=(0.0, 100.0, 0.5))
+    tv_weight: float = param(10.0, "smoothness: how strongly pixel-to-pixel noise is penalized", low=0.0,
+                             high=1e6, ui=(0.0, 100.0, 0.5))
+    optimizer: Literal["lbfgs", "adam"] = param(
+        "lbfgs", "lbfgs (fewer, better steps) or adam (the TensorFlow tutorial's optimizer)"
+    )
+    steps: int = param(50, "optimizer iterations at each size", low=1, high=10000, ui=(1, 500, 1))
+    learning_rate: float = param(0.02, "Adam's step size, in pixel units (lbfgs ignores it)", low=0.0,
+                                 low_open=True, high=1.0, ui=(0.001, 0.1, 0.001), group="advanced")
+    init: Literal["content", "noise", "style"] = param(
+        "content", "starting image: the content, random noise, or the (first) style image"
+    )
+    style_scale: float = param(1.0, "size of the style images relative to the output (smaller: finer strokes)",
+                               low=0.05, high=4.0, ui=(0.25, 2.0, 0.05), group="image")
+    style_blend: tuple[float, ...] = param(
+        (), "weight of each style image, in their order (empty: equal)", low=0.0, group="image"
+    )
+    preserve_colors: bool = param(False, "transfer on luminance only, keeping the content's colours", group="image")
+    sizes: tuple[int, ...] = param(
+        (), "long side of each resolution, coarse to fine (empty: halves of max_size down to 256)", low=32,
+        high=8192, group="image",
+    )
+    max_size: int = _max_size_field("long side of the output (when sizes is empty)")
     seed: int | None = _seed_field()
     precision: Literal["auto", "float32", "bfloat16"] = _precision_field()
 
     def _check(self) -> None:
+        self._check_layers("content_layers", allow_channels=False)
+        self._check_layers("style_layers", allow_channels=False)
+        bb = backbones.get(self.model)
+        n = len(self.style_layers) or len(bb.style_layers)
+        if self.style_layer_weights and len(self.style_layer_weights) != n:
+            raise ParamError(
+                f"style_layer_weights needs one weight per style layer ({n}) (got {len(self.style_layer_weights)})"
+            )
+        if self.style_layer_weights and not any(self.style_layer_weights):
+            raise ParamError("style_layer_weights must not all be 0")
+        if self.style_blend and not any(self.style_blend):
+            raise ParamError("style_blend must not all be 0")
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise ParamError("content_weight and style_weight can't both be 0: there would be nothing to optimize")
+        if list(self.sizes) != sorted(set(self.sizes)):
+            raise ParamError(f"sizes must increase from coarse to fine (got {', '.join(map(str, self.sizes))})")
+        if self.sizes and self.sizes[0] < bb.min_size:
+            raise ParamError(f"sizes must be >= {bb.min_size} px for {self.model} (got {self.sizes[0]})")
         self._check_max_size()
+
+    def resolution_sizes(self) -> tuple[int, ...]:
+        """The long side of each resolution, coarse to fine: ``sizes``, or halves of ``max_size`` down to 256."""
+        if self.sizes:
+            return self.sizes
+        sizes = [self.max_size]
+        while sizes[0] // 2 >= 256:
+            sizes.insert(0, sizes[0] // 2)
+        return tuple(sizes)
 
 
 def takes(cls: type) -> Any:

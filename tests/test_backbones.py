@@ -102,3 +102,14 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
 
     if not tf.config.list_physical_devices("GPU"):
         assert backbones.resolve_precision("auto") == "float32"
+
+
+def test_activations_show_what_layers_see(gradient_image):
+    from nbart import activations
+
+    acts = activations(gradient_image, ["block1_conv1", "block3_conv1"], weights="none")
+    assert acts["block1_conv1"].shape == (80, 96, 64)
+    assert acts["block3_conv1"].shape == (20, 24, 256)
+    assert (acts["block1_conv1"] >= 0).all()  # post-ReLU
+    with pytest.raises(ParamError, match="unknown layer 'mixed3' for vgg16"):
+        activations(gradient_image, ["mixed3"], weights="none")

@@ -1,0 +1,57 @@
+"""Losses of style transfer: Gram matrices, content, style and total variation.
+
+Sign convention (all of nbart): every objective is a loss to minimize.
+
+Each loss is a mean, and content and style terms are relative to their target's own magnitude, so that
+``content_weight``, ``style_weight`` and ``tv_weight`` mean the same thing whatever the image size, the layer or
+the backbone's activation scale (ImageNet VGG19 and the offline VGG16 differ by orders of magnitude):
+
+- Gram matrix: ``G = F^T F / (H W)`` for features F of shape (H W, C): normalized by the number of locations, so
+  a texture has the same Gram matrix at any size.
+- content loss: ``mean((F - P)^2) / mean(P^2)`` per layer, P the content's features.
+- style loss: ``mean((G - A)^2) / mean(A^2)`` per layer, A the style's (blended) Gram matrix.
+- total variation: mean squared difference of neighbouring pixels, in [0, 1] pixel units.
+
+Functions take and return ``tf.Tensor`` s; they are traced into the style-transfer step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+
+__all__ = ["gram_matrix", "content_loss", "style_loss", "total_variation", "blend_grams"]
+
+_EPS = 1e-12
+
+
+def gram_matrix(features: Any) -> Any:
+    """Gram matrix of features (batch, H, W, C) -> (batch, C, C), normalized by the number of locations H*W."""
+    shape = tf.shape(features)
+    locations = tf.cast(shape[1] * shape[2], features.dtype)
+    return tf.einsum("bijc,bijd->bcd", features, features) / locations
+
+
+def content_loss(features: Any, target: Any) -> Any:
+    """Mean squared feature difference, relative to the target's mean square."""
+    return tf.reduce_mean(tf.square(features - target)) / (tf.reduce_mean(tf.square(target)) + _EPS)
+
+
+def style_loss(gram: Any, target_gram: Any) -> Any:
+    """Mean squared Gram difference, relative to the target Gram's mean square."""
+    return tf.reduce_mean(tf.square(gram - target_gram)) / (tf.reduce_mean(tf.square(target_gram)) + _EPS)
+
+
+def total_variation(image: Any) -> Any:
+    """Mean squared difference between neighbouring pixels of an image (H, W, 3) or (batch, H, W, 3)."""
+    dy = image[..., 1:, :, :] - image[..., :-1, :, :]
+    dx = image[..., :, 1:, :] - image[..., :, :-1, :]
+    return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
+
+
+def blend_grams(grams: Sequence[Any], weights: Sequence[float]) -> Any:
+    """Weighted mean of the Gram matrices of several style images (weights are normalized to sum to 1)."""
+    total = float(sum(weights))
+    return tf.add_n([g * (w / total) for g, w in zip(grams, weights)])

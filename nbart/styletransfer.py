@@ -1,0 +1,341 @@
+"""Neural Style Transfer (Gatys et al.): optimize an image to keep a content's features and a style's textures.
+
+- Losses (see :mod:`nbart.objectives`): content loss on the content layers, style loss between Gram matrices on
+  the style layers (per-layer weights allowed; several style images blended by ``style_blend``), total variation.
+  All are relative means, so the weights mean the same thing at any size and on any backbone.
+- Optimizers: ``lbfgs`` (scipy's L-BFGS-B, bounded to the pixel range [0, 1], tolerances off so float32 gradients
+  don't end it early; restarted if its line search gives up) and ``adam`` (the TensorFlow tutorial's settings).
+- Multi-resolution: optimize at each of ``sizes`` (long side, coarse to fine), upscaling the result as the next
+  start. ``preserve_colors`` transfers on luminance only and puts the content's chroma back.
+
+A run is an iterator of :class:`~nbart.events.StepEvent` (one per optimizer iteration), stoppable at any step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from nbart import backbones
+from nbart.backbones import Backbone
+from nbart.events import Run, StepEvent, run_with_notices
+from nbart.images import load_image, to_float
+from nbart.params import ParamError, StyleParams, takes
+
+__all__ = ["style_transfer", "style_run", "rgb_to_ycbcr", "ycbcr_to_rgb"]
+
+# ITU-R BT.601 full range, as in JPEG and Pillow's "YCbCr" mode; images in [0, 1].
+_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+_YCBCR_INV = np.linalg.inv(_YCBCR).astype(np.float32)
+LBFGS_MAX_RESTARTS = 3
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] (..., 3) -> Y in [0, 1], Cb and Cr centred on 0."""
+    return rgb @ _YCBCR.T
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`, clipped to [0, 1]."""
+    return np.clip(ycc @ _YCBCR_INV.T, 0.0, 1.0)
+
+
+def _luminance(rgb: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
+    """Grey RGB of an image's luminance; with ``like``, its mean and spread are matched to ``like``'s luminance."""
+    y = rgb_to_ycbcr(rgb)[..., 0]
+    if like is not None:
+        ref = rgb_to_ycbcr(like)[..., 0]
+        y = (y - y.mean()) / (y.std() + 1e-6) * ref.std() + ref.mean()
+    return np.repeat(np.clip(y, 0.0, 1.0)[..., None], 3, axis=-1)
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float image (H, W, 3) to (height, width): antialiased down, bicubic up."""
+    import tensorflow as tf
+
+    if array.shape[:2] == tuple(size):
+        return array
+    method = "bicubic" if size[0] > array.shape[0] else "bilinear"
+    return np.clip(tf.image.resize(array, size, method=method, antialias=True).numpy(), 0.0, 1.0)
+
+
+def _stage_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(height, width) of an image scaled so its long side is ``long_side``."""
+    scale = long_side / max(width, height)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _layers(requested: tuple[str, ...], defaults: tuple[str, ...], bb: Backbone, model: str,
+            what: str, notices: list[str]) -> tuple[str, ...]:
+    if requested and bb.name != model and not all(name in bb.layers for name in requested):
+        notices.append(f"{what} layers {', '.join(requested)} don't exist in {bb.name}; using {', '.join(defaults)}")
+        return defaults
+    return requested or defaults
+
+
+@takes(StyleParams)
+def style_run(content: Any, style: Any, params: StyleParams | None = None, **kwargs: Any) -> Run:
+    """Start a style transfer and return its :class:`~nbart.events.Run` (an iterator of step events).
+
+    ``content`` is anything :func:`nbart.load_image` reads; ``style`` is one such image or a list of them (blended
+    by ``style_blend``). Bad parameters and unreadable images raise before any work; nothing is computed until the
+    first event is pulled.
+    """
+    p = StyleParams.from_kwargs(params, **kwargs)
+    style_sources = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not style_sources:
+        raise ParamError("give at least one style image")
+    blend = p.style_blend or (1.0,) * len(style_sources)
+    if len(blend) != len(style_sources):
+        raise ParamError(f"style_blend needs one weight per style image ({len(style_sources)}) (got {len(blend)})")
+    resolved = backbones.resolve(p.model, p.weights)
+    notices = [resolved.notice] if resolved.notice else []
+    bb = resolved.backbone
+    content_img = load_image(content)
+    sizes = p.resolution_sizes()
+    if not p.sizes and max(content_img.size) < p.max_size:  # don't upscale a small content unless sizes ask to
+        sizes = p.replace(max_size=max(max(content_img.size), bb.min_size)).resolution_sizes()
+    style_cap = max(bb.min_size, round(sizes[-1] * p.style_scale))
+    styles = [load_image(s, max_size=max(style_cap, 1)) for s in style_sources]
+    content_layers = _layers(p.content_layers, bb.content_layers, bb, p.model, "content", notices)
+    style_layers = _layers(p.style_layers, bb.style_layers, bb, p.model, "style", notices)
+    layer_weights = p.style_layer_weights if style_layers == (p.style_layers or bb.style_layers) and \
+        p.style_layer_weights else (1.0,) * len(style_layers)
+    stages = [_stage_size(*content_img.size, s) for s in sizes]
+    if min(stages[0]) < bb.min_size:
+        raise ParamError(f"the content's short side would be {min(stages[0])} px at size {sizes[0]}, below the "
+                         f"{bb.min_size} px {bb.name} accepts; raise sizes or crop the content")
+    output_size = stages[-1]
+    start = content_img.resize(output_size[::-1], Image.Resampling.LANCZOS) if content_img.size != output_size[::-1] \
+        else content_img
+    plan = _Plan(p, resolved, content_layers, style_layers, layer_weights, blend, stages)
+
+    def steps(stop: threading.Event) -> Iterator[StepEvent]:
+        return _style_steps(plan, to_float(content_img), [to_float(s) for s in styles], stop, notices)
+
+    return Run("style", p, steps, len(stages) * p.steps, start, notices)
+
+
+class _Plan:
+    """What a style run was asked to do, resolved: backbone, layers, weights and stage sizes."""
+
+    def __init__(self, p: StyleParams, resolved: backbones.Resolved, content_layers: tuple[str, ...],
+                 style_layers: tuple[str, ...], layer_weights: Sequence[float], blend: Sequence[float],
+                 stages: list[tuple[int, int]]):
+        self.p, self.resolved = p, resolved
+        self.content_layers, self.style_layers = content_layers, style_layers
+        total = float(sum(layer_weights))
+        self.layer_weights = np.asarray([w / total for w in layer_weights], np.float32)
+        self.blend, self.stages = tuple(blend), stages
+
+
+def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[Any, Any]:
+    """The traced (features, loss_and_gradient) pair of an extractor whose layers are content then style layers."""
+    key = ("style", n_content, n_style)
+    if key in ext.functions:
+        return ext.functions[key]
+    import tensorflow as tf
+
+    from nbart import objectives
+
+    image_spec = tf.TensorSpec([None, None, 3], tf.float32)
+    content_specs = [tf.TensorSpec([1, None, None, ext.channels[name]], tf.float32)
+                     for name in ext.layers[:n_content]]
+    style_specs = [tf.TensorSpec([1, ext.channels[name], ext.channels[name]], tf.float32)
+                   for name in ext.layers[n_content:]]
+
+    @tf.function(input_signature=[image_spec])
+    def features(image: Any) -> tuple[Any, Any]:
+        outputs = ext(image[None])
+        return outputs[:n_content], [objectives.gram_matrix(f) for f in outputs[n_content:]]
+
+    @tf.function(input_signature=[image_spec, content_specs, style_specs, tf.TensorSpec([3], tf.float32),
+                                  tf.TensorSpec([n_style], tf.float32)])
+    def loss_and_gradient(image: Any, content_targets: Any, style_targets: Any, weights: Any,
+                          style_layer_weights: Any) -> tuple[Any, Any, Any]:
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            outputs = ext(image[None])
+            content = tf.add_n([objectives.content_loss(f, t) for f, t in zip(outputs[:n_content], content_targets)])
+            content = content / n_content
+            style = tf.add_n([w * objectives.style_loss(objectives.gram_matrix(f), t) for f, t, w in
+                              zip(outputs[n_content:], style_targets, tf.unstack(style_layer_weights))])
+            tv = objectives.total_variation(image)
+            parts = tf.stack([content, style, tv])
+            total = tf.reduce_sum(weights * parts)
+        return total, parts, tape.gradient(total, image)
+
+    ext.functions[key] = (features, loss_and_gradient)
+    return ext.functions[key]
+
+
+def _style_steps(plan: _Plan, content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
+                 notices: list[str]) -> Iterator[StepEvent]:
+    import tensorflow as tf
+
+    from nbart import objectives
+
+    p = plan.p
+    t0 = time.perf_counter()
+    precision = backbones.resolve_precision(p.precision)
+    layers = plan.content_layers + plan.style_layers  # an extractor may list a layer twice: it's used twice
+    ext = backbones.extractor(plan.resolved.backbone, plan.resolved.weights, precision, layers)
+    features, loss_and_gradient = _functions(ext, len(plan.content_layers), len(plan.style_layers))
+    weights = tf.constant([p.content_weight, p.style_weight, p.tv_weight], tf.float32)
+    style_layer_weights = tf.constant(plan.layer_weights)
+    rng = np.random.default_rng(p.seed)
+    output_size = plan.stages[-1]
+    full_content = _resize(content, output_size)
+    chroma = rgb_to_ycbcr(full_content)[..., 1:] if p.preserve_colors else None
+    if p.preserve_colors:  # luminance-only transfer (Gatys et al. 2016): styles matched to the content's luminance
+        styles = [_luminance(s, like=content) for s in styles]
+        content = _luminance(content)
+
+    def finish(x: np.ndarray) -> np.ndarray:
+        """An iterate at output size, with the content's colours put back when asked."""
+        x = _resize(x, output_size)
+        if chroma is None:
+            return x
+        return ycbcr_to_rgb(np.concatenate([rgb_to_ycbcr(x)[..., :1], chroma], axis=-1))
+
+    step, total, image = 0, len(plan.stages) * p.steps, None
+    for stage, size in enumerate(plan.stages):
+        content_s = _resize(content, size)
+        content_targets, _ = features(tf.constant(content_s))
+        style_grams = []
+        for s in styles:
+            style_size = _stage_size(s.shape[1], s.shape[0], max(plan.resolved.backbone.min_size,
+                                                                  round(max(size) * p.style_scale)))
+            style_grams.append(features(tf.constant(_resize(s, style_size)))[1])
+        style_targets = [objectives.blend_grams(g, plan.blend) for g in zip(*style_grams)]
+        if image is not None:
+            x0 = _resize(image, size)
+        elif p.init == "noise":
+            x0 = rng.random((*size, 3), dtype=np.float32)
+            x0 = _luminance(x0) if p.preserve_colors else x0
+        elif p.init == "style":
+            x0 = _resize(styles[0], size)
+        else:
+            x0 = content_s
+
+        def evaluate(x: Any, content_targets: Any = content_targets, style_targets: Any = style_targets) -> tuple:
+            return loss_and_gradient(x, content_targets, style_targets, weights, style_layer_weights)
+
+        optimize = _lbfgs if p.optimizer == "lbfgs" else _adam
+        label = f"size {stage + 1}/{len(plan.stages)} · {size[1]}x{size[0]}"
+        iterations = optimize(evaluate, x0, p, stop)
+        try:
+            for x, loss, parts in iterations:
+                if not np.isfinite(loss):
+                    notices.append(f"stopped at step {step + 1}: the loss became non-finite; "
+                                   f"kept the last finite image")
+                    return "failed"
+                image = x
+                step += 1
+                yield StepEvent(step, total, stage, len(plan.stages), label, loss, time.perf_counter() - t0,
+                                output_size, render=lambda x=x: finish(x), done=step == total,
+                                metrics=dict(zip(("content", "style", "tv"), map(float, parts))))
+                if stop.is_set():
+                    return "stopped"
+        finally:
+            iterations.close()  # ends L-BFGS's helper thread at once
+        if image is None or stop.is_set():
+            return "stopped"
+        step = (stage + 1) * p.steps  # a stage whose optimizer ended early still counts its planned steps
+    return "completed"
+
+
+def _adam(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.Event) -> Iterator[tuple]:
+    """The TensorFlow tutorial's optimizer: Adam(lr, beta_1=0.99, epsilon=0.1), clipping to [0, 1] each step."""
+    import keras
+    import tensorflow as tf
+
+    image = tf.Variable(x0, dtype=tf.float32)
+    optimizer = keras.optimizers.Adam(learning_rate=p.learning_rate, beta_1=0.99, epsilon=0.1)
+    for _ in range(p.steps):
+        if stop.is_set():
+            return
+        loss, parts, gradient = evaluate(image)
+        optimizer.apply_gradients([(gradient, image)])
+        image.assign(tf.clip_by_value(image, 0.0, 1.0))
+        yield image.numpy(), float(loss), parts.numpy()
+
+
+def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.Event) -> Iterator[tuple]:
+    """scipy's L-BFGS-B, bounded to [0, 1], yielding after each iteration.
+
+    scipy's minimize is a blocking call, so it runs in a helper thread in lock-step with this generator: its
+    iteration callback hands the iterate over and waits until the consumer pulls the next event. A stop (or the
+    generator being closed) makes the callback raise StopIteration, which ends scipy's run cleanly. Tolerances are
+    off so float32 gradients don't end the run early; if the line search gives up, L-BFGS restarts from where it
+    is (at most LBFGS_MAX_RESTARTS times without progress).
+    """
+    import tensorflow as tf
+    from scipy.optimize import Bounds, minimize
+
+    shape = x0.shape
+    last_parts: list[Any] = [np.zeros(3)]
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, parts, gradient = evaluate(tf.constant(x.reshape(shape), tf.float32))
+        last_parts[0] = parts.numpy()
+        return float(loss), gradient.numpy().astype(np.float64).ravel()
+
+    handoff: queue.Queue = queue.Queue()
+    proceed = threading.Semaphore(0)
+    cancel = threading.Event()
+
+    def callback(intermediate_result: Any) -> None:
+        handoff.put(("step", intermediate_result.x.copy(), float(intermediate_result.fun), last_parts[0]))
+        proceed.acquire()
+        if cancel.is_set():
+            raise StopIteration
+
+    def work(x: np.ndarray, iterations: int) -> None:
+        try:
+            minimize(fun, x, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0), callback=callback,
+                     options=dict(maxiter=iterations, maxfun=iterations * 4, ftol=0.0, gtol=0.0))
+            handoff.put(("end",))
+        except BaseException as e:  # handed to the consumer's thread, raised there
+            handoff.put(("error", e))
+
+    x, done, stalls = x0.astype(np.float64).ravel(), 0, 0
+    while done < p.steps and stalls <= LBFGS_MAX_RESTARTS and not stop.is_set():
+        worker = threading.Thread(target=work, args=(x, p.steps - done), daemon=True, name="nbart-lbfgs")
+        worker.start()
+        progressed = False
+        try:
+            while True:
+                message = handoff.get()
+                if message[0] == "end":
+                    break
+                if message[0] == "error":
+                    raise message[1]
+                _, x, loss, parts = message
+                done += 1
+                progressed = True
+                yield x.reshape(shape).astype(np.float32), loss, parts
+                proceed.release()
+        finally:
+            if worker.is_alive():
+                cancel.set()
+                proceed.release()
+                worker.join()
+        stalls = 0 if progressed else stalls + 1
+
+
+@takes(StyleParams)
+def style_transfer(content: Any, style: Any, params: StyleParams | None = None, **kwargs: Any) -> Image.Image:
+    """Paint ``content`` in the manner of ``style`` and return the result as a PIL image (a notebook shows it).
+
+    ``content`` and ``style`` are anything :func:`nbart.load_image` reads (``"sample:grace_hopper"``,
+    ``"sample:starry_night"``, a path, URL, array...); ``style`` may be a list of images. Runs :func:`style_run` to
+    the end; its notices are issued as warnings.
+    """
+    return run_with_notices(style_run(content, style, params, **kwargs))
