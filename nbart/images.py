@@ -90,10 +90,12 @@ def load_image(source: Any, max_size: int | None = None, min_size: int = 1) -> I
     return prepare(source, max_size, min_size)[0]
 
 
-def prepare(source: Any, max_size: int | None = None, min_size: int = 1) -> tuple[Image.Image, tuple[int, int]]:
+def prepare(source: Any, max_size: int | None = None, min_size: int = 1, what: str = "image",
+            advice: str = "crop it or raise max_size") -> tuple[Image.Image, tuple[int, int]]:
     """:func:`load_image`, also returning the picture's own size (width, height), upright, before any scaling.
 
-    The front-ends use that size in notices such as "upscaled from 16x16 to 75x75 px".
+    The front-ends use that size in notices such as "upscaled from 16x16 to 75x75 px". ``what`` and ``advice``
+    word the error for a picture too thin to fit (see :func:`fit`).
     """
     if isinstance(source, Image.Image):
         img, scale = _normalize(source, "the image"), 1.0
@@ -102,7 +104,7 @@ def prepare(source: Any, max_size: int | None = None, min_size: int = 1) -> tupl
     else:
         img, scale = _open(source, max_size)
     original = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
-    return fit(img, max_size, min_size, original=original), original
+    return fit(img, max_size, min_size, original=original, what=what, advice=advice), original
 
 
 def _is_array(source: Any) -> bool:
@@ -395,24 +397,25 @@ def from_array(array: Any) -> Image.Image:
     return _normalize(Image.fromarray(np.ascontiguousarray(a), mode), "the array")
 
 
-def fit(img: Image.Image, max_size: int | None = None, min_size: int = 1,
-        original: tuple[int, int] | None = None) -> Image.Image:
+def fit(img: Image.Image, max_size: int | None = None, min_size: int = 1, original: tuple[int, int] | None = None,
+        what: str = "image", advice: str = "crop it or raise max_size") -> Image.Image:
     """Downscale so the long side is at most ``max_size``; upscale so the short side is at least ``min_size``.
 
     Sizes in pixels. Raises :class:`ImageError` when both can't hold (an image too thin for the backbone);
-    ``original`` is the size the message reports (default: the image's).
+    ``original`` is the size the message reports (default: the image's), ``what`` names the picture and
+    ``advice`` ends the message.
     """
     w, h = img.size
     scale = 1.0
     if max_size and max(w, h) > max_size:
         scale = max_size / max(w, h)
-    if min(w, h) * scale < min_size:
+    if min(w, h) * scale < min_size and min_size > 1:  # (a 1 px minimum is met by rounding up, below)
         scale = min_size / min(w, h)
         if max_size and max(w, h) * scale > max_size:
             ow, oh = original or (w, h)
             raise ImageError(
-                f"image is too thin: {ow}x{oh} px can't fit within {max_size} px with its short side at least "
-                f"{min_size} px; crop it or raise max_size"
+                f"{what} is too thin: {ow}x{oh} px can't fit within {max_size} px with its short side at least "
+                f"{min_size} px; {advice}"
             )
     if scale == 1.0:
         return img
