@@ -22,6 +22,7 @@ import collections
 import importlib.util
 import os
 import re
+import sys
 import threading
 import urllib.request
 import warnings
@@ -387,6 +388,7 @@ def _cached(cache: collections.OrderedDict, limit: int, key: tuple, make: Callab
             return cache[key]
         value = make()
         cache[key] = value
+        evicted_a_network = False
         while len(cache) > limit:
             evicted, _ = cache.popitem(last=False)
             if cache is _models:
@@ -394,7 +396,26 @@ def _cached(cache: collections.OrderedDict, limit: int, key: tuple, make: Callab
                 # networks would stay alive behind a cache of MAX_MODELS.
                 for stale in [k for k in _extractors if k[:3] == evicted]:
                     del _extractors[stale]
+                evicted_a_network = True
+        if evicted_a_network:
+            _clear_kernel_cache()
         return value
+
+
+def _clear_kernel_cache() -> None:
+    """Empty TensorFlow's eager kernel cache, as keras.backend.clear_session does (without resetting Keras' global
+    state, which would reset the dtype policy of every thread).
+
+    Building a network runs one eager op per variable with a unique variable name, and each is cached: measured
+    here, every rebuild of InceptionV3 kept ~15 MB, so a session switching between more networks than MAX_MODELS
+    grew without bound. Cached tf.functions are instantiated again on their next call (~1 s for InceptionV3).
+    """
+    try:
+        from tensorflow.python.eager import context
+
+        context.context().clear_kernel_cache()
+    except Exception:  # a private API: if it moves, only the memory bound is lost
+        pass
 
 
 def model(bb: Backbone, weights: str, precision: str = "float32") -> Any:
@@ -486,3 +507,5 @@ def clear_cache() -> None:
     with _lock:
         _extractors.clear()
         _models.clear()
+        if "tensorflow" in sys.modules:
+            _clear_kernel_cache()

@@ -174,6 +174,9 @@ def _decode(data: Any, name: str, max_size: int | None) -> tuple[Image.Image, fl
         raise ImageError(f"{name} is empty (0 bytes)")
     try:
         with _DECODE_LOCK, warnings.catch_warnings():
+            # Decoders warn about what they repair (corrupt EXIF, a short read): noise in a CLI or a studio, where a
+            # Python warning prints its source line. The picture either loads or fails with one line.
+            warnings.simplefilter("ignore")
             # Pillow warns, then refuses, beyond its pixel limit; we refuse at the warning already.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = _open_jpeg_drafted(data, max_size) if max_size and head[:3] == b"\xff\xd8\xff" else None
@@ -184,8 +187,8 @@ def _decode(data: Any, name: str, max_size: int | None) -> tuple[Image.Image, fl
                     img.draft("RGB", (max_size, max_size))  # decode big JPEGs at a reduced scale: faster, less memory
             stored_width = img.info.pop("nbart_stored_size", img.size)[0]
             img.load()
-        scale = stored_width / img.size[0]
-        return _normalize(img, name), scale
+            scale = stored_width / img.size[0]
+            return _normalize(img, name), scale
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

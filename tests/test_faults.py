@@ -347,3 +347,18 @@ def test_read_only_folder_fails_before_the_run_and_on_write(monkeypatch):
     assert result == {"status": 2, "stderr": f"nbart: error: can't write {out}: folder {folder} is not writable\n",
                       "saved": f"can't write {out}: Permission denied", "files": [], "uid": result["uid"]}
     assert result["uid"] != 0
+
+
+def test_library_warnings_are_one_line_in_the_cli(photo, tmp_path, monkeypatch, capsys):
+    import warnings
+
+    real = deepdream.tiled_gradient
+
+    def chatty(*args, **kwargs):
+        warnings.warn("a library's warning\nspread over\nthree lines", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deepdream, "tiled_gradient", chatty)
+    out = tmp_path / "out.png"
+    assert cli.main(["dream", str(photo), "-o", str(out), *FLAGS, "--max-size=64", "--steps=1", "--octaves=1"]) == 0
+    assert capsys.readouterr().err.splitlines() == ["nbart: warning: a library's warning spread over three lines"]
