@@ -15,5 +15,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
-    "StyleParams", "Run", "StepEvent", "activations", "ParamError", "ImageError", "WeightsError", "__version__",
+    "StyleParams", "Run", "StepEvent", "activations", "ParamError", "ImageError", "WeightsError", "DreamStudio",
+    "StyleStudio", "__version__",
 ]
+
+_STUDIOS = ("DreamStudio", "StyleStudio")
+
+
+def __getattr__(name: str):
+    # The studios import ipywidgets: only when asked for, so the engine and the CLI never load it.
+    if name in _STUDIOS:
+        from nbart import studio
+
+        return getattr(studio, name)
+    raise AttributeError(f"module 'nbart' has no attribute {name!r}")

@@ -81,12 +81,14 @@ def _layers(requested: tuple[str, ...], defaults: tuple[str, ...], bb: Backbone,
 
 
 @takes(StyleParams)
-def style_run(content: Any, style: Any, params: StyleParams | None = None, **kwargs: Any) -> Run:
+def style_run(content: Any, style: Any, params: StyleParams | None = None, *, init_image: Any = None,
+              **kwargs: Any) -> Run:
     """Start a style transfer and return its :class:`~nbart.events.Run` (an iterator of step events).
 
     ``content`` is anything :func:`nbart.load_image` reads; ``style`` is one such image or a list of them (blended
-    by ``style_blend``). Bad parameters and unreadable images raise before any work; nothing is computed until the
-    first event is pulled.
+    by ``style_blend``). ``init_image`` (optional, any image) is the starting image instead of ``init``: a previous
+    result, to go on optimizing it. Bad parameters and unreadable images raise before any work; nothing is computed
+    until the first event is pulled.
     """
     p = StyleParams.from_kwargs(params, **kwargs)
     style_sources = list(style) if isinstance(style, (list, tuple)) else [style]
@@ -137,8 +139,10 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, **kwa
         else content_img
     plan = _Plan(p, resolved, content_layers, style_layers, layer_weights, blend, stages)
 
+    init = to_float(load_image(init_image)) if init_image is not None else None
+
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
-        return _style_steps(plan, to_float(content_img), [to_float(s) for s in styles], stop, notices)
+        return _style_steps(plan, to_float(content_img), [to_float(s) for s in styles], stop, notices, init)
 
     return Run("style", p, steps, len(stages) * p.steps, start, notices)
 
@@ -197,7 +201,7 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
 
 
 def _style_steps(plan: _Plan, content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
-                 notices: list[str]) -> Iterator[StepEvent]:
+                 notices: list[str], init: np.ndarray | None = None) -> Iterator[StepEvent]:
     import tensorflow as tf
 
     from nbart import objectives
@@ -226,6 +230,8 @@ def _style_steps(plan: _Plan, content: np.ndarray, styles: list[np.ndarray], sto
         return ycbcr_to_rgb(np.concatenate([rgb_to_ycbcr(x)[..., :1], chroma], axis=-1))
 
     step, total, image = 0, len(plan.stages) * p.steps, None
+    if init is not None:  # going on from an earlier result: it is the first stage's start
+        image = _luminance(init) if p.preserve_colors else init
     for stage, size in enumerate(plan.stages):
         content_s = _resize(content, size)
         content_targets, _ = features(tf.constant(content_s))

@@ -144,3 +144,14 @@ def test_cli_style_writes_the_result(tmp_path, content, style, capsys):
     assert Image.open(out).size == (48, 40)
     assert cli.main(["style", str(c), "-o", str(out)]) == 2
     assert "the following arguments are required: style" in capsys.readouterr().err
+
+
+def test_init_image_continues_from_an_earlier_result(content, style):
+    grey = Image.new("RGB", content.size, (128, 128, 128))
+    params = {**TINY_STYLE, "optimizer": "adam", "learning_rate": 0.001, "steps": 1}
+    from_grey = np.asarray(next(iter(style_run(content, style, init_image=grey, **params))).image(), np.float32)
+    from_content = np.asarray(next(iter(style_run(content, style, **params))).image(), np.float32)
+    grey_small = np.asarray(grey.resize(from_grey.shape[1::-1]), np.float32)
+    # one tiny Adam step moves each pixel by at most ~lr*255: the run started from the grey image, not the content
+    assert np.abs(from_grey - grey_small).max() < 3
+    assert np.abs(from_content - grey_small).max() > 50

@@ -1,0 +1,45 @@
+"""DreamStudio: the Deep Dream panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from nbart.deepdream import dream_run
+from nbart.params import DreamParams
+from nbart.studio.base import Studio
+
+__all__ = ["DreamStudio"]
+
+
+class DreamStudio(Studio):
+    """A Deep Dream panel: pick an image, a model, layers, octaves and steps, press Run, watch the dream grow.
+
+    ``image`` is ``"sample:NAME"``, a URL or path, or an image (PIL, array, bytes); keywords are
+    :class:`~nbart.DreamParams` fields and set the controls' starting values. ``mode``: ``auto`` (a worker thread,
+    or the foreground on Colab), ``thread`` or ``foreground``. End a cell with the studio to show it.
+
+    For scripts and tests: ``controls`` (field name -> widget), ``preview``, ``start()``, ``stop()``,
+    ``wait(timeout)``, ``continue_run(steps)``, ``result``, ``history``, ``code_text()``, ``save(path)``;
+    ``start(block=True)`` runs in the calling thread (for notebooks executed headless).
+    """
+
+    task = "dream"
+    title = "nbart · Deep Dream studio"
+    function = "nbart.dream"
+    params_cls = DreamParams
+    layer_fields = {"layers": "dream_layers"}
+    pickers_spec = (("image", "Image", False, "grace_hopper"),)
+    settings_title = "Dream"
+
+    def __init__(self, image: Any = None, *, mode: str = "auto", preview_size: int = 384, fps: float = 4.0,
+                 **params: Any):
+        super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps)
+
+    def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
+        return dream_run(items["image"][0], params)
+
+    def _continue_run(self, image: Image.Image, items: dict[str, tuple], params: DreamParams, steps: int) -> Any:
+        # more steps at full size only: the octaves were done by the run that made the image
+        return dream_run(image, params.replace(octaves=1, steps=steps))

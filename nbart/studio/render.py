@@ -1,0 +1,80 @@
+"""What the studio shows, made cheaply enough for every frame: encoded previews, the status line, the loss curve."""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["encode", "status_line", "loss_svg", "duration"]
+
+
+def encode(image: Any, fmt: str = "jpeg", max_side: int | None = None, quality: int = 80) -> bytes:
+    """``image`` (PIL or uint8 array) as JPEG or PNG bytes, its long side shrunk to ``max_side`` pixels if larger."""
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    if max_side and max(img.size) > max_side:
+        img = img.copy()
+        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    if fmt == "jpeg":
+        img.convert("RGB").save(out, format="JPEG", quality=quality)
+    else:
+        img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: ``0.4 s``, ``12 s``, ``2 min 05 s``."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+def status_line(event: Any) -> str:
+    """``step 12/40 · octave 2/4 · 256x205 · loss -1.23 · 3.1 steps/s · 9 s left`` for a step event."""
+    rate = event.step / event.elapsed if event.elapsed > 0 else float("nan")
+    parts = [f"step {event.step}/{event.total}", event.label, f"loss {event.loss:.4g}"]
+    if math.isfinite(rate):
+        parts.append(f"{rate:.1f} steps/s")
+    if event.step < event.total:
+        parts.append(f"{duration(event.seconds_left)} left")
+    return " · ".join(parts)
+
+
+def loss_svg(losses: list[float], stage_starts: list[int], width: int = 300, height: int = 56) -> str:
+    """A small inline SVG of the loss so far, across its width; dashed marks where a stage (octave, size) begins."""
+    pad = 2
+    finite = [v for v in losses if math.isfinite(v)]
+    if len(finite) < 2:
+        body = ""
+        low = high = finite[0] if finite else 0.0
+    else:
+        # at most ~2 points per pixel column, so a long run stays a small message
+        stride = max(1, len(losses) // (2 * width))
+        picked = list(enumerate(losses))[::stride]
+        low, high = min(finite), max(finite)
+        span = (high - low) or 1.0
+
+        def x(i: int) -> float:
+            return pad + (width - 2 * pad) * i / max(1, len(losses) - 1)
+
+        def y(v: float) -> float:
+            return pad + (height - 2 * pad) * (high - v) / span
+
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in picked if math.isfinite(v))
+        marks = "".join(f'<line x1="{x(s):.1f}" y1="0" x2="{x(s):.1f}" y2="{height}" stroke="#bbb" '
+                        f'stroke-dasharray="2,2"/>' for s in stage_starts if s > 0)
+        body = f'{marks}<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{points}"/>'
+    label = html.escape(f"loss {finite[-1]:.4g}  (range {low:.3g} .. {high:.3g})" if finite else "loss")
+    return (f'<div style="line-height:1"><svg width="{width}" height="{height}" '
+            f'style="background:#fafafa;border:1px solid #ddd">{body}</svg>'
+            f'<div style="font-size:11px;color:#555">{label}</div></div>')

@@ -1,0 +1,210 @@
+"""Where a studio's input images come from: a bundled sample, a URL or file path, an upload, or an image given in code.
+
+A :class:`SourcePicker` is read on the kernel's main thread into a :class:`Source` (a snapshot: what to load and how
+to write it in code); the images themselves are loaded later, in the run's worker, so a slow URL never blocks the
+kernel.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+from PIL import Image
+
+from nbart.images import ImageError, load_image, sample_names
+from nbart.studio.compat import in_colab, set_tooltip, uploaded_files
+
+__all__ = ["Source", "SourcePicker"]
+
+THUMB_SIZE = 72  # px, the long side of a source's thumbnail
+
+
+@dataclass(frozen=True)
+class Source:
+    """A snapshot of a picker: ``items`` are what :func:`nbart.load_image` reads; ``code`` is how a script names them;
+    ``note`` explains a name that only exists in the studio (an upload, an image given in code)."""
+
+    items: tuple
+    code: str
+    note: str | None = None
+
+    def load(self, max_size: int | None = None) -> list[Image.Image]:
+        """The images, read (raises :class:`~nbart.images.ImageError` with a one-line reason)."""
+        return [load_image(item, max_size=max_size) for item in self.items]
+
+    def describe(self) -> list[str]:
+        """JSON-friendly names of the items, for a saved image's metadata."""
+        return [item if isinstance(item, str) else f"<{type(item).__name__}>" for item in self.items]
+
+
+def _pretty(name: str) -> str:
+    return name.replace("_", " ").title()
+
+
+def thumbnail_png(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
+    """A small PNG of ``img``, its long side ``size`` pixels."""
+    small = img.copy()
+    small.thumbnail((size, size))
+    out = io.BytesIO()
+    small.save(out, format="PNG")
+    return out.getvalue()
+
+
+class SourcePicker(widgets.VBox):
+    """A labelled row choosing one image (or several, with ``multiple``) and thumbnails of what is chosen.
+
+    ``value`` may be ``"sample:NAME"``, a URL or path, or an image object (PIL, array, bytes) given in code; a list
+    of those when ``multiple``.
+    """
+
+    def __init__(self, label: str, value: Any = None, multiple: bool = False, default_sample: str = "grace_hopper"):
+        self.multiple = multiple
+        self._given: tuple = ()
+        self._uploads: list[tuple[str, bytes, int]] = []
+        self._listeners: list[Callable[[], None]] = []
+        samples = [(_pretty(n), n) for n in sample_names()]
+        kinds = [("Sample", "sample"), ("URL / file", "url"), ("Upload", "upload")]
+        values = list(value) if multiple and isinstance(value, (list, tuple)) else [] if value is None else [value]
+        if values and not all(isinstance(v, str) for v in values):
+            self._given = tuple(values)
+            kinds.append(("Your image", "given"))
+
+        self.kind = widgets.ToggleButtons(options=kinds, style={"button_width": "86px"})
+        self.kind.add_class("nbart-source-kind")
+        full = widgets.Layout(width="100%")
+        if multiple:
+            self.sample = widgets.SelectMultiple(options=samples, rows=len(samples), layout=full)
+        else:
+            self.sample = widgets.Dropdown(options=samples, layout=full)
+        self.url = widgets.Text(placeholder="https://... or a file path" + (", several separated by commas"
+                                                                        if multiple else ""),
+                                layout=widgets.Layout(width="100%"))
+        self.upload = widgets.FileUpload(accept="image/*", multiple=multiple, description="Choose file")
+        set_tooltip(self.upload, "an image from your computer (on Colab: under 1 MB, or use the Colab button)")
+        self.colab_upload = widgets.Button(description="Upload (Colab)", icon="upload",
+                                           tooltip="Colab's own upload dialog, for files of 1 MB or more")
+        self.colab_upload.on_click(self.upload_with_colab)
+        self._colab_out = widgets.Output()
+        self.given = widgets.HTML("the image passed in code")
+        # created once, here on the main thread; showing thumbnails later only sets their values
+        self._thumb_widgets = [widgets.Image(format="png", layout=widgets.Layout(
+            max_height=f"{THUMB_SIZE}px", margin="0 4px 0 0", display="none")) for _ in range(4)]
+        self.thumbs = widgets.HBox(self._thumb_widgets, layout=widgets.Layout(min_height=f"{THUMB_SIZE}px"))
+        self.thumbs.add_class("nbart-source-thumbs")
+        self.inputs = widgets.Box(layout=widgets.Layout(width="100%"))
+
+        sample_values = [v[len("sample:"):] for v in values if isinstance(v, str) and v.startswith("sample:")]
+        if self._given:
+            self.kind.value = "given"
+        elif values and len(sample_values) == len(values) and all(v in sample_names() for v in sample_values):
+            self.sample.value = tuple(sample_values) if multiple else sample_values[0]
+        elif values:
+            self.kind.value, self.url.value = "url", ", ".join(values)
+        elif multiple:
+            self.sample.value = (default_sample,)
+        else:
+            self.sample.value = default_sample
+
+        title = widgets.HTML(f"<b>{label}</b>", layout=widgets.Layout(width="70px"))
+        super().__init__([widgets.HBox([title, self.kind]), widgets.HBox([self.inputs, self.thumbs])])
+        self.add_class("nbart-source")
+        for w, trait in ((self.kind, "value"), (self.sample, "value"), (self.upload, "value"), (self.url, "value")):
+            w.observe(self._changed, names=trait)
+        self._layout_inputs()
+        self._refresh_thumbs()
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the choice changes."""
+        self._listeners.append(callback)
+
+    def _changed(self, change: dict) -> None:
+        if change["owner"] is self.upload:
+            self._uploads = uploaded_files(self.upload)
+        if change["owner"] is self.kind:
+            self._layout_inputs()
+        if change["owner"] is not self.url:  # a URL is fetched at run time, not on every key press
+            self._refresh_thumbs()
+        for callback in self._listeners:
+            callback()
+
+    def _layout_inputs(self) -> None:
+        kind = self.kind.value
+        if kind == "sample":
+            children = [self.sample]
+        elif kind == "url":
+            children = [self.url]
+        elif kind == "upload":
+            children = [self.upload] + ([self.colab_upload, self._colab_out] if in_colab() else [])
+        else:
+            children = [self.given]
+        self.inputs.children = children
+
+    def upload_with_colab(self, _button: Any = None) -> None:
+        """Colab's own upload dialog (``google.colab.files.upload``), which takes files widget uploads drop."""
+        from google.colab import files  # only offered on Colab
+
+        with self._colab_out:
+            chosen = files.upload()
+        self._uploads = [(name, bytes(data), len(data)) for name, data in chosen.items()]
+        self._refresh_thumbs()
+        for callback in self._listeners:
+            callback()
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    def source(self) -> Source:
+        """What is chosen now, as a :class:`Source`; :class:`~nbart.images.ImageError` if nothing usable is."""
+        kind = self.kind.value
+        if kind == "sample":
+            names = self.sample.value if self.multiple else (self.sample.value,)
+            if not names:
+                raise ImageError("choose at least one sample image")
+            items = tuple(f"sample:{n}" for n in names)
+            return Source(items, self._code(items))
+        if kind == "url":
+            items = tuple(v.strip() for v in (self.url.value.split(",") if self.multiple else [self.url.value]))
+            items = tuple(v for v in items if v)
+            if not items:
+                raise ImageError("type the address of an image (https://...) or the path of an image file")
+            return Source(items, self._code(items))
+        if kind == "upload":
+            if not self._uploads:
+                raise ImageError("choose a file to upload first")
+            for name, content, size in self._uploads:
+                if not content:
+                    raise ImageError(
+                        f"the upload of {name} arrived empty ({size:,} bytes were sent)"
+                        + ("; Colab drops widget uploads of 1 MB or more: use the 'Upload (Colab)' button"
+                           if in_colab() else "")
+                    )
+            names = tuple(name for name, _, _ in self._uploads)
+            return Source(tuple(content for _, content, _ in self._uploads), self._code(names),
+                          f"{', '.join(names)}: the file{'s' if len(names) > 1 else ''} you uploaded, "
+                          f"saved beside the notebook")
+        return Source(self._given, "images" if self.multiple and len(self._given) > 1 else "image",
+                      "the image you passed to the studio")
+
+    def _code(self, items: tuple) -> str:
+        return repr(list(items)) if self.multiple and len(items) > 1 else repr(items[0])
+
+    def _refresh_thumbs(self) -> None:
+        try:
+            images = self.source().load(max_size=4 * THUMB_SIZE) if self.kind.value != "url" else []
+        except ImageError:
+            images = []
+        self.show_thumbnails(images)
+
+    def show_thumbnails(self, images: list[Image.Image]) -> None:
+        """Show small copies of ``images`` beside the picker (safe from the run's worker: it only sets values)."""
+        for i, w in enumerate(self._thumb_widgets):
+            if i < len(images):
+                w.value = thumbnail_png(images[i])
+                w.layout.display = None
+            else:
+                w.layout.display = "none"
