@@ -26,7 +26,7 @@ from PIL import Image
 from nbart import backbones
 from nbart.backbones import Backbone
 from nbart.events import Run, StepEvent, run_with_notices
-from nbart.images import ImageError, prepare, to_float
+from nbart.images import ImageError, load_image, prepare, to_float
 from nbart.params import ParamError, StyleParams, takes
 
 __all__ = ["style_transfer", "style_run", "rgb_to_ycbcr", "ycbcr_to_rgb"]
