@@ -174,3 +174,45 @@ def test_corpus_errors_through_nbart_style(case, tmp_path, content, capsys):
         lines = capsys.readouterr().err.splitlines()
         assert len(lines) == 1 and lines[0].startswith("nbart: error: ") and case.error in lines[0], lines
     assert not out.exists()
+
+
+def test_an_exception_in_a_consumer_ends_lbfgs_and_its_thread(content, style):
+    run = style_run(content, style, **{**TINY_STYLE, "steps": 50})
+    seen = []
+
+    def consumer(event):
+        seen.append(event.image())
+        if event.step == 2:
+            raise RuntimeError("the preview broke")
+
+    with pytest.raises(RuntimeError, match="the preview broke"):
+        run.run(consumer)
+    assert run.finished and run.outcome == "stopped" and run._gen.gi_frame is None
+    assert not _lbfgs_threads()  # scipy's helper thread ended with the run
+    np.testing.assert_array_equal(np.asarray(run.image()), seen[-1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(content_weight=float("nan")), "content_weight must be a finite number (got nan)"),
+        (dict(style_weight=-1.0), "style_weight must be >= 0 (got -1)"),
+        (dict(style_blend=(1.0, -2.0)), "each of style_blend must be >= 0 (got -2)"),
+        (dict(style_layer_weights=(1, 1, 1, 1, float("inf"))), "each of style_layer_weights must be a finite number"),
+        (dict(steps=0), "steps must be >= 1 (got 0)"),
+        (dict(learning_rate=0.0), "learning_rate must be > 0 (got 0)"),
+        (dict(model="inception_v3", sizes=(), max_size=64), "max_size must be >= 75 px for inception_v3 (got 64)"),
+        (dict(style_layers=("mixed11",), model="inception_v3"),
+         "unknown layer 'mixed11' for inception_v3; choose from mixed0..mixed10"),
+        (dict(model="resnet"), "model must be one of inception_v3, vgg19, vgg16 (got 'resnet')"),
+    ],
+)
+def test_bad_style_parameters_are_refused_before_any_work(kwargs, message, content, style):
+    from nbart import backbones
+    from nbart.params import ParamError
+
+    backbones.clear_cache()
+    with pytest.raises(ParamError) as info:
+        style_run(content, style, **{**TINY_STYLE, **kwargs})
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert backbones.cache_sizes() == {"models": 0, "extractors": 0, "functions": 0}
