@@ -433,8 +433,8 @@ def model(bb: Backbone, weights: str, precision: str = "float32") -> Any:
             warnings.simplefilter("always")
             try:
                 net = _build(bb, keras_weights, precision)
-                problem = next((str(w.message) for w in caught if "load" in str(w.message).lower()
-                                or "skipping" in str(w.message).lower()), None)
+                problem = next((str(w.message) for w in caught if "saving" in w.filename and (
+                    "load" in str(w.message).lower() or "skipping" in str(w.message).lower())), None)
             except Exception as e:  # a file of another network, or not a weights file at all
                 net, problem = None, str(e)
         if problem is not None:
