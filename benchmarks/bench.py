@@ -37,7 +37,7 @@ Method
   (``VmHWM``) is that run's alone. Time to first preview counts from the call that starts the run (model
   building and tracing included; importing TensorFlow and downloading weights excluded) to the first preview's
   JPEG bytes. The tutorial's first preview is its first ``display`` (octave loop: after the first step; style:
-  after its first epoch of 100 steps, here shortened to 10). "-warm" rows: ``nbart.prepare`` ran before Run, as a
+  after its first epoch of 100 steps, here shortened to 10). "-warm" rows: ``nbart.warm_up`` ran before Run, as a
   studio does when it opens; those rows stop at the first preview, so their peak memory is not a full run's.
   ``dream-nbart-steps1`` at 2048 px runs the default 4 octaves with one step each: tiling bounds its memory,
   which does not grow with the number of steps.
@@ -400,14 +400,14 @@ def child(kind: str, size: int) -> dict:
 
     tf.constant(0.0)  # initialise the runtime
     first = None
-    warm = kind.endswith("-warm")  # nbart.prepare() ran before Run (a studio warms up when it opens): first only
+    warm = kind.endswith("-warm")  # nbart.warm_up() ran before Run (a studio warms up when it opens): first only
     kind = kind.removesuffix("-warm")
     dream_params = dict(model="inception_v3", weights="none", seed=0, max_size=size)
     style_params = dict(model="vgg19", weights="none", seed=0, max_size=size)
     if warm:
         import nbart
 
-        nbart.prepare("dream" if kind.startswith("dream") else "style",
+        nbart.warm_up("dream" if kind.startswith("dream") else "style",
                       **(dream_params if kind.startswith("dream") else style_params))
     t0 = time.perf_counter()
     if kind.startswith("dream-nbart"):

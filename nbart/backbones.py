@@ -22,14 +22,17 @@ import collections
 import importlib.util
 import os
 import re
+import sys
 import threading
 import urllib.request
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "Backbone", "Resolved", "WeightsError", "get", "names", "resolve", "extractor", "resolve_precision", "activations",
+    "BoundedCache", "cache_sizes",
 ]
 
 _APPS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -86,6 +89,7 @@ class Backbone:
     style_layers: tuple[str, ...]
     min_size: int  # smallest input side, in pixels, the network accepts
     imagenet_file: str  # name of the no-top ImageNet weights file in Keras' cache
+    channels: tuple[int, ...] = ()  # channels of each of `layers`, so 'layer:N' is checked before any model is built
     offline: bool = False  # whether the offline (HED) weights fit this network
 
     @property
@@ -109,11 +113,18 @@ class Backbone:
             raise ParamError(f"layer {spec!r}: channel selection is not allowed here")
         if not re.fullmatch(r"\d+", channel):
             raise ParamError(f"layer {spec!r}: the channel after ':' must be a non-negative integer")
+        count = self.channels[self.layers.index(name)] if self.channels else None
+        if count is not None and int(channel) >= count:
+            raise ParamError(f"layer {name} has channels 0..{count - 1} (got {int(channel)})")
         return name, int(channel)
 
 
 def _vgg_layers(convs_per_block: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(f"block{b}_conv{c}" for b, n in enumerate(convs_per_block, 1) for c in range(1, n + 1))
+
+
+def _vgg_channels(convs_per_block: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(width for width, n in zip((64, 128, 256, 512, 512), convs_per_block) for _ in range(n))
 
 
 _REGISTRY: dict[str, Backbone] = {
@@ -130,6 +141,7 @@ _REGISTRY: dict[str, Backbone] = {
             style_layers=("mixed0", "mixed2", "mixed4", "mixed7"),
             min_size=75,
             imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            channels=(256, 288, 288, 768, 768, 768, 768, 768, 1280, 2048, 2048),
         ),
         Backbone(
             name="vgg19",
@@ -142,6 +154,7 @@ _REGISTRY: dict[str, Backbone] = {
             style_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
             min_size=32,
             imagenet_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            channels=_vgg_channels((2, 2, 4, 4, 4)),
         ),
         Backbone(
             name="vgg16",
@@ -154,6 +167,7 @@ _REGISTRY: dict[str, Backbone] = {
             style_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
             min_size=32,
             imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            channels=_vgg_channels((2, 2, 3, 3, 3)),
             offline=True,
         ),
     )
@@ -425,6 +439,26 @@ _models: collections.OrderedDict = collections.OrderedDict()
 _extractors: collections.OrderedDict = collections.OrderedDict()
 MAX_MODELS = 3
 MAX_EXTRACTORS = 8
+MAX_FUNCTIONS = 8  # traced functions kept per extractor (one per task and layer set)
+
+
+class BoundedCache(collections.OrderedDict):
+    """A dict that keeps its ``limit`` most recently used entries: long sessions can't grow it without bound."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def __getitem__(self, key: Any) -> Any:
+        value = super().__getitem__(key)
+        self.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
 # Run extractors through nbart.lean (folded BatchNorm, weights in the compute dtype); False runs the Keras model.
 LEAN = os.environ.get("NBART_LEAN", "1") not in ("0", "")
 
@@ -448,9 +482,34 @@ def _cached(cache: collections.OrderedDict, limit: int, key: tuple, make: Callab
             return cache[key]
         value = make()
         cache[key] = value
+        evicted_a_network = False
         while len(cache) > limit:
-            cache.popitem(last=False)
+            evicted, _ = cache.popitem(last=False)
+            if cache is _models:
+                # An extractor holds its network: drop those of an evicted network, or up to MAX_EXTRACTORS
+                # networks would stay alive behind a cache of MAX_MODELS.
+                for stale in [k for k in _extractors if k[:3] == evicted]:
+                    del _extractors[stale]
+                evicted_a_network = True
+        if evicted_a_network:
+            _clear_kernel_cache()
         return value
+
+
+def _clear_kernel_cache() -> None:
+    """Empty TensorFlow's eager kernel cache, as keras.backend.clear_session does (without resetting Keras' global
+    state, which would reset the dtype policy of every thread).
+
+    Building a network runs one eager op per variable with a unique variable name, and each is cached: measured
+    here, every rebuild of InceptionV3 kept ~15 MB, so a session switching between more networks than MAX_MODELS
+    grew without bound. Cached tf.functions are instantiated again on their next call (~1 s for InceptionV3).
+    """
+    try:
+        from tensorflow.python.eager import context
+
+        context.context().clear_kernel_cache()
+    except Exception:  # a private API: if it moves, only the memory bound is lost
+        pass
 
 
 def model(bb: Backbone, weights: str, precision: str = "float32") -> Any:
@@ -460,7 +519,22 @@ def model(bb: Backbone, weights: str, precision: str = "float32") -> Any:
         keras_weights = {"imagenet": "imagenet", "none": None, "offline": None}.get(weights, weights)
         if weights == "offline":
             keras_weights = offline_weights_path()
-        return _build(bb, keras_weights, precision)
+        if weights in ("imagenet", "none", "offline"):
+            return _build(bb, keras_weights, precision)
+        # A user's file: Keras raises on some mismatches and only warns on others (layers left random), so both
+        # become one WeightsError. (catch_warnings is process-wide: this runs under the cache lock.)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                net = _build(bb, keras_weights, precision)
+                problem = next((str(w.message) for w in caught if "saving" in w.filename and (
+                    "load" in str(w.message).lower() or "skipping" in str(w.message).lower())), None)
+            except Exception as e:  # a file of another network, or not a weights file at all
+                net, problem = None, str(e)
+        if problem is not None:
+            message = " ".join(problem.split())
+            raise WeightsError(f"can't load the weights file {weights} into {bb.name}: {message[:300]}")
+        return net
 
     return _cached(_models, MAX_MODELS, (bb.name, weights, precision), make)
 
@@ -475,7 +549,8 @@ class Extractor:
         net = model(bb, weights, precision)
         self.model = keras.Model(net.input, [net.get_layer(name).output for name in layers])
         self.channels = {name: net.get_layer(name).output.shape[-1] for name in layers}
-        self.functions: dict[Any, Any] = {}  # traced tf.functions of the tasks, kept with the extractor
+        # traced tf.functions of the tasks, kept with the extractor and bounded like it
+        self.functions: BoundedCache = BoundedCache(MAX_FUNCTIONS)
         self.lean = None
         if LEAN:
             from nbart.lean import LeanNetwork
@@ -498,8 +573,18 @@ class Extractor:
 
 def extractor(bb: Backbone, weights: str, precision: str, layers: tuple[str, ...]) -> Extractor:
     """A cached :class:`Extractor`; changing the layers reuses the cached network, it never rebuilds it."""
-    return _cached(_extractors, MAX_EXTRACTORS, (bb.name, weights, precision, tuple(layers)),
-                   lambda: Extractor(bb, weights, precision, tuple(layers)))
+    with _lock:
+        if (bb.name, weights, precision) in _models:
+            _models.move_to_end((bb.name, weights, precision))  # a network in use is not the one to evict
+        return _cached(_extractors, MAX_EXTRACTORS, (bb.name, weights, precision, tuple(layers)),
+                       lambda: Extractor(bb, weights, precision, tuple(layers)))
+
+
+def cache_sizes() -> dict[str, int]:
+    """How much the caches hold: networks, extractors and traced functions (for soak tests and diagnostics)."""
+    with _lock:
+        return {"models": len(_models), "extractors": len(_extractors),
+                "functions": sum(len(e.functions) for e in _extractors.values())}
 
 
 def activations(image: Any, layers: tuple[str, ...] | list[str], model: str = "vgg16", weights: str = "auto",
@@ -528,3 +613,5 @@ def clear_cache() -> None:
     with _lock:
         _extractors.clear()
         _models.clear()
+        if "tensorflow" in sys.modules:
+            _clear_kernel_cache()

@@ -1,7 +1,8 @@
 """The ``nbart`` command: flags generated from the parameter spec, a tqdm bar on stderr, atomic outputs.
 
-``main(argv) -> exit status``: 0 on success, 2 with one ``nbart: error: ...`` line for bad input, 130 after
-Ctrl-C (the current image is still written).
+``main(argv) -> exit status``: 0 on success; 2 with one ``nbart: error: ...`` line for bad input; 1 with one line
+when a run fails or its output can't be written (the last good image is still written when it can be); 130 after
+Ctrl-C (the current image is still written). No traceback reaches the user unless NBART_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from nbart import backbones
 from nbart.backbones import WeightsError
-from nbart.images import SAVE_FORMATS, ImageError, sample_names, save_gif, save_image
+from nbart.events import error_message
+from nbart.images import SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
 from nbart.params import DreamParams, FieldInfo, ParamError, StyleParams, fields_of
 
 GIF_MAX_FRAMES = 120
@@ -166,24 +169,24 @@ def _download(models: Sequence[str]) -> str:
 
 
 def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
+    """Refuse outputs that can't be written before any work, so a long run can't end unable to save."""
     out = args.output
     if os.path.splitext(out)[1].lower() not in SAVE_FORMATS:
         raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})")
     if args.gif and not args.gif.lower().endswith(".gif"):
         raise CliError(f"--gif must end in .gif (got {args.gif!r})")
     for path in filter(None, (out, args.gif)):
-        folder = os.path.dirname(os.path.abspath(path)) or "."
-        if not os.path.isdir(folder):
-            raise CliError(f"can't write {path}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise CliError(f"can't write {path}: folder {folder} is not writable")
+        problem = folder_problem(path)
+        if problem:
+            raise CliError(f"can't write {path}: {problem}")
         for source in inputs:
             if os.path.exists(source) and os.path.abspath(path) == os.path.abspath(source):
                 raise CliError(f"output {path} is the input; choose another file name so the input is kept")
 
 
-def _metadata(run: Any, task: Task, args: argparse.Namespace) -> dict:
-    meta = {"task": task.name, "params": run.params.to_dict(), "steps_done": run.latest.step if run.latest else 0}
+def _metadata(run: Any, task: Task, args: argparse.Namespace, ended: str) -> dict:
+    meta = {"task": task.name, "params": run.params.to_dict(), "steps_done": run.latest.step if run.latest else 0,
+            "ended": ended}
     meta["inputs"] = task.input_paths(args)
     return meta
 
@@ -241,7 +244,7 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
             bar.write(f"nbart: note: {notice}", file=sys.stderr)
         shown = len(run.notices)
 
-    interrupted = False
+    interrupted, failure = False, None
     try:
         note_new()
         for event in run:
@@ -253,6 +256,9 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         run.close()
+    except Exception as e:  # a fault mid-run (out of memory, a bug): keep the last good image, report one line
+        failure = e
+        run.close()
     finally:
         bar.close()
     note_new()
@@ -260,20 +266,46 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         if interrupted:
             print("nbart: interrupted before the first step; nothing written", file=sys.stderr)
             return 130
+        if failure is not None:
+            raise failure  # main() turns it into one line
         raise CliError("the run ended before its first step; nothing written")
-    save_image(run.image(), args.output, _metadata(run, task, args))
-    if args.gif and frames:
-        save_gif(frames, args.gif)
+    steps = f"step {run.latest.step}/{run.total}"
+    ended = "interrupted" if interrupted else f"failed: {error_message(failure)}" if failure else \
+        run.outcome or "stopped"
+    try:
+        save_image(run.image(), args.output, _metadata(run, task, args, ended))
+        if args.gif and frames:
+            save_gif(frames, args.gif)
+    except ImageError as e:  # a full disk or a folder gone read-only: the run is lost, say so in one line
+        print(f"nbart: error: {e}", file=sys.stderr)
+        return 130 if interrupted else 1
     if interrupted:
-        print(f"nbart: interrupted at step {run.latest.step}/{run.total}; wrote {args.output}", file=sys.stderr)
+        print(f"nbart: interrupted at {steps}; wrote {args.output}", file=sys.stderr)
         return 130
-    if not args.quiet:
-        print(f"nbart: wrote {args.output}" + (f" and {args.gif}" if args.gif and frames else ""), file=sys.stderr)
+    if failure is not None:
+        print(f"nbart: error: the run failed at {steps} ({error_message(failure)}); wrote the last good image to "
+              f"{args.output}", file=sys.stderr)
+        return 1
+    if not args.quiet or not run.completed:
+        what = "wrote" if run.completed else f"stopped at {steps}; wrote"
+        print(f"nbart: {what} {args.output}" + (f" and {args.gif}" if args.gif and frames else ""), file=sys.stderr)
     return 0
+
+
+def _warning_line(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                  line: Any = None) -> None:
+    """Python warnings (ours or a library's) as one ``nbart: warning:`` line, without the source line."""
+    print(f"nbart: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``nbart`` command with ``argv`` (default: sys.argv[1:]) and return its exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "models":
@@ -285,13 +317,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         task = next(t for t in TASKS if t.name == args.command)
         return _run_task(task, args)
     except (CliError, ParamError, ImageError, WeightsError) as e:
-        print(f"nbart: error: {e}", file=sys.stderr)
+        print(f"nbart: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nbart: interrupted", file=sys.stderr)
         return 130
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0
+    except Exception as e:  # anything else is a fault, not bad input: still one line, unless debugging
+        if os.environ.get("NBART_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"nbart: error: {error_message(e)} (set NBART_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,7 +31,7 @@ from PIL import Image
 from nbart import backbones
 from nbart.backbones import Backbone
 from nbart.events import Run, StepEvent, Stopped, run_with_notices
-from nbart.images import fit, load_image, to_float
+from nbart.images import prepare, to_float
 from nbart.params import DreamParams, takes
 
 __all__ = ["dream", "dream_run", "octave_sizes"]
@@ -62,95 +62,127 @@ def _layer_specs(p: DreamParams, bb: Backbone, notices: list[str]) -> tuple[tupl
 
 
 def _functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | None], ...]) -> tuple[Any, Any]:
-    """The traced (means, means_and_gradient) pair of one (extractor, layer specs), serving every image size.
+    """The (means, means_and_gradient) pair of one (extractor, layer specs), serving every image size.
 
-    ``means(image)`` gives each chosen layer's mean activation; ``means_and_gradient(image, coefficients)`` also
-    gives the gradient of ``sum(coefficients * means)`` with respect to the image (H, W, 3). A negative
-    coefficient ``-w`` stands for ``w / |mean|`` with this very call's mean (held constant for the gradient): a
-    run's first step uses it, as it has no previous step's means, and so needs no separate forward pass.
+    ``means(image)`` gives each chosen layer's mean activation (of one channel, for a 'layer:N' spec);
+    ``means_and_gradient(image, coefficients)`` also gives the gradient of ``sum(coefficients * means)`` with
+    respect to the image (H, W, 3). The traced functions are keyed by the layers only: the channels enter as a
+    tensor, so trying channel after channel of a layer never traces again. A negative coefficient ``-w`` stands
+    for ``w / |mean|`` with this very call's mean (held constant for the gradient): a run's first step uses it, as
+    it has no previous step's means, and so needs neither a separate forward pass nor a second trace.
     """
-    key = ("dream", specs)
-    if key in ext.functions:
-        return ext.functions[key]
     import tensorflow as tf
 
-    index = [ext.layers.index(name) for name, _ in specs]
+    names = tuple(name for name, _ in specs)
     for name, channel in specs:
         if channel is not None and channel >= ext.channels[name]:
             from nbart.params import ParamError
 
             raise ParamError(f"layer {name} has channels 0..{ext.channels[name] - 1} (got {channel})")
+    key = ("dream", names)
+    if key not in ext.functions:
+        ext.functions[key] = _trace(ext, names)
+    means, means_and_gradient = ext.functions[key]
+    channels = tf.constant([-1 if channel is None else channel for _, channel in specs], tf.int32)
+    return (lambda image: means(image, channels),
+            lambda image, coefficients: means_and_gradient(image, coefficients, channels))
 
-    def layer_means(image: Any) -> Any:
+
+def _trace(ext: backbones.Extractor, names: tuple[str, ...]) -> tuple[Any, Any]:
+    import tensorflow as tf
+
+    index = [ext.layers.index(name) for name in names]
+
+    def layer_means(image: Any, channels: Any) -> Any:
         activations = ext(image[None])
-        return tf.stack([tf.reduce_mean(activations[i] if channel is None else activations[i][..., channel])
-                         for (_, channel), i in zip(specs, index)])
+        out = []
+        for k, i in enumerate(index):
+            per_channel = tf.reduce_mean(activations[i], axis=[0, 1, 2])
+            channel = channels[k]  # -1: the whole layer
+            out.append(tf.where(channel < 0, tf.reduce_mean(per_channel),
+                                tf.gather(per_channel, tf.maximum(channel, 0))))
+        return tf.stack(out)
 
     image_spec = tf.TensorSpec([None, None, 3], tf.float32)
+    channel_spec = tf.TensorSpec([len(names)], tf.int32)
 
-    @tf.function(input_signature=[image_spec])
-    def means(image: Any) -> Any:
-        return layer_means(image)
+    @tf.function(input_signature=[image_spec, channel_spec])
+    def means(image: Any, channels: Any) -> Any:
+        return layer_means(image, channels)
 
-    @tf.function(input_signature=[image_spec, tf.TensorSpec([len(specs)], tf.float32)])
-    def means_and_gradient(image: Any, coefficients: Any) -> tuple[Any, Any]:
+    @tf.function(input_signature=[image_spec, tf.TensorSpec([len(names)], tf.float32), channel_spec])
+    def means_and_gradient(image: Any, coefficients: Any, channels: Any) -> tuple[Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image)
-            m = layer_means(image)
+            m = layer_means(image, channels)
             own = -coefficients / (tf.abs(tf.stop_gradient(m)) + 1e-3)
             objective = tf.reduce_sum(tf.where(coefficients < 0, own, coefficients) * m)
         return m, tape.gradient(objective, image)
 
-    ext.functions[key] = (means, means_and_gradient)
-    return ext.functions[key]
+    return means, means_and_gradient
 
 
-def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
-    """Split [0, length) into near-equal spans of at most ``tile``; each is at least tile/2 long when split."""
-    n = math.ceil(length / tile)
+def _tiles(length: int, tile: int, min_size: int = 1) -> list[tuple[int, int]]:
+    """Split [0, length) into near-equal spans of at most ``tile``; each is at least tile/2 long when split, and
+    never shorter than ``min_size`` (the backbone's smallest input), even if a span then exceeds ``tile``."""
+    n = max(1, min(math.ceil(length / tile), length // max(1, min_size)))
     edges = [round(i * length / n) for i in range(n + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
 
+def _over_tiles(image: Any, tile_size: int, min_size: int, stop: threading.Event | None,
+                fn: Any) -> tuple[np.ndarray, list[list[Any]]]:
+    """Call ``fn(tile)`` on each tile; return the area-weighted sum of its first output and the rows of its
+    second outputs, each weighted by the tile's share of the area. A stop requested between tiles raises
+    :class:`Stopped`."""
+    height, width = int(image.shape[0]), int(image.shape[1])
+    rows, total = [], 0.0
+    for y0, y1 in _tiles(height, tile_size, min_size):
+        row = []
+        for x0, x1 in _tiles(width, tile_size, min_size):
+            if stop is not None and stop.is_set():
+                raise Stopped
+            share = (y1 - y0) * (x1 - x0) / (height * width)
+            first, second = fn(image[y0:y1, x0:x1])
+            total = total + share * first.numpy()
+            row.append(None if second is None else second * share)
+        rows.append(row)
+    return total, rows
+
+
+def tiled_means(fn: Any, image: Any, tile_size: int, stop: threading.Event | None = None,
+                min_size: int = 1) -> np.ndarray:
+    """Layer means of ``image`` (H, W, 3), computed tile by tile when it exceeds ``tile_size`` (bounded memory).
+
+    ``fn`` is a ``means`` function (see :func:`_functions`).
+    """
+    if int(image.shape[0]) <= tile_size and int(image.shape[1]) <= tile_size:
+        return fn(image).numpy()
+    return _over_tiles(image, tile_size, min_size, stop, lambda tile: (fn(tile), None))[0]
+
+
 def tiled_gradient(fn: Any, image: Any, coefficients: Any, tile_size: int, shift: tuple[int, int],
-                   stop: threading.Event | None = None) -> tuple[np.ndarray, Any]:
+                   stop: threading.Event | None = None, min_size: int = 1) -> tuple[np.ndarray, Any]:
     """Layer means and gradient of ``image`` (H, W, 3), rolled by ``shift`` and computed tile by tile.
 
     ``fn`` is a ``means_and_gradient`` function (see :func:`_functions`). Images that fit one tile take one call.
     Each tile's means and gradient are weighted by the tile's share of the area, so the result is that of the whole
-    image's mean activations, up to what the tile borders hide from each tile. A stop requested between tiles raises
-    :class:`Stopped`.
+    image's mean activations, up to what the tile borders hide from each tile. No tile is shorter than ``min_size``.
+    A stop requested between tiles raises :class:`Stopped`.
     """
     import tensorflow as tf
 
+    height, width = int(image.shape[0]), int(image.shape[1])
     rolled = tf.roll(image, shift=list(shift), axis=[0, 1]) if any(shift) else image
-    means, gradient = _tiled(fn, rolled, coefficients, tile_size, stop)
+    if height <= tile_size and width <= tile_size:
+        means, gradient = fn(rolled, coefficients)
+        means = means.numpy()
+    else:
+        means, rows = _over_tiles(rolled, tile_size, min_size, stop, lambda tile: fn(tile, coefficients))
+        gradient = tf.concat([tf.concat(row, axis=1) for row in rows], axis=0)
     if any(shift):
         gradient = tf.roll(gradient, shift=[-shift[0], -shift[1]], axis=[0, 1])
     return means, gradient
-
-
-def _tiled(fn: Any, image: Any, coefficients: Any, tile_size: int,
-           stop: threading.Event | None = None) -> tuple[np.ndarray, Any]:
-    """:func:`tiled_gradient` without the roll: one call of ``fn`` per tile, area-weighted."""
-    import tensorflow as tf
-
-    height, width = int(image.shape[0]), int(image.shape[1])
-    if height <= tile_size and width <= tile_size:
-        means, gradient = fn(image, coefficients)
-        return means.numpy(), gradient
-    rows, means = [], 0.0
-    for y0, y1 in _tiles(height, tile_size):
-        row = []
-        for x0, x1 in _tiles(width, tile_size):
-            if stop is not None and stop.is_set():
-                raise Stopped
-            share = (y1 - y0) * (x1 - x0) / (height * width)
-            tile_means, tile_gradient = fn(image[y0:y1, x0:x1], coefficients)
-            means = means + share * tile_means.numpy()
-            row.append(tile_gradient * share)
-        rows.append(tf.concat(row, axis=1))
-    return means, tf.concat(rows, axis=0)
 
 
 def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> Run:
@@ -164,10 +196,9 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
     resolved = backbones.resolve(p.model, p.weights)
     notices = [resolved.notice] if resolved.notice else []
     bb = resolved.backbone
-    source = load_image(image, max_size=p.max_size)
-    start = fit(source, p.max_size, bb.min_size)
-    if start.size != source.size and min(source.size) < bb.min_size:
-        notices.append(f"image upscaled from {source.size[0]}x{source.size[1]} to {start.size[0]}x{start.size[1]} px, "
+    start, original = prepare(image, p.max_size, bb.min_size)
+    if min(start.size) > round(min(original) * min(1.0, p.max_size / max(original))):  # beyond the downscale
+        notices.append(f"image upscaled from {original[0]}x{original[1]} to {start.size[0]}x{start.size[1]} px, "
                        f"the smallest {bb.name} accepts")
     specs, layer_weights = _layer_specs(p, bb, notices)
     sizes = octave_sizes(start.size[1], start.size[0], p.octaves, p.octave_scale, bb.min_size)
@@ -189,6 +220,7 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
     layer_names = tuple(dict.fromkeys(name for name, _ in specs))
     ext = backbones.extractor(resolved.backbone, resolved.weights, precision, layer_names)
     _, gradient_fn = _functions(ext, specs)
+    min_size = resolved.backbone.min_size
     weights = np.asarray(layer_weights, np.float32)
     rng = np.random.default_rng(p.seed)
     full = tf.constant(original)
@@ -225,11 +257,13 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
             shift = tuple(int(s) for s in rng.integers(-p.jitter, p.jitter + 1, size=2)) if p.jitter else (0, 0)
             if tiled:  # move the tile seams to a new random place at every step
                 shift = (shift[0] + int(rng.integers(0, p.tile_size)), shift[1] + int(rng.integers(0, p.tile_size)))
-            # Each layer's weight over its current mean activation: every layer contributes its relative gain.
-            # The first step has no means yet: negative coefficients make the function use its own (see _functions).
-            coefficients = tf.constant(-weights if means is None else weights / (np.abs(means) + 1e-3), tf.float32)
             try:
-                means, gradient = tiled_gradient(gradient_fn, image, coefficients, p.tile_size, shift, stop)
+                # Each layer's weight over its current mean activation: every layer contributes its relative gain.
+                # The first step has no means yet: negative coefficients make the function use its own (see
+                # _functions); a tiled first step normalizes each tile by its own means.
+                coefficients = tf.constant(-weights if means is None else weights / (np.abs(means) + 1e-3),
+                                           tf.float32)
+                means, gradient = tiled_gradient(gradient_fn, image, coefficients, p.tile_size, shift, stop, min_size)
             except Stopped:
                 return
             loss = -float(np.dot(weights, means))

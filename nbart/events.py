@@ -17,7 +17,7 @@ from PIL import Image
 
 from nbart.images import to_uint8
 
-__all__ = ["StepEvent", "Run", "Stopped", "run_with_notices", "preview_jpeg"]
+__all__ = ["StepEvent", "Run", "Stopped", "run_with_notices", "error_message", "preview_jpeg"]
 
 
 class Stopped(Exception):
@@ -107,33 +107,45 @@ class Run:
         self.latest: StepEvent | None = None
         self.start_image = start_image
         self.started_at: float | None = None
+        self.error: Exception | None = None  # what ended the run, if it failed
         self._stop = threading.Event()
         self._steps = steps
         self._gen: Iterator[StepEvent] | None = None
         self._finished = False
         self.outcome: str | None = None  # "completed", "stopped" or "failed" once the run has ended
+        self._pulling = threading.Lock()  # one consumer at a time: a generator can't run in two threads
 
     def __iter__(self) -> Run:
         return self
 
     def __next__(self) -> StepEvent:
-        if self._finished:
-            raise StopIteration
-        if self._gen is None:
-            self.started_at = time.perf_counter()
-            self._gen = self._steps(self._stop)
+        if not self._pulling.acquire(blocking=False):
+            raise RuntimeError("this run is already being iterated in another thread; start a new run instead")
         try:
-            event = next(self._gen)
-        except StopIteration as end:
-            self._finished = True
-            self.outcome = end.value or ("stopped" if self.stopped else "completed")
-            raise
-        except BaseException:
-            self._finished = True
-            self.outcome = "stopped" if self.stopped else "failed"
-            raise
-        self.latest = event
-        return event
+            if self._finished:
+                if self._gen is not None:
+                    self._gen.close()  # closed from another thread mid-step: finish the job in this one
+                raise StopIteration
+            if self._gen is None:
+                self.started_at = time.perf_counter()
+                self._gen = self._steps(self._stop)
+            try:
+                event = next(self._gen)
+            except StopIteration as end:
+                self._finished = True
+                self.outcome = end.value or ("stopped" if self.stopped else "completed")
+                raise
+            except Exception as e:
+                self._finished, self.error = True, e
+                self.outcome = "stopped" if self.stopped else "failed"
+                raise
+            except BaseException:  # KeyboardInterrupt, GeneratorExit: the run was stopped, it did not fail
+                self._finished, self.outcome = True, "stopped"
+                raise
+            self.latest = event
+            return event
+        finally:
+            self._pulling.release()
 
     def stop(self) -> None:
         """Ask the run to end; it does so within a step, keeping the last good image. Safe from any thread."""
@@ -159,12 +171,17 @@ class Run:
         return self.latest.pil() if self.latest is not None else self.start_image.copy()
 
     def close(self) -> None:
-        """End the run now and free what it holds (the engine's generator is closed)."""
+        """End the run and free what it holds (the engine's generator is closed). Safe from any thread: while another
+        thread is inside a step, the run ends there, within that step, and its generator closes on the way out."""
         self._stop.set()
-        if self._gen is not None:
-            self._gen.close()
         if not self._finished:
             self._finished, self.outcome = True, "stopped"
+        gen = self._gen
+        if gen is not None:
+            try:
+                gen.close()
+            except ValueError:  # "generator already executing" in the consumer's thread: the stop flag ends it
+                pass
 
     def run(self, on_step: Callable[[StepEvent], Any] | None = None) -> Image.Image:
         """Pull every event, calling ``on_step(event)`` on each, and return the final image.
@@ -186,6 +203,24 @@ class Run:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def error_message(error: BaseException) -> str:
+    """One line for a front-end to show about an error that ended a run or refused to start one: no traceback."""
+    from nbart.backbones import WeightsError
+    from nbart.images import ImageError
+    from nbart.params import ParamError
+
+    text = " ".join(str(error).split())
+    if isinstance(error, (ParamError, ImageError, WeightsError)):
+        return text
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        return "out of memory; try a smaller max_size (or tile_size)"
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def run_with_notices(run: Run) -> Image.Image:

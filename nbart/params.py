@@ -194,10 +194,22 @@ class _Params:
         w = self.weights
         if w in WEIGHT_KEYWORDS:
             return
-        if not os.path.isfile(os.path.expanduser(w)):
+        path = os.path.expanduser(w)
+        if not os.path.isfile(path):
             raise ParamError(
                 f"weights must be {', '.join(WEIGHT_KEYWORDS)} or the path of a weights file (got {w!r}: no such file)"
             )
+        if not w.lower().endswith((".h5", ".hdf5", ".keras")):
+            raise ParamError(f"a weights file must end in .weights.h5, .h5 or .keras (got {w!r})")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(2056)
+        except OSError as e:
+            raise ParamError(f"can't read the weights file {w!r}: {e.strerror}") from None
+        # HDF5 puts its signature at 0 or after a user block of 512, 1024 or 2048 bytes; .keras files are zips
+        hdf5 = any(head[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in (0, 512, 1024, 2048))
+        if not hdf5 and not head.startswith(b"PK\x03\x04"):
+            raise ParamError(f"{w!r} is not a Keras weights file (HDF5 .weights.h5/.h5, or .keras)")
 
     def _check(self) -> None:  # cross-field rules, per task
         pass

@@ -13,6 +13,7 @@ A run is an iterator of :class:`~nbart.events.StepEvent` (one per optimizer iter
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -25,7 +26,7 @@ from PIL import Image
 from nbart import backbones
 from nbart.backbones import Backbone
 from nbart.events import Run, StepEvent, run_with_notices
-from nbart.images import load_image, to_float
+from nbart.images import ImageError, load_image, prepare, to_float
 from nbart.params import ParamError, StyleParams, takes
 
 __all__ = ["style_transfer", "style_run", "rgb_to_ycbcr", "ycbcr_to_rgb"]
@@ -99,12 +100,29 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
     resolved = backbones.resolve(p.model, p.weights)
     notices = [resolved.notice] if resolved.notice else []
     bb = resolved.backbone
-    content_img = load_image(content)
+    # Never decoded larger than the largest size asked for (big JPEGs decode at a fraction of their size).
+    content_img, original = prepare(content, max_size=max(p.resolution_sizes()), what="content image")
     sizes = p.resolution_sizes()
-    if not p.sizes and max(content_img.size) < p.max_size:  # don't upscale a small content unless sizes ask to
-        sizes = p.replace(max_size=max(max(content_img.size), bb.min_size)).resolution_sizes()
+    w, h = content_img.size
+    needed = math.ceil(bb.min_size * max(original) / min(original))  # long side at which the short one is min_size
+    if not p.sizes and max(w, h) < p.max_size:  # don't upscale a small content beyond what the backbone needs
+        sizes = p.replace(max_size=min(p.max_size, max(max(w, h), needed))).resolution_sizes()
+    if sizes[-1] < needed:
+        raise ImageError(f"content image is too thin: {original[0]}x{original[1]} px can't fit within {sizes[-1]} px "
+                         f"with its short side at least {bb.min_size} px; crop it or raise max_size")
+    if not p.sizes:  # default sizes: drop coarse ones too small for the backbone, as dream octaves do
+        sizes = tuple(s for s in sizes if s >= needed)
     style_cap = max(bb.min_size, round(sizes[-1] * p.style_scale))
-    styles = [load_image(s, max_size=max(style_cap, 1)) for s in style_sources]
+    styles = []
+    for source in style_sources:
+        style_img, (ow, oh) = prepare(source, max_size=style_cap)
+        # A thin style is upscaled at each stage until its short side reaches the backbone's minimum (a texture's
+        # size is secondary); only one so thin that this would cost more than a square style does is refused.
+        grown = math.ceil(bb.min_size * max(style_img.size) / min(style_img.size))
+        if grown * bb.min_size > max(style_cap, 512) ** 2:
+            raise ImageError(f"style image is too thin: {ow}x{oh} px would have to grow to {grown} px long for its "
+                             f"short side to reach the {bb.min_size} px {bb.name} accepts; crop it")
+        styles.append(style_img)
     content_layers = _layers(p.content_layers, bb.content_layers, bb, p.model, "content", notices)
     style_layers = _layers(p.style_layers, bb.style_layers, bb, p.model, "style", notices)
     layer_weights = p.style_layer_weights if style_layers == (p.style_layers or bb.style_layers) and \
@@ -114,6 +132,9 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
         raise ParamError(f"the content's short side would be {min(stages[0])} px at size {sizes[0]}, below the "
                          f"{bb.min_size} px {bb.name} accepts; raise sizes or crop the content")
     output_size = stages[-1]
+    if not p.sizes and min(output_size) > min(content_img.size) and max(content_img.size) < p.max_size:
+        notices.append(f"content upscaled from {original[0]}x{original[1]} to {output_size[1]}x{output_size[0]} px, "
+                       f"the smallest {bb.name} accepts")
     start = content_img.resize(output_size[::-1], Image.Resampling.LANCZOS) if content_img.size != output_size[::-1] \
         else content_img
     plan = _Plan(p, resolved, content_layers, style_layers, layer_weights, blend, stages)
@@ -216,8 +237,10 @@ def _style_steps(plan: _Plan, content: np.ndarray, styles: list[np.ndarray], sto
         content_targets, _ = features(tf.constant(content_s))
         style_grams = []
         for s in styles:
-            style_size = _stage_size(s.shape[1], s.shape[0], max(plan.resolved.backbone.min_size,
-                                                                  round(max(size) * p.style_scale)))
+            min_size = plan.resolved.backbone.min_size
+            # at least the long side that keeps a thin style's short side within what the backbone accepts
+            needed = math.ceil(min_size * max(s.shape[:2]) / min(s.shape[:2]))
+            style_size = _stage_size(s.shape[1], s.shape[0], max(min_size, needed, round(max(size) * p.style_scale)))
             style_grams.append(features(tf.constant(_resize(s, style_size)))[1])
         style_targets = [objectives.blend_grams(g, plan.blend) for g in zip(*style_grams)]
         if image is not None:
@@ -238,8 +261,10 @@ def _style_steps(plan: _Plan, content: np.ndarray, styles: list[np.ndarray], sto
         iterations = optimize(evaluate, x0, p, stop)
         try:
             for x, loss, parts in iterations:
-                if not np.isfinite(loss):
-                    notices.append(f"stopped at step {step + 1}: the loss became non-finite; "
+                # The image too: Adam's update with a non-finite gradient leaves a finite loss (computed before
+                # the update) beside a NaN image.
+                if not (np.isfinite(loss) and np.isfinite(x).all()):
+                    notices.append(f"stopped at step {step + 1}: the loss or image became non-finite; "
                                    f"kept the last finite image")
                     return "failed"
                 image = x
@@ -251,8 +276,11 @@ def _style_steps(plan: _Plan, content: np.ndarray, styles: list[np.ndarray], sto
                     return "stopped"
         finally:
             iterations.close()  # ends L-BFGS's helper thread at once
-        if image is None or stop.is_set():
+        if stop.is_set():
             return "stopped"
+        if image is None:  # not stopped, yet not one step: the optimizer could not move from the start
+            notices.append(f"the optimizer made no progress at {label}; try optimizer='adam' or other weights")
+            return "failed"
         step = (stage + 1) * p.steps  # a stage whose optimizer ended early still counts its planned steps
     return "completed"
 
@@ -273,6 +301,10 @@ def _adam(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.Ev
         yield image.numpy(), float(loss), parts.numpy()
 
 
+class _Cancelled(Exception):
+    """Raised in L-BFGS's objective to end scipy's run at once when the run is stopped or closed."""
+
+
 def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.Event) -> Iterator[tuple]:
     """scipy's L-BFGS-B, bounded to [0, 1], yielding after each iteration.
 
@@ -289,13 +321,20 @@ def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.E
     last_parts: list[Any] = [np.zeros(3)]
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        if cancel.is_set() or stop.is_set():  # a line search may evaluate many times per step: stop between them
+            raise _Cancelled
         loss, parts, gradient = evaluate(tf.constant(x.reshape(shape), tf.float32))
         last_parts[0] = parts.numpy()
-        return float(loss), gradient.numpy().astype(np.float64).ravel()
+        gradient = gradient.numpy().astype(np.float64).ravel()
+        if not (np.isfinite(float(loss)) and np.isfinite(gradient).all()):
+            # scipy ends quietly on a non-finite value (even at the start, before any iteration): tell the consumer
+            non_finite.set()
+            raise _Cancelled
+        return float(loss), gradient
 
     handoff: queue.Queue = queue.Queue()
     proceed = threading.Semaphore(0)
-    cancel = threading.Event()
+    cancel, non_finite = threading.Event(), threading.Event()
 
     def callback(intermediate_result: Any) -> None:
         handoff.put(("step", intermediate_result.x.copy(), float(intermediate_result.fun), last_parts[0]))
@@ -307,6 +346,8 @@ def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.E
         try:
             minimize(fun, x, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0), callback=callback,
                      options=dict(maxiter=iterations, maxfun=iterations * 4, ftol=0.0, gtol=0.0))
+            handoff.put(("end",))
+        except _Cancelled:
             handoff.put(("end",))
         except BaseException as e:  # handed to the consumer's thread, raised there
             handoff.put(("error", e))
@@ -333,6 +374,9 @@ def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.E
                 cancel.set()
                 proceed.release()
                 worker.join()
+        if non_finite.is_set():
+            yield x.reshape(shape).astype(np.float32), float("nan"), last_parts[0]  # the consumer stops on it
+            return
         stalls = 0 if progressed else stalls + 1
 
 

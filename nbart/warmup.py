@@ -2,7 +2,7 @@
 
 A cold start pays for building the Keras network (about 1 s for InceptionV3 on 2 CPU cores), the lean executor and
 tracing the gradient function (about 0.5 s), and on first use of ``precision="auto"`` the bfloat16 probe; all are
-cached per process afterwards. A studio calls :func:`prepare` in a background thread when it opens (and when the
+cached per process afterwards. A studio calls :func:`warm_up` in a background thread when it opens (and when the
 model or layers change), so that a click on Run only waits for one optimization step.
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 from nbart import backbones
 from nbart.params import DreamParams, StyleParams
 
-__all__ = ["prepare"]
+__all__ = ["warm_up"]
 
 
-def prepare(task: str, params: Any = None, **kwargs: Any) -> None:
+def warm_up(task: str, params: Any = None, **kwargs: Any) -> None:
     """Build and trace what a ``task`` ("dream" or "style") run with these parameters will use; idempotent.
 
     Parameters are those of :func:`nbart.dream` or :func:`nbart.style_transfer` (a params object and/or keywords).

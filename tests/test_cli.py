@@ -106,7 +106,8 @@ def test_ctrl_c_writes_the_current_image_and_exits_130(photo, tmp_path, monkeypa
     assert "interrupted at step 2/20" in capsys.readouterr().err
 
 
-def test_a_failed_run_leaves_no_output(photo, tmp_path, monkeypatch, capsys):
+def test_a_fault_mid_run_writes_the_last_good_image_and_one_line(photo, tmp_path, monkeypatch, capsys):
+    """Issue 8: no traceback in the CLI, and a fault loses nothing: the last completed step is written, exit 1."""
     real_next = events.Run.__next__
 
     def failing(self):
@@ -116,9 +117,28 @@ def test_a_failed_run_leaves_no_output(photo, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(events.Run, "__next__", failing)
     out = tmp_path / "out.png"
-    with pytest.raises(RuntimeError):
-        cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS])
+    assert cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS, "--quiet"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"nbart: error: the run failed at step 1/4 (RuntimeError: engine fault); wrote the last good "
+                     f"image to {out}"]
+    meta = images.read_params(out)
+    assert meta["steps_done"] == 1 and meta["ended"] == "failed: RuntimeError: engine fault"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photo.jpg"]  # no temporary file left
+
+
+def test_a_fault_before_the_first_step_writes_nothing(photo, tmp_path, monkeypatch, capsys):
+    def failing(self):
+        raise MemoryError
+
+    monkeypatch.setattr(events.Run, "__next__", failing)
+    out = tmp_path / "out.png"
+    assert cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS, "--quiet"]) == 1
+    assert _error_line(capsys) == ("nbart: error: out of memory; try a smaller max_size (or tile_size) "
+                                   "(set NBART_DEBUG=1 to see the traceback)")
     assert list(tmp_path.iterdir()) == [photo]
+    monkeypatch.setenv("NBART_DEBUG", "1")  # developers can still have the traceback
+    with pytest.raises(MemoryError):
+        cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS, "--quiet"])
 
 
 def test_offline_notice_is_one_line_on_stderr(photo, tmp_path, capsys):

@@ -86,7 +86,7 @@ def test_bf16_probe_measures_a_positive_ratio_and_caches_it(monkeypatch, tmp_pat
     assert backbones.bf16_speedup() == round(ratio, 3)
 
 
-def test_prepare_builds_and_traces_what_runs_then_reuse(gradient_image):
+def test_warm_up_builds_and_traces_what_runs_then_reuse(gradient_image):
     import tensorflow as tf
 
     from nbart import warmup
@@ -94,8 +94,8 @@ def test_prepare_builds_and_traces_what_runs_then_reuse(gradient_image):
     from nbart.styletransfer import style_run
 
     backbones.clear_cache()
-    warmup.prepare("dream", **TINY)
-    warmup.prepare("style", model="vgg16", weights="none", precision="float32")
+    warmup.warm_up("dream", **TINY)
+    warmup.warm_up("style", model="vgg16", weights="none", precision="float32")
     traced = {key for ext in backbones._extractors.values() for key in ext.functions}
     assert any(k[0] == "dream" for k in traced) and any(k[0] == "style" for k in traced)
     counts = {}
@@ -113,4 +113,4 @@ def test_prepare_builds_and_traces_what_runs_then_reuse(gradient_image):
                        if isinstance(f, tf.types.experimental.PolymorphicFunction)]
                 assert now == counts[key], key
     with pytest.raises(ValueError, match="task must be"):
-        warmup.prepare("paint")
+        warmup.warm_up("paint")
