@@ -4,8 +4,7 @@ The algorithm of the original DeepDream notebook and the TensorFlow tutorial:
 
 - each step computes the gradient of the layers' mean activations with respect to the image, normalizes it by
   its standard deviation and moves the image ``step_size`` along it (pixel values stay in [0, 1]);
-- each layer's term is divided by its mean activation at the previous step (the first step: at that step; a
-  constant for the gradient either way), so
+- each layer's term is divided by its mean activation at the previous step (a constant for the gradient), so
   every layer contributes its *relative* gain and large-valued layers don't drown small ones; ``layer_weights``
   then mix them;
 - octaves run from coarse to full size; the detail a dream added at one octave is upscaled and re-injected into
@@ -67,9 +66,7 @@ def _functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | None], ..
     ``means(image)`` gives each chosen layer's mean activation (of one channel, for a 'layer:N' spec);
     ``means_and_gradient(image, coefficients)`` also gives the gradient of ``sum(coefficients * means)`` with
     respect to the image (H, W, 3). The traced functions are keyed by the layers only: the channels enter as a
-    tensor, so trying channel after channel of a layer never traces again. A negative coefficient ``-w`` stands
-    for ``w / |mean|`` with this very call's mean (held constant for the gradient): a run's first step uses it, as
-    it has no previous step's means, and so needs neither a separate forward pass nor a second trace.
+    tensor, so trying channel after channel of a layer never traces again.
     """
     import tensorflow as tf
 
@@ -115,8 +112,7 @@ def _trace(ext: backbones.Extractor, names: tuple[str, ...]) -> tuple[Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image)
             m = layer_means(image, channels)
-            own = -coefficients / (tf.abs(tf.stop_gradient(m)) + 1e-3)
-            objective = tf.reduce_sum(tf.where(coefficients < 0, own, coefficients) * m)
+            objective = tf.reduce_sum(coefficients * m)
         return m, tape.gradient(objective, image)
 
     return means, means_and_gradient
@@ -219,7 +215,7 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
     precision = backbones.resolve_precision(p.precision)
     layer_names = tuple(dict.fromkeys(name for name, _ in specs))
     ext = backbones.extractor(resolved.backbone, resolved.weights, precision, layer_names)
-    _, gradient_fn = _functions(ext, specs)
+    means_fn, gradient_fn = _functions(ext, specs)
     min_size = resolved.backbone.min_size
     weights = np.asarray(layer_weights, np.float32)
     rng = np.random.default_rng(p.seed)
@@ -258,11 +254,10 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
             if tiled:  # move the tile seams to a new random place at every step
                 shift = (shift[0] + int(rng.integers(0, p.tile_size)), shift[1] + int(rng.integers(0, p.tile_size)))
             try:
+                if means is None:  # tiled too: a big first octave must not run the network on the whole image
+                    means = tiled_means(means_fn, image, p.tile_size, stop, min_size)
                 # Each layer's weight over its current mean activation: every layer contributes its relative gain.
-                # The first step has no means yet: negative coefficients make the function use its own (see
-                # _functions); a tiled first step normalizes each tile by its own means.
-                coefficients = tf.constant(-weights if means is None else weights / (np.abs(means) + 1e-3),
-                                           tf.float32)
+                coefficients = tf.constant(weights / (np.abs(means) + 1e-3), tf.float32)
                 means, gradient = tiled_gradient(gradient_fn, image, coefficients, p.tile_size, shift, stop, min_size)
             except Stopped:
                 return

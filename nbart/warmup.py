@@ -35,9 +35,10 @@ def warm_up(task: str, params: Any = None, **kwargs: Any) -> None:
         specs, layer_weights = deepdream._layer_specs(p, bb, [])
         layers = tuple(dict.fromkeys(name for name, _ in specs))
         ext = backbones.extractor(bb, resolved.weights, backbones.resolve_precision(p.precision), layers)
-        _, gradient = deepdream._functions(ext, specs)
+        means, gradient = deepdream._functions(ext, specs)
         image = tf.zeros([bb.min_size, bb.min_size, 3], tf.float32)
-        gradient(image, tf.constant(-np.asarray(layer_weights, np.float32)))
+        means(image)  # a run's first step needs the layer means
+        gradient(image, tf.constant(np.asarray(layer_weights, np.float32)))
     elif task == "style":
         from nbart import styletransfer
 
