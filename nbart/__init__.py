@@ -10,13 +10,14 @@ from nbart.events import Run, StepEvent
 from nbart.images import ImageError, load_image, sample_names, save_image
 from nbart.params import DreamParams, ParamError, StyleParams
 from nbart.styletransfer import style_run, style_transfer
+from nbart.warmup import warm_up
 
 __version__ = "0.1.0"
 
 __all__ = [
     "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
-    "StyleParams", "Run", "StepEvent", "activations", "ParamError", "ImageError", "WeightsError", "DreamStudio",
-    "StyleStudio", "__version__",
+    "StyleParams", "Run", "StepEvent", "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
+    "DreamStudio", "StyleStudio", "__version__",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

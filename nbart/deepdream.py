@@ -231,6 +231,17 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
             return image.numpy()
         return tf.clip_by_value(full + resize(image - base, full_size), 0.0, 1.0).numpy()
 
+    small_originals: dict[tuple[int, int], Any] = {}
+
+    def composite_small(image: Any, base: Any, size: tuple[int, int]) -> Any:
+        """:func:`composite` made straight at a preview ``size``: the original and the detail, both resized."""
+        if tuple(image.shape[:2]) == full_size:
+            return None  # already full size: the event downsizes the full image, which is cheaper
+        if size not in small_originals:
+            small_originals.clear()
+            small_originals[size] = resize(full, size)
+        return tf.clip_by_value(small_originals[size] + resize(image - base, size), 0.0, 1.0).numpy()
+
     step, total, detail, means = 0, len(sizes) * p.steps, None, None
     for octave, size in enumerate(sizes):
         base = resize(full, size)
@@ -263,6 +274,7 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
                 loss, time.perf_counter() - t0, full_size,
                 render=lambda image=image, base=base: composite(image, base), done=step == total,
                 metrics={"activation": -loss},
+                render_small=lambda size, image=image, base=base: composite_small(image, base, size),
             )
         detail = image - base
     return "completed"

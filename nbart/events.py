@@ -17,7 +17,7 @@ from PIL import Image
 
 from nbart.images import to_uint8
 
-__all__ = ["StepEvent", "Run", "Stopped", "run_with_notices", "error_message"]
+__all__ = ["StepEvent", "Run", "Stopped", "run_with_notices", "error_message", "preview_jpeg"]
 
 
 class Stopped(Exception):
@@ -34,15 +34,18 @@ class StepEvent:
     """
 
     __slots__ = ("step", "total", "stage", "stages", "label", "loss", "elapsed", "size", "done", "metrics",
-                 "_render", "_pixels")
+                 "_render", "_pixels", "_render_small")
 
     def __init__(self, step: int, total: int, stage: int, stages: int, label: str, loss: float, elapsed: float,
                  size: tuple[int, int], render: Callable[[], Any], done: bool = False,
-                 metrics: dict[str, float] | None = None):
+                 metrics: dict[str, float] | None = None,
+                 render_small: Callable[[tuple[int, int]], Any] | None = None):
+        # render_small(size) gives the image at (height, width) in [0, 1], or None where render() is as cheap
         self.step, self.total, self.stage, self.stages, self.label = step, total, stage, stages, label
         self.loss, self.elapsed, self.size, self.done = loss, elapsed, size, done
         self.metrics = metrics or {}
         self._render = render
+        self._render_small = render_small  # optional: the image straight at a (height, width), for previews
         self._pixels: np.ndarray | None = None
 
     @property
@@ -54,12 +57,30 @@ class StepEvent:
         """The image after this step as uint8 RGB (height, width, 3), at the output size; made on first call."""
         if self._pixels is None:
             self._pixels = to_uint8(self._render())
-            self._render = None  # let the step's tensors go
+            self._render = self._render_small = None  # let the step's tensors go
         return self._pixels
 
     def pil(self) -> Image.Image:
         """:meth:`image` as a PIL image."""
         return Image.fromarray(self.image())
+
+    def preview(self, max_size: int = 384) -> np.ndarray:
+        """The image after this step as uint8 RGB, its long side at most ``max_size`` pixels: what a live view shows.
+
+        Cheaper than :meth:`image` when the engine can render small directly (a dream composes its octaves at the
+        preview size instead of the output size); otherwise a downscaled :meth:`image`.
+        """
+        height, width = self.size
+        scale = min(1.0, max_size / max(height, width))
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        if size != (height, width) and self._pixels is None and self._render_small is not None:
+            small = self._render_small(size)
+            if small is not None:
+                return to_uint8(small)
+        full = self.image()
+        if size == (height, width):
+            return full
+        return np.asarray(Image.fromarray(full).resize((size[1], size[0]), Image.BILINEAR, reducing_gap=2.0))
 
     @property
     def seconds_left(self) -> float:
@@ -218,3 +239,12 @@ def run_with_notices(run: Run) -> Image.Image:
     result = run.run(show)
     show()
     return result
+
+
+def preview_jpeg(event: StepEvent, max_size: int = 384, quality: int = 80) -> bytes:
+    """A live-view frame of ``event``: JPEG bytes, long side at most ``max_size`` px (what the studios send)."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(event.preview(max_size)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

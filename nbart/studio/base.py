@@ -453,7 +453,8 @@ class Studio(widgets.VBox):
                 now = time.monotonic()
                 if event.done or now - last >= self.interval:
                     last = now
-                    frame = encode(event.image(), "jpeg", self.preview_size)
+                    # rendered at preview size (a dream composes its octaves small): cheaper than image()
+                    frame = encode(event.preview(self.preview_size), "jpeg")
                     with self.preview.hold_sync():
                         self.preview.format, self.preview.value = "jpeg", frame
                     frames.append(frame)

@@ -1,0 +1,156 @@
+"""A lean, inference-only executor for the feature extractors: the same network, fewer and cheaper ops.
+
+A Keras functional model run inside a ``tf.function`` pays twice for its generality: tracing goes through every
+layer's ``__call__`` (autocasting, name scopes, masks: about a second for InceptionV3 up to ``mixed5``), and the
+traced graph keeps every inference-mode BatchNormalization as its own op, which under ``mixed_bfloat16`` also
+casts to float32 and back. :func:`lean_call` walks the same functional graph but emits plain TensorFlow ops:
+
+- a ``Conv2D`` whose only consumer is a ``BatchNormalization`` absorbs it (the inference-mode BN is a per-channel
+  affine map, so ``conv(x, k) * s + t == conv(x, k * s) + t``);
+- kernels and biases are kept once, already in the compute dtype (no per-step cast of every weight);
+- pooling, concatenation and activations map to their ``tf.nn`` ops; any other layer is called as itself.
+
+The result equals the Keras model's up to float rounding (a test checks it); the Keras model stays the reference
+and the fallback for anything this module can't read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LeanNetwork"]
+
+
+def _producer(tensor: Any) -> Any:
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation if history is not None else None
+
+
+def _consumers(model: Any) -> dict[int, int]:
+    """How many nodes of ``model`` read each operation's output: id(operation) -> count."""
+    counts: dict[int, int] = {}
+    for nodes in model._nodes_by_depth.values():
+        for node in nodes:
+            if node.is_input:
+                continue
+            for tensor in node.input_tensors:
+                producer = _producer(tensor)
+                if producer is not None:
+                    counts[id(producer)] = counts.get(id(producer), 0) + 1
+    for tensor in model.outputs:
+        producer = _producer(tensor)
+        if producer is not None:
+            counts[id(producer)] = counts.get(id(producer), 0) + 1
+    return counts
+
+
+def _bn_affine(bn: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The inference-mode BatchNormalization as ``x * scale + shift`` (per channel, float64)."""
+    mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+    variance = np.asarray(bn.moving_variance.numpy(), np.float64)
+    gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.gamma is not None else np.ones_like(mean)
+    beta = np.asarray(bn.beta.numpy(), np.float64) if bn.beta is not None else np.zeros_like(mean)
+    scale = gamma / np.sqrt(variance + bn.epsilon)
+    return scale, beta - mean * scale
+
+
+class LeanNetwork:
+    """Runs a Keras functional ``model`` (channels-last images in, a list of feature maps out) with lean ops.
+
+    ``compute_dtype`` is the dtype of the convolutions ("float32" or "bfloat16"); outputs come in that dtype.
+    Raises ``ValueError`` at construction for a model it can't read, so the caller can keep the Keras model.
+    """
+
+    def __init__(self, model: Any, compute_dtype: str = "float32"):
+        import keras
+        import tensorflow as tf
+
+        if not hasattr(model, "_run_through_graph") or not hasattr(model, "_nodes_by_depth"):
+            raise ValueError("not a Keras 3 functional model")
+        self.model, self.dtype = model, tf.as_dtype(compute_dtype)
+        layers = keras.layers
+        consumers = _consumers(model)
+        self._ops: dict[int, Any] = {}
+        self.variables: list[Any] = []  # kept alive with the executor
+        folded: set[int] = set()
+        for nodes in model._nodes_by_depth.values():
+            for node in nodes:
+                op = node.operation
+                if isinstance(op, layers.BatchNormalization) and len(node.input_tensors) == 1:
+                    conv = _producer(node.input_tensors[0])
+                    if (isinstance(conv, layers.Conv2D) and type(conv) is layers.Conv2D
+                            and consumers.get(id(conv)) == 1 and conv.activation is keras.activations.linear
+                            and op.axis in (-1, 3) and conv.data_format == "channels_last"
+                            and id(conv) not in self._ops):
+                        self._ops[id(conv)] = self._conv(conv, _bn_affine(op))
+                        self._ops[id(op)] = _identity
+                        folded.add(id(op))
+        for nodes in model._nodes_by_depth.values():
+            for node in nodes:
+                op = node.operation
+                if id(op) in self._ops:
+                    continue
+                if type(op) is layers.Conv2D and op.data_format == "channels_last":
+                    self._ops[id(op)] = self._conv(op, None)
+                elif type(op) is layers.BatchNormalization and op.axis in (-1, 3):
+                    scale, shift = _bn_affine(op)
+                    s, t = self._constant(scale), self._constant(shift)
+                    self._ops[id(op)] = lambda x, s=s, t=t, **_: x * s + t
+                elif type(op) is layers.Activation:
+                    self._ops[id(op)] = lambda x, f=op.activation, **_: f(x)
+                elif type(op) is layers.ReLU and op.max_value is None and not op.negative_slope and not op.threshold:
+                    self._ops[id(op)] = lambda x, **_: tf.nn.relu(x)
+                elif type(op) in (layers.MaxPooling2D, layers.AveragePooling2D) and op.data_format == "channels_last":
+                    pool = tf.nn.max_pool2d if type(op) is layers.MaxPooling2D else tf.nn.avg_pool2d
+                    self._ops[id(op)] = (lambda x, pool=pool, k=op.pool_size, s=op.strides, p=op.padding.upper(), **_:
+                                         pool(x, k, s, p))
+                elif type(op) is layers.Concatenate:
+                    self._ops[id(op)] = lambda xs, axis=op.axis, **_: tf.concat(list(xs), axis)
+        self.folded = len(folded)
+
+    def _constant(self, value: np.ndarray) -> Any:
+        import tensorflow as tf
+
+        variable = tf.Variable(np.asarray(value, np.float32), trainable=False, dtype=tf.float32)
+        if self.dtype != tf.float32:
+            variable = tf.Variable(tf.cast(variable, self.dtype), trainable=False)
+        self.variables.append(variable)
+        return variable
+
+    def _conv(self, conv: Any, affine: tuple[np.ndarray, np.ndarray] | None) -> Any:
+        import tensorflow as tf
+
+        kernel = np.asarray(conv.kernel.numpy(), np.float64)
+        bias = np.asarray(conv.bias.numpy(), np.float64) if conv.use_bias else None
+        if affine is not None:
+            scale, shift = affine
+            kernel = kernel * scale
+            bias = shift if bias is None else bias * scale + shift
+        k = self._constant(kernel)
+        b = self._constant(bias) if bias is not None else None
+        strides, dilations, padding = conv.strides, conv.dilation_rate, conv.padding.upper()
+        activation = conv.activation
+        if conv.groups != 1:
+            raise ValueError("grouped convolutions are not supported")
+
+        def run(x: Any, **_: Any) -> Any:
+            y = tf.nn.conv2d(x, k, strides, padding, dilations=dilations)
+            if b is not None:
+                y = tf.nn.bias_add(y, b)
+            return activation(y)
+
+        return run
+
+    def __call__(self, images: Any) -> list:
+        """The model's outputs for ``images`` (batch, height, width, channels), as a list, in the compute dtype."""
+        import tensorflow as tf
+
+        x = tf.cast(images, self.dtype)
+        outputs = self.model._run_through_graph(x, operation_fn=lambda op: self._ops.get(id(op), op))
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _identity(x: Any, **_: Any) -> Any:
+    return x
