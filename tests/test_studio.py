@@ -474,3 +474,16 @@ def test_style_studio_starts_quicker_than_the_engine_defaults_unless_told_a_size
     assert "nbart.style_transfer('sample:grace_hopper', 'sample:starry_night', steps=30, sizes=(256, 384))" \
         in StyleStudio().code_text()  # written out, so the code makes the same picture
     assert StyleStudio(max_size=256).params().sizes == () and StyleStudio(steps=5).params().steps == 5
+
+
+def test_a_studio_warms_its_network_up_in_the_background():
+    from nbart import backbones
+
+    backbones.clear_cache()
+    studio = nbart.DreamStudio(np.zeros((48, 64, 3), np.uint8), model="vgg16", weights="none", max_size=64,
+                               layers=("block2_conv1",), precision="float32", warm_up=True)
+    assert studio.warm_up_thread is not None and studio.warm_up_thread.name == "nbart-warm-up"
+    studio.warm_up_thread.join(120)
+    assert not studio.warm_up_thread.is_alive()
+    assert ("vgg16", "none", "float32", ("block2_conv1",)) in backbones._extractors  # built before any Run
+    assert nbart.DreamStudio(warm_up=False).warm_up_thread is None

@@ -18,7 +18,9 @@ class DreamStudio(Studio):
 
     ``image`` is ``"sample:NAME"``, a URL or path, or an image (PIL, array, bytes); keywords are
     :class:`~nbart.DreamParams` fields and set the controls' starting values. ``mode``: ``auto`` (a worker thread,
-    or the foreground on Colab), ``thread`` or ``foreground``. End a cell with the studio to show it.
+    or the foreground on Colab), ``thread`` or ``foreground``. ``warm_up`` (default: on, unless the environment
+    sets NBART_WARM_UP=0) builds the network in the background as the panel opens, so Run shows a preview at once.
+    End a cell with the studio to show it.
 
     For scripts and tests: ``controls`` (field name -> widget), ``preview``, ``start()``, ``stop()``,
     ``wait(timeout)``, ``continue_run(steps)``, ``result``, ``history``, ``code_text()``, ``save(path)``;
@@ -34,8 +36,8 @@ class DreamStudio(Studio):
     settings_title = "Dream"
 
     def __init__(self, image: Any = None, *, mode: str = "auto", preview_size: int = 384, fps: float = 4.0,
-                 **params: Any):
-        super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps)
+                 warm_up: bool | None = None, **params: Any):
+        super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up)
 
     def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
         return dream_run(items["image"][0], params)

@@ -35,10 +35,10 @@ class StyleStudio(Studio):
     starting = {"sizes": (256, 384), "steps": 30}
 
     def __init__(self, content: Any = None, style: Any = None, *, mode: str = "auto", preview_size: int = 384,
-                 fps: float = 4.0, **params: Any):
+                 fps: float = 4.0, warm_up: bool | None = None, **params: Any):
         starting = {k: v for k, v in self.starting.items() if not ({k, "max_size"} & set(params))}
         super().__init__({"content": content, "style": style}, {**starting, **params}, mode=mode,
-                         preview_size=preview_size, fps=fps)
+                         preview_size=preview_size, fps=fps, warm_up=warm_up)
 
     @staticmethod
     def _styles(items: dict[str, tuple]) -> Any:
