@@ -486,4 +486,7 @@ def test_a_studio_warms_its_network_up_in_the_background():
     studio.warm_up_thread.join(120)
     assert not studio.warm_up_thread.is_alive()
     assert ("vgg16", "none", "float32", ("block2_conv1",)) in backbones._extractors  # built before any Run
+    studio.controls["layers"].value = ("block3_conv1",)  # a new choice of layers warms its network up too
+    studio.warm_up_thread.join(120)
+    assert ("vgg16", "none", "float32", ("block3_conv1",)) in backbones._extractors
     assert nbart.DreamStudio(warm_up=False).warm_up_thread is None

@@ -116,22 +116,42 @@ class Studio(widgets.VBox):
             picker.on_change(self._sources_changed)
         self._show_source()
         self._set_busy(False)
+        self.warm_up_thread: threading.Thread | None = None
+        self._warm_wanted = threading.Event()
+        self._warm_lock = threading.Lock()  # so a request never lands just as the warm-up thread decides to end
+        self._warming = False  # a warm-up thread is looping (set and cleared under the lock)
         if warm_up if warm_up is not None else os.environ.get("NBART_WARM_UP", "1") != "0":
-            self.warm_up_thread: threading.Thread | None = threading.Thread(
-                target=self._warm_up, daemon=True, name="nbart-warm-up")
-            self.warm_up_thread.start()
-        else:
-            self.warm_up_thread = None
+            for name in ("model", "weights", "precision", *self.layer_fields):
+                if name in self.controls:
+                    self.controls[name].observe(self._request_warm_up, names="value")
+            self._request_warm_up()
+
+    def _request_warm_up(self, _change: Any = None) -> None:
+        """Warm the network up in a background thread (one at a time; a change during a warm-up queues another)."""
+        with self._warm_lock:
+            self._warm_wanted.set()
+            if not self._warming:
+                self._warming = True
+                self.warm_up_thread = threading.Thread(target=self._warm_up, daemon=True, name="nbart-warm-up")
+                self.warm_up_thread.start()
 
     def _warm_up(self) -> None:
         """Build the network and trace its step while the user looks at the panel, so Run shows a preview at once
-        (measured: first preview 0.1 s instead of 2 s for a dream). Touches no widget."""
-        try:
-            from nbart.warmup import warm_up
+        (measured: first preview 0.1 s instead of 2 s for a dream). Reads the controls, touches no widget."""
+        from nbart.warmup import warm_up
 
-            warm_up(self.task, self._initial)
-        except Exception:  # whatever fails here fails again on Run, where the panel says it in words
-            pass
+        while True:
+            with self._warm_lock:
+                if not self._warm_wanted.is_set():
+                    self._warming = False
+                    return
+                self._warm_wanted.clear()
+            if self._busy:  # a run builds what it needs itself; don't take its CPU
+                continue
+            try:
+                warm_up(self.task, self.params())
+            except Exception:  # whatever fails here fails again on Run, where the panel says it in words
+                pass
 
     # ----------------------------------------------------------------------------------------------------------
     # subclass hooks
