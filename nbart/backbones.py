@@ -560,7 +560,9 @@ class Extractor:
             except (ValueError, AttributeError, TypeError):
                 self.lean = None
 
-    def __call__(self, images: Any) -> list:
+    def __call__(self, images: Any, float32: bool = True) -> list:
+        """The chosen layers' activations; ``float32=False`` leaves them in the compute dtype (bfloat16 under that
+        precision), for a caller that casts them itself (see :func:`nbart.objectives.gram_of`)."""
         tf = _tf()
         x = self.backbone.preprocess(images)
         if self.lean is not None:
@@ -568,7 +570,7 @@ class Extractor:
         else:
             outputs = self.model(x)
             outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        return [tf.cast(a, tf.float32) for a in outputs]
+        return [tf.cast(a, tf.float32) for a in outputs] if float32 else list(outputs)
 
 
 def extractor(bb: Backbone, weights: str, precision: str, layers: tuple[str, ...]) -> Extractor:

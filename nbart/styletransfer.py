@@ -186,10 +186,11 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
                           style_layer_weights: Any) -> tuple[Any, Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image)
-            outputs = ext(image[None])
-            content = tf.add_n([objectives.content_loss(f, t) for f, t in zip(outputs[:n_content], content_targets)])
+            outputs = ext(image[None], float32=False)  # style layers in the compute dtype: see objectives.gram_of
+            content = tf.add_n([objectives.content_loss(tf.cast(f, tf.float32), t)
+                                for f, t in zip(outputs[:n_content], content_targets)])
             content = content / n_content
-            style = tf.add_n([w * objectives.style_loss(objectives.gram_matrix(f), t) for f, t, w in
+            style = tf.add_n([w * objectives.style_loss(objectives.gram_of(f), t) for f, t, w in
                               zip(outputs[n_content:], style_targets, tf.unstack(style_layer_weights))])
             tv = objectives.total_variation(image)
             parts = tf.stack([content, style, tv])
