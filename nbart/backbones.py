@@ -463,11 +463,22 @@ class BoundedCache(collections.OrderedDict):
 LEAN = os.environ.get("NBART_LEAN", "1") not in ("0", "")
 
 
+# Networks of convolutions, ReLUs and pooling only: under bfloat16 their weights are stored in bfloat16 (the
+# "bfloat16" policy), not kept in float32 and cast at each call ("mixed_bfloat16"). The outputs are the same, as every
+# layer computes in bfloat16 either way, and the lean executor then uses these variables instead of copying them:
+# for VGG19 that is 40 MB of weights instead of 80 MB plus 30 MB of bfloat16 copies. Networks with BatchNorm keep
+# float32 weights, folded into their convolutions in float64 (see nbart/lean.py).
+_BFLOAT16_STORAGE = ("VGG16", "VGG19")
+
+
 def _build(bb: Backbone, weights: str | None, precision: str) -> Any:
     import keras
 
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    policy = "float32"
+    if precision == "bfloat16":
+        policy = "bfloat16" if bb.app in _BFLOAT16_STORAGE else "mixed_bfloat16"
+    keras.config.set_dtype_policy(policy)
     try:
         builder = getattr(keras.applications, bb.app)
         return builder(include_top=False, weights=weights, input_shape=(None, None, 3))
