@@ -35,6 +35,10 @@ __all__ = ["style_transfer", "style_run", "rgb_to_ycbcr", "ycbcr_to_rgb"]
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 _YCBCR_INV = np.linalg.inv(_YCBCR).astype(np.float32)
 LBFGS_MAX_RESTARTS = 3
+# Corrections L-BFGS keeps (scipy's default is 10). Its float64 workspace is about (2 * maxcor + 5) * 3 values per
+# pixel: 7 saves 32 MB at 512 px, and the default run's final loss was no worse (offline VGG16, golden_gate.jpg
+# with starry_night.jpg: 0.682 with 7 against 0.687 with 10; 5 gave 0.701, 2% worse).
+LBFGS_MAXCOR = 7
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
@@ -346,7 +350,8 @@ def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.E
     def work(x: np.ndarray, iterations: int) -> None:
         try:
             minimize(fun, x, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0), callback=callback,
-                     options=dict(maxiter=iterations, maxfun=iterations * 4, ftol=0.0, gtol=0.0))
+                     options=dict(maxiter=iterations, maxfun=iterations * 4, ftol=0.0, gtol=0.0,
+                                  maxcor=LBFGS_MAXCOR))
             handoff.put(("end",))
         except _Cancelled:
             handoff.put(("end",))
