@@ -7,7 +7,8 @@ casts to float32 and back. :func:`lean_call` walks the same functional graph but
 
 - a ``Conv2D`` whose only consumer is a ``BatchNormalization`` absorbs it (the inference-mode BN is a per-channel
   affine map, so ``conv(x, k) * s + t == conv(x, k * s) + t``);
-- kernels and biases are kept once, already in the compute dtype (no per-step cast of every weight);
+- kernels and biases are kept once, already in the compute dtype (no per-step cast of every weight): the
+  model's own variables where they are stored in that dtype and not folded, else copies;
 - pooling, concatenation and activations map to their ``tf.nn`` ops; any other layer is called as itself.
 
 The result equals the Keras model's up to float rounding (a test checks it); the Keras model stays the reference
@@ -122,14 +123,18 @@ class LeanNetwork:
     def _conv(self, conv: Any, affine: tuple[np.ndarray, np.ndarray] | None) -> Any:
         import tensorflow as tf
 
-        kernel = np.asarray(conv.kernel.numpy(), np.float64)
-        bias = np.asarray(conv.bias.numpy(), np.float64) if conv.use_bias else None
-        if affine is not None:
-            scale, shift = affine
-            kernel = kernel * scale
-            bias = shift if bias is None else bias * scale + shift
-        k = self._constant(kernel)
-        b = self._constant(bias) if bias is not None else None
+        if affine is None and conv.kernel.dtype == self.dtype.name:  # already stored in the compute dtype: shared
+            k = conv.kernel.value
+            b = conv.bias.value if conv.use_bias else None
+        else:
+            kernel = np.asarray(conv.kernel.numpy(), np.float64)
+            bias = np.asarray(conv.bias.numpy(), np.float64) if conv.use_bias else None
+            if affine is not None:
+                scale, shift = affine
+                kernel = kernel * scale
+                bias = shift if bias is None else bias * scale + shift
+            k = self._constant(kernel)
+            b = self._constant(bias) if bias is not None else None
         strides, dilations, padding = conv.strides, conv.dilation_rate, conv.padding.upper()
         activation = conv.activation
         if conv.groups != 1:

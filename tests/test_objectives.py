@@ -42,3 +42,26 @@ def test_blend_weights_are_normalized():
     assert float(objectives.blend_grams([a, b], [1.0, 1.0])[0, 0]) == pytest.approx(3.0)
     assert float(objectives.blend_grams([a, b], [3.0, 1.0])[0, 0]) == pytest.approx(2.5)
     assert float(objectives.blend_grams([a, b], [30.0, 10.0])[0, 0]) == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_gram_of_has_the_value_and_gradient_of_gram_matrix_of_the_float32_cast(dtype):
+    # gram_of recasts in its backward pass instead of keeping the float32 copy: same numbers, within rounding.
+    rng = np.random.default_rng(0)
+    a = tf.cast(tf.constant(rng.standard_normal((1, 5, 7, 4)), tf.float32), dtype)
+    target = tf.constant(rng.standard_normal((1, 4, 4)), tf.float32)
+
+    def loss_and_gradient(gram):
+        with tf.GradientTape() as tape:
+            tape.watch(a)
+            loss = objectives.style_loss(gram(a), target)
+        return loss, tape.gradient(loss, a)
+
+    expected, expected_gradient = loss_and_gradient(lambda x: objectives.gram_matrix(tf.cast(x, tf.float32)))
+    loss, gradient = tf.function(loss_and_gradient)(objectives.gram_of)  # traced, as in a style run
+    assert gradient.dtype == dtype
+    np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
+    gradient, expected_gradient = (tf.cast(g, tf.float32).numpy() for g in (gradient, expected_gradient))
+    tolerance = 1e-5 if dtype == tf.float32 else 1e-2  # bfloat16: the gradient is rounded to 8 bits either way
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=tolerance,
+                               atol=tolerance * np.abs(expected_gradient).max())

@@ -48,6 +48,23 @@ def test_lean_extractor_matches_the_keras_model(model, layers, monkeypatch):
     backbones.clear_cache()
 
 
+def test_bfloat16_vgg_stores_its_weights_once_in_bfloat16_and_the_lean_extractor_matches_keras(monkeypatch):
+    import tensorflow as tf
+
+    bb = backbones.get("vgg16")
+    backbones.clear_cache()
+    net = backbones.model(bb, "none", "bfloat16")
+    assert {w.dtype for w in net.weights} == {"bfloat16"}  # no float32 weights beside bfloat16 copies
+    lean = backbones.Extractor(bb, "none", "bfloat16", ("block1_conv2", "block3_conv1"))
+    assert lean.lean is not None and lean.lean.variables == []  # it uses the network's own variables
+    monkeypatch.setattr(backbones, "LEAN", False)
+    plain = backbones.Extractor(bb, "none", "bfloat16", ("block1_conv2", "block3_conv1"))
+    x = tf.constant(np.random.default_rng(1).random((1, 80, 96, 3)), tf.float32)
+    for a, b in zip(lean(x), plain(x)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-2, atol=2e-2 * float(tf.reduce_max(tf.abs(b))))
+    backbones.clear_cache()
+
+
 def test_preview_is_the_downscaled_image_and_a_jpeg(gradient_image):
     run = dream_run(gradient_image, **{**TINY, "max_size": 96, "octaves": 2, "octave_scale": 1.5})
     events = list(run)
