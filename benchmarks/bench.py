@@ -40,7 +40,8 @@ Method
   after its first epoch of 100 steps, here shortened to 10). "-warm" rows: ``nbart.warm_up`` ran before Run, as a
   studio does when it opens; those rows stop at the first preview, so their peak memory is not a full run's.
   ``dream-nbart-steps1`` at 2048 px runs the default 4 octaves with one step each: tiling bounds its memory,
-  which does not grow with the number of steps.
+  which does not grow with the number of steps. ``style-studio`` runs the StyleStudio's starting schedule
+  (256 then 384 px, 30 iterations each), the first style run of a studio user on Binder.
 - GPU: the script is device-agnostic (TensorFlow places the work); GPU figures are not in the README because no
   GPU was available where it was measured.
 """
@@ -443,6 +444,15 @@ def child(kind: str, size: int) -> dict:
                 first = time.perf_counter() - t0
                 if warm:
                     break
+    elif kind == "style-studio":  # the StyleStudio's starting schedule (what a Binder user runs first)
+        from nbart.studio.style import StyleStudio
+        from nbart.styletransfer import style_run
+
+        params = {**{k: v for k, v in style_params.items() if k != "max_size"}, **StyleStudio.starting}
+        for event in style_run(_image(size), _image(size, STYLE), **params):
+            if first is None:
+                preview_jpeg(event)
+                first = time.perf_counter() - t0
     elif kind == "style-tutorial":
         from tutorial import TutorialStyle
 
@@ -605,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         kinds = [("dream-nbart", 512), ("dream-nbart-warm", 512), ("dream-tutorial", 512),
                  ("dream-nbart-steps1", 2048)]
         if _style_module() is not None:
-            kinds += [("style-nbart", 512), ("style-nbart-warm", 512), ("style-tutorial", 512)]
+            kinds += [("style-nbart", 512), ("style-nbart-warm", 512), ("style-studio", 512),
+                      ("style-tutorial", 512)]
         results["fresh"] = [in_subprocess(k, s) for k, s in kinds]
     print(report(results))
     if args.json:
