@@ -313,23 +313,28 @@ class _Cancelled(Exception):
 def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.Event) -> Iterator[tuple]:
     """scipy's L-BFGS-B, bounded to [0, 1], yielding after each iteration.
 
-    scipy's minimize is a blocking call, so it runs in a helper thread in lock-step with this generator: its
+    scipy's fmin_l_bfgs_b is a blocking call, so it runs in a helper thread in lock-step with this generator: its
     iteration callback hands the iterate over and waits until the consumer pulls the next event. A stop (or the
     generator being closed) makes the callback raise StopIteration, which ends scipy's run cleanly. Tolerances are
     off so float32 gradients don't end the run early; if the line search gives up, L-BFGS restarts from where it
     is (at most LBFGS_MAX_RESTARTS times without progress).
     """
     import tensorflow as tf
-    from scipy.optimize import Bounds, minimize
+    from scipy.optimize import fmin_l_bfgs_b
 
     shape = x0.shape
     last_parts: list[Any] = [np.zeros(3)]
+    last_loss = [float("nan")]  # at the last evaluated point, which is the iterate when an iteration ends
+    # The bounds as one (0, 1) tuple referenced n times. minimize(bounds=Bounds(0, 1)) expands them into n tuples of
+    # new floats that live as long as the run: ~110 MB of Python objects at 512 px (measured: peak RSS of the same
+    # 40 iterations at n = 437*512*3, 305 MB with minimize, 222 MB with this, identical result).
+    bounds = [(0.0, 1.0)] * x0.size
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         if cancel.is_set() or stop.is_set():  # a line search may evaluate many times per step: stop between them
             raise _Cancelled
         loss, parts, gradient = evaluate(tf.constant(x.reshape(shape), tf.float32))
-        last_parts[0] = parts.numpy()
+        last_parts[0], last_loss[0] = parts.numpy(), float(loss)
         gradient = gradient.numpy().astype(np.float64).ravel()
         if not (np.isfinite(float(loss)) and np.isfinite(gradient).all()):
             # scipy ends quietly on a non-finite value (even at the start, before any iteration): tell the consumer
@@ -341,17 +346,16 @@ def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.E
     proceed = threading.Semaphore(0)
     cancel, non_finite = threading.Event(), threading.Event()
 
-    def callback(intermediate_result: Any) -> None:
-        handoff.put(("step", intermediate_result.x.copy(), float(intermediate_result.fun), last_parts[0]))
+    def callback(xk: np.ndarray) -> None:  # scipy hands a copy of the iterate
+        handoff.put(("step", xk, last_loss[0], last_parts[0]))
         proceed.acquire()
         if cancel.is_set():
             raise StopIteration
 
     def work(x: np.ndarray, iterations: int) -> None:
         try:
-            minimize(fun, x, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0), callback=callback,
-                     options=dict(maxiter=iterations, maxfun=iterations * 4, ftol=0.0, gtol=0.0,
-                                  maxcor=LBFGS_MAXCOR))
+            fmin_l_bfgs_b(fun, x, bounds=bounds, m=LBFGS_MAXCOR, factr=0.0, pgtol=0.0, maxiter=iterations,
+                          maxfun=iterations * 4, callback=callback)
             handoff.put(("end",))
         except _Cancelled:
             handoff.put(("end",))
