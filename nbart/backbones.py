@@ -459,6 +459,8 @@ class BoundedCache(collections.OrderedDict):
         self.move_to_end(key)
         while len(self) > self.limit:
             self.popitem(last=False)
+
+
 # Run extractors through nbart.lean (folded BatchNorm, weights in the compute dtype); False runs the Keras model.
 LEAN = os.environ.get("NBART_LEAN", "1") not in ("0", "")
 

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from nbart.backbones import WeightsError
+from nbart.events import preview_jpeg
 from nbart.images import ImageError, save_gif, save_image
 from nbart.params import ParamError, to_code
 from nbart.studio.compat import in_colab, set_titles, set_tooltip
@@ -117,9 +118,9 @@ class Studio(widgets.VBox):
         self._show_source()
         self._set_busy(False)
         self.warm_up_thread: threading.Thread | None = None
-        self._warm_wanted = threading.Event()
-        self._warm_lock = threading.Lock()  # so a request never lands just as the warm-up thread decides to end
-        self._warming = False  # a warm-up thread is looping (set and cleared under the lock)
+        self._warm_lock = threading.Lock()  # guards the two flags, so a request never lands as the thread ends
+        self._warm_wanted = False  # a warm-up was asked for since the thread last started one
+        self._warming = False  # a warm-up thread is looping
         if warm_up if warm_up is not None else os.environ.get("NBART_WARM_UP", "1") != "0":
             for name in ("model", "weights", "precision", *self.layer_fields):
                 if name in self.controls:
@@ -129,7 +130,7 @@ class Studio(widgets.VBox):
     def _request_warm_up(self, _change: Any = None) -> None:
         """Warm the network up in a background thread (one at a time; a change during a warm-up queues another)."""
         with self._warm_lock:
-            self._warm_wanted.set()
+            self._warm_wanted = True
             if not self._warming:
                 self._warming = True
                 self.warm_up_thread = threading.Thread(target=self._warm_up, daemon=True, name="nbart-warm-up")
@@ -142,10 +143,10 @@ class Studio(widgets.VBox):
 
         while True:
             with self._warm_lock:
-                if not self._warm_wanted.is_set():
+                if not self._warm_wanted:
                     self._warming = False
                     return
-                self._warm_wanted.clear()
+                self._warm_wanted = False
             if self._busy:  # a run builds what it needs itself; don't take its CPU
                 continue
             try:
@@ -490,7 +491,7 @@ class Studio(widgets.VBox):
                 if event.done or now - last >= self.interval:
                     last = now
                     # rendered at preview size (a dream composes its octaves small): cheaper than image()
-                    frame = encode(event.preview(self.preview_size), "jpeg")
+                    frame = preview_jpeg(event, self.preview_size)
                     with self.preview.hold_sync():
                         self.preview.format, self.preview.value = "jpeg", frame
                     frames.append(frame)
