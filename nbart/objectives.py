@@ -39,20 +39,20 @@ def gram_matrix(features: Any) -> Any:
 def gram_of(activations: Any) -> Any:
     """:func:`gram_matrix` of ``activations`` cast to float32, for any float dtype, without keeping the float32 copy.
 
-    The same value and gradient as ``gram_matrix(tf.cast(activations, tf.float32))``, but the backward pass casts
-    the activations again instead of the forward pass keeping their float32 copy until the gradient is taken:
-    under bfloat16 that copy is twice the size of the activations themselves (57 MB for VGG's block1_conv1 at
-    512 px), and the activations are kept anyway (the ReLU's gradient needs them).
+    The same value and gradient as ``gram_matrix(tf.cast(activations, tf.float32))`` (the gradient within the
+    activations' own rounding), but no float32 copy of the activations is kept for the backward pass, nor made in
+    it: the gradient is the activations times a small (C, C) matrix, computed in their dtype. Under bfloat16 such a
+    copy is twice the size of the activations themselves (57 MB for VGG's block1_conv1 at 512 px), which are kept
+    anyway (the ReLU's gradient needs them).
     """
     features = tf.cast(activations, tf.float32)
     gram = gram_matrix(features)
 
-    def gradient(upstream: Any) -> Any:
-        again = tf.cast(activations, tf.float32)
-        shape = tf.shape(again)
+    def gradient(upstream: Any) -> Any:  # A (U + U^T) / (H W), only the small (C, C) factor cast down
+        shape = tf.shape(activations)
         locations = tf.cast(shape[1] * shape[2], tf.float32)
-        d = tf.einsum("bijc,bcd->bijd", again, upstream + tf.linalg.matrix_transpose(upstream)) / locations
-        return tf.cast(d, activations.dtype)
+        mix = (upstream + tf.linalg.matrix_transpose(upstream)) / locations
+        return tf.einsum("bijc,bcd->bijd", activations, tf.cast(mix, activations.dtype))
 
     return gram, gradient
 

@@ -46,7 +46,7 @@ def test_blend_weights_are_normalized():
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
 def test_gram_of_has_the_value_and_gradient_of_gram_matrix_of_the_float32_cast(dtype):
-    # gram_of recasts in its backward pass instead of keeping the float32 copy: same numbers, within rounding.
+    # gram_of keeps no float32 copy and computes its gradient in the activations' dtype: same numbers, within rounding.
     rng = np.random.default_rng(0)
     a = tf.cast(tf.constant(rng.standard_normal((1, 5, 7, 4)), tf.float32), dtype)
     target = tf.constant(rng.standard_normal((1, 4, 4)), tf.float32)
