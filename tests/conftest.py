@@ -36,3 +36,4 @@ def gradient_image() -> Image.Image:
 
 # Tiny, fast runs: random VGG16 weights and small images. Plumbing tests use these keywords.
 TINY = dict(model="vgg16", weights="none", max_size=64, octaves=2, steps=2, seed=0, precision="float32")
+TINY_STYLE = dict(model="vgg16", weights="none", sizes=(48,), steps=3, seed=0, precision="float32")

@@ -9,7 +9,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, TINY_STYLE
 
 ipywidgets = pytest.importorskip("ipywidgets")
 
@@ -390,8 +390,6 @@ def test_the_engine_and_the_cli_never_import_ipywidgets():
 
 # ----------------------------------------------------------------------------------------------------------------
 # the style studio: the same machinery, two sources, two layer lists
-
-TINY_STYLE = dict(model="vgg16", weights="none", sizes=(48,), steps=3, seed=0, precision="float32")
 
 
 def test_style_studio_runs_live_in_a_thread_and_its_code_reproduces_the_picture():

@@ -2,14 +2,13 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import TINY_STYLE
 from PIL import Image
 
 import nbart
 from nbart import cli, images, styletransfer
 from nbart.params import ParamError, StyleParams
 from nbart.styletransfer import style_run
-
-TINY_STYLE = dict(model="vgg16", weights="none", sizes=(48,), steps=3, seed=0, precision="float32")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import TINY_STYLE
 from corpus import cases
 from PIL import Image
 
@@ -14,7 +15,6 @@ from nbart import cli, images, styletransfer
 from nbart.images import ImageError
 from nbart.styletransfer import style_run
 
-TINY_STYLE = dict(model="vgg16", weights="none", sizes=(48,), steps=3, seed=0, precision="float32")
 FLAGS = ["--model=vgg16", "--weights=none", "--sizes=48", "--seed=0", "--precision=float32", "--quiet"]
 
 
