@@ -76,6 +76,11 @@ def _stage_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def _long_side_needed(size: Sequence[int], min_short: int) -> int:
+    """The long side (px) at which an image of ``size`` (two sides, either order) has a short side of ``min_short``."""
+    return math.ceil(min_short * max(size) / min(size))
+
+
 def _layers(requested: tuple[str, ...], defaults: tuple[str, ...], bb: Backbone, model: str,
             what: str, notices: list[str]) -> tuple[str, ...]:
     if requested and bb.name != model and not all(name in bb.layers for name in requested):
@@ -108,7 +113,7 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
     content_img, original = prepare(content, max_size=max(p.resolution_sizes()), what="content image")
     sizes = p.resolution_sizes()
     w, h = content_img.size
-    needed = math.ceil(bb.min_size * max(original) / min(original))  # long side at which the short one is min_size
+    needed = _long_side_needed(original, bb.min_size)
     if not p.sizes and max(w, h) < p.max_size:  # don't upscale a small content beyond what the backbone needs
         sizes = p.replace(max_size=min(p.max_size, max(max(w, h), needed))).resolution_sizes()
     if sizes[-1] < needed:
@@ -122,7 +127,7 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
         style_img, (ow, oh) = prepare(source, max_size=style_cap)
         # A thin style is upscaled at each stage until its short side reaches the backbone's minimum (a texture's
         # size is secondary); only one so thin that this would cost more than a square style does is refused.
-        grown = math.ceil(bb.min_size * max(style_img.size) / min(style_img.size))
+        grown = _long_side_needed(style_img.size, bb.min_size)
         if grown * bb.min_size > max(style_cap, 512) ** 2:
             raise ImageError(f"style image is too thin: {ow}x{oh} px would have to grow to {grown} px long for its "
                              f"short side to reach the {bb.min_size} px {bb.name} accepts; crop it")
@@ -244,7 +249,7 @@ def _style_steps(plan: _Plan, content: np.ndarray, styles: list[np.ndarray], sto
         for s in styles:
             min_size = plan.resolved.backbone.min_size
             # at least the long side that keeps a thin style's short side within what the backbone accepts
-            needed = math.ceil(min_size * max(s.shape[:2]) / min(s.shape[:2]))
+            needed = _long_side_needed(s.shape[:2], min_size)
             style_size = _stage_size(s.shape[1], s.shape[0], max(min_size, needed, round(max(size) * p.style_scale)))
             style_grams.append(features(tf.constant(_resize(s, style_size)))[1])
         style_targets = [objectives.blend_grams(g, plan.blend) for g in zip(*style_grams)]
