@@ -103,9 +103,16 @@ def test_bf16_probe_measures_a_positive_ratio_and_caches_it(monkeypatch, tmp_pat
     assert backbones.bf16_speedup() == round(ratio, 3)
 
 
-def test_warm_up_builds_and_traces_what_runs_then_reuse(gradient_image):
+def _tracing_counts(functions) -> list:
+    """How often each traced tf.function of a task was traced (a wrapped one's, through its ``function``)."""
     import tensorflow as tf
 
+    traced = [getattr(f, "function", f) for f in functions]
+    assert all(isinstance(f, tf.types.experimental.PolymorphicFunction) for f in traced), traced
+    return [f.experimental_get_tracing_count() for f in traced]
+
+
+def test_warm_up_builds_and_traces_what_runs_then_reuse(gradient_image):
     from nbart import warmup
     from nbart.deepdream import dream_run
     from nbart.styletransfer import style_run
@@ -118,16 +125,13 @@ def test_warm_up_builds_and_traces_what_runs_then_reuse(gradient_image):
     counts = {}
     for ext in backbones._extractors.values():
         for key, fns in ext.functions.items():
-            counts[key] = [f.experimental_get_tracing_count() for f in fns if isinstance(f, tf.types.experimental.
-                                                                                        PolymorphicFunction)]
+            counts[key] = _tracing_counts(fns)
     list(dream_run(gradient_image, **TINY))
     list(style_run(gradient_image, gradient_image, model="vgg16", weights="none", precision="float32", steps=1,
                    max_size=64))
     for ext in backbones._extractors.values():  # the runs reused the traced functions: no new trace
         for key, fns in ext.functions.items():
             if key in counts:
-                now = [f.experimental_get_tracing_count() for f in fns
-                       if isinstance(f, tf.types.experimental.PolymorphicFunction)]
-                assert now == counts[key], key
+                assert _tracing_counts(fns) == counts[key], key
     with pytest.raises(ValueError, match="task must be"):
         warmup.warm_up("paint")

@@ -154,3 +154,42 @@ def test_init_image_continues_from_an_earlier_result(content, style):
     # one tiny Adam step moves each pixel by at most ~lr*255: the run started from the grey image, not the content
     assert np.abs(from_grey - grey_small).max() < 3
     assert np.abs(from_content - grey_small).max() > 50
+
+
+def test_style_gradients_run_in_a_fixed_order_with_the_same_result(content, style):
+    import tensorflow as tf
+
+    from nbart import backbones
+
+    layers = ("block2_conv1", "block1_conv1", "block2_conv2")  # one content layer, then two style layers
+    ext = backbones.extractor(backbones.get("vgg16"), "none", "float32", layers)
+    features, loss_and_gradient = styletransfer._functions(ext, 1, 2)
+    image = tf.constant(np.asarray(content, np.float32) / 255)
+    content_targets, _ = features(image)
+    _, grams = features(tf.constant(np.asarray(style.resize((96, 80)), np.float32) / 255))
+    args = (image, content_targets, grams, tf.constant([1.0, 10.0, 1.0]), tf.constant([0.5, 0.5]))
+    fixed = [t.numpy() for t in loss_and_gradient(*args)]
+    assert loss_and_gradient.fixed_order  # this graph ran on the single-threaded executor: it was not refused
+    default = [t.numpy() for t in loss_and_gradient.function(*args)]
+    for a, b in zip(fixed, default):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert np.abs(fixed[2]).sum() > 0
+
+
+def test_a_graph_the_single_threaded_executor_refuses_runs_on_the_default_one():
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    executors: list = []
+
+    def function(x):
+        executors.append(context.context().function_call_options.executor_type or "default")
+        if executors[-1] == "SINGLE_THREADED_EXECUTOR" and x == "refused":
+            raise tf.errors.UnimplementedError(None, None, "Single-threaded executor does not support ...")
+        return x
+
+    call = styletransfer._InFixedOrder(function)
+    call.fixed_order = True  # as on a CPU
+    assert call("fine") == "fine" and executors == ["SINGLE_THREADED_EXECUTOR"]
+    assert call("refused") == "refused" and executors[1:] == ["SINGLE_THREADED_EXECUTOR", "default"]
+    assert call("fine") == "fine" and executors[3:] == ["default"] and not call.fixed_order  # from then on
