@@ -573,13 +573,16 @@ class Extractor:
             except (ValueError, AttributeError, TypeError):
                 self.lean = None
 
-    def __call__(self, images: Any, float32: bool = True) -> list:
+    def __call__(self, images: Any, float32: bool = True, taps: dict[int, Any] | None = None) -> list:
         """The chosen layers' activations; ``float32=False`` leaves them in the compute dtype (bfloat16 under that
-        precision), for a caller that casts them itself (see :func:`nbart.objectives.gram_of`)."""
+        precision), for a caller that casts them itself (see :func:`nbart.objectives.gram_of`). ``taps`` (only with
+        the lean executor, ``self.lean``): see :meth:`nbart.lean.LeanNetwork.__call__`."""
         tf = _tf()
         x = self.backbone.preprocess(images)
+        if taps and self.lean is None:
+            raise ValueError("taps need the lean executor, which this network does not have")
         if self.lean is not None:
-            outputs = self.lean(x)
+            outputs = self.lean(x, taps)
         else:
             outputs = self.model(x)
             outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]

@@ -148,12 +148,23 @@ class LeanNetwork:
 
         return run
 
-    def __call__(self, images: Any) -> list:
-        """The model's outputs for ``images`` (batch, height, width, channels), as a list, in the compute dtype."""
+    def __call__(self, images: Any, taps: dict[int, Any] | None = None) -> list:
+        """The model's outputs for ``images`` (batch, height, width, channels), as a list, in the compute dtype.
+
+        ``taps`` maps an output's index to a function applied to that layer's output inside the network: what it
+        returns goes on to the next layers and out (see :func:`nbart.objectives.gram_junction`).
+        """
         import tensorflow as tf
 
         x = tf.cast(images, self.dtype)
-        outputs = self.model._run_through_graph(x, operation_fn=lambda op: self._ops.get(id(op), op))
+        ops = self._ops
+        if taps:
+            ops = dict(ops)
+            for index, tap in taps.items():
+                layer = _producer(self.model.outputs[index])
+                inner = ops.get(id(layer), layer)
+                ops[id(layer)] = lambda *args, inner=inner, tap=tap, **kwargs: tap(inner(*args, **kwargs))
+        outputs = self.model._run_through_graph(x, operation_fn=lambda op: ops.get(id(op), op))
         return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 

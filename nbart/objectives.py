@@ -22,7 +22,7 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["gram_matrix", "gram_of", "content_loss", "style_loss", "total_variation", "blend_grams"]
+__all__ = ["gram_matrix", "gram_of", "gram_junction", "content_loss", "style_loss", "total_variation", "blend_grams"]
 
 _EPS = 1e-12
 
@@ -45,16 +45,43 @@ def gram_of(activations: Any) -> Any:
     copy is twice the size of the activations themselves (57 MB for VGG's block1_conv1 at 512 px), which are kept
     anyway (the ReLU's gradient needs them).
     """
-    features = tf.cast(activations, tf.float32)
-    gram = gram_matrix(features)
+    gram = gram_matrix(tf.cast(activations, tf.float32))
+    return gram, lambda upstream: _gram_gradient(activations, upstream)
 
-    def gradient(upstream: Any) -> Any:  # A (U + U^T) / (H W), only the small (C, C) factor cast down
-        shape = tf.shape(activations)
-        locations = tf.cast(shape[1] * shape[2], tf.float32)
-        mix = (upstream + tf.linalg.matrix_transpose(upstream)) / locations
-        return tf.einsum("bijc,bcd->bijd", activations, tf.cast(mix, activations.dtype))
 
-    return gram, gradient
+def gram_junction(activations: Any) -> tuple[Any, Any]:
+    """``(activations, gram_of(activations))`` for a layer whose activations also go on through the network.
+
+    The same values and gradient as passing the activations on and taking :func:`gram_of` beside them, but the
+    Gram's share of the gradient (a tensor the size of the activations) is computed only once the network's
+    gradient has come back down to this layer, where the two are summed. A gradient op is otherwise free to run as
+    soon as its inputs exist, and the Gram's inputs exist right after the loss: VGG19's ``block1_conv1`` and
+    ``block2_conv1`` shares (41 MB at 437x512 in bfloat16) were held through the whole backward pass, at its peak.
+    """
+
+    @tf.autograph.experimental.do_not_convert
+    @tf.custom_gradient
+    def junction(a: Any) -> Any:
+        gram = gram_matrix(tf.cast(a, tf.float32))
+
+        def gradient(onward: Any, upstream: Any) -> Any:
+            if onward is None:  # the passed-on activations unused: only the Gram's share
+                return _gram_gradient(a, upstream)
+            with tf.control_dependencies([onward]):  # not before the network's gradient reaches this layer
+                return onward + _gram_gradient(a, upstream)
+
+        return (tf.identity(a), gram), gradient
+
+    return junction(activations)
+
+
+def _gram_gradient(activations: Any, upstream: Any) -> Any:
+    """The gradient of ``gram_matrix(cast(A, float32))`` for the upstream ``U``: A (U + U^T) / (H W), in A's dtype
+    (only the small (C, C) factor is cast down)."""
+    shape = tf.shape(activations)
+    locations = tf.cast(shape[1] * shape[2], tf.float32)
+    mix = (upstream + tf.linalg.matrix_transpose(upstream)) / locations
+    return tf.einsum("bijc,bcd->bijd", activations, tf.cast(mix, activations.dtype))
 
 
 def content_loss(features: Any, target: Any) -> Any:

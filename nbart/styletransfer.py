@@ -195,12 +195,26 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
                           style_layer_weights: Any) -> tuple[Any, Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image)
-            outputs = ext(image[None], float32=False)  # style layers in the compute dtype: see objectives.gram_of
+            # Style layers stay in the compute dtype (see objectives.gram_of). With the lean executor each style
+            # layer's Gram is taken where the layer's output goes on through the network, so that its share of the
+            # gradient waits there for the network's (objectives.gram_junction: a lower peak).
+            grams: dict[int, Any] = {}
+
+            def junction(index: int) -> Callable:
+                def tap(activations: Any) -> Any:
+                    activations, grams[index] = objectives.gram_junction(activations)
+                    return activations
+                return tap
+
+            style_outputs = range(n_content, n_content + n_style)
+            taps = {i: junction(i) for i in style_outputs} if ext.lean is not None else None
+            outputs = ext(image[None], float32=False, taps=taps)
             content = tf.add_n([objectives.content_loss(tf.cast(f, tf.float32), t)
                                 for f, t in zip(outputs[:n_content], content_targets)])
             content = content / n_content
-            style = tf.add_n([w * objectives.style_loss(objectives.gram_of(f), t) for f, t, w in
-                              zip(outputs[n_content:], style_targets, tf.unstack(style_layer_weights))])
+            style_grams = [grams[i] if taps else objectives.gram_of(outputs[i]) for i in style_outputs]
+            style = tf.add_n([w * objectives.style_loss(g, t) for g, t, w in
+                              zip(style_grams, style_targets, tf.unstack(style_layer_weights))])
             tv = objectives.total_variation(image)
             parts = tf.stack([content, style, tv])
             total = tf.reduce_sum(weights * parts)

@@ -65,3 +65,31 @@ def test_gram_of_has_the_value_and_gradient_of_gram_matrix_of_the_float32_cast(d
     tolerance = 1e-5 if dtype == tf.float32 else 1e-2  # bfloat16: the gradient is rounded to 8 bits either way
     np.testing.assert_allclose(gradient, expected_gradient, rtol=tolerance,
                                atol=tolerance * np.abs(expected_gradient).max())
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+@pytest.mark.parametrize("onward_used", [True, False])
+def test_gram_junction_has_the_value_and_gradient_of_passing_on_beside_gram_of(dtype, onward_used):
+    # (activations passed on, their Gram): the same loss and gradient as using the activations and gram_of beside them
+    rng = np.random.default_rng(1)
+    a = tf.cast(tf.constant(rng.standard_normal((1, 5, 7, 4)), tf.float32), dtype)
+    target = tf.constant(rng.standard_normal((1, 4, 4)), tf.float32)
+    onward_weights = tf.cast(tf.constant(rng.standard_normal((1, 5, 7, 4)), tf.float32), dtype)
+
+    def loss_and_gradient(split):
+        with tf.GradientTape() as tape:
+            tape.watch(a)
+            onward, gram = split(a)
+            loss = objectives.style_loss(gram, target)
+            if onward_used:  # the network's own use of the layer downstream
+                loss += tf.reduce_sum(tf.cast(tf.nn.relu(onward) * onward_weights, tf.float32))
+        return loss, tape.gradient(loss, a)
+
+    expected, expected_gradient = loss_and_gradient(lambda x: (x, objectives.gram_matrix(tf.cast(x, tf.float32))))
+    loss, gradient = tf.function(loss_and_gradient)(objectives.gram_junction)  # traced, as in a style run
+    assert gradient.dtype == dtype
+    np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
+    gradient, expected_gradient = (tf.cast(g, tf.float32).numpy() for g in (gradient, expected_gradient))
+    tolerance = 1e-5 if dtype == tf.float32 else 2e-2
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=tolerance,
+                               atol=tolerance * np.abs(expected_gradient).max())

@@ -65,6 +65,24 @@ def test_bfloat16_vgg_stores_its_weights_once_in_bfloat16_and_the_lean_extractor
     backbones.clear_cache()
 
 
+def test_a_lean_tap_acts_on_a_layer_inside_the_network(monkeypatch):
+    import tensorflow as tf
+
+    bb = backbones.get("vgg16")
+    ext = backbones.Extractor(bb, "none", "float32", ("block1_conv1", "block1_conv2"))
+    x = tf.constant(np.random.default_rng(2).random((1, 40, 48, 3)), tf.float32)
+    plain = ext(x)
+    doubled = ext(x, taps={0: lambda activations: activations * 2.0})
+    np.testing.assert_allclose(doubled[0].numpy(), 2 * plain[0].numpy(), rtol=1e-6)
+    # what the tap returned went on through the network: block1_conv2 saw the doubled block1_conv1
+    onward = ext.model.get_layer("block1_conv2")(doubled[0])
+    np.testing.assert_allclose(doubled[1].numpy(), onward.numpy(), rtol=1e-4, atol=1e-4 * float(tf.reduce_max(onward)))
+    assert not np.allclose(doubled[1].numpy(), plain[1].numpy())
+    monkeypatch.setattr(backbones, "LEAN", False)
+    with pytest.raises(ValueError, match="taps need the lean executor"):
+        backbones.Extractor(bb, "none", "float32", ("block1_conv1",))(x, taps={0: lambda a: a})
+
+
 def test_preview_is_the_downscaled_image_and_a_jpeg(gradient_image):
     run = dream_run(gradient_image, **{**TINY, "max_size": 96, "octaves": 2, "octave_scale": 1.5})
     events = list(run)

@@ -193,3 +193,21 @@ def test_a_graph_the_single_threaded_executor_refuses_runs_on_the_default_one():
     assert call("fine") == "fine" and executors == ["SINGLE_THREADED_EXECUTOR"]
     assert call("refused") == "refused" and executors[1:] == ["SINGLE_THREADED_EXECUTOR", "default"]
     assert call("fine") == "fine" and executors[3:] == ["default"] and not call.fixed_order  # from then on
+
+
+def test_a_network_without_the_lean_executor_gives_the_same_run(content, style, monkeypatch):
+    # the Keras model's path takes the Gram matrices beside the network (gram_of), the lean one inside it (junctions)
+    from nbart import backbones
+
+    def final_loss():
+        import keras
+
+        backbones.clear_cache()
+        keras.utils.set_random_seed(0)  # the same random weights for both networks
+        return [e.loss for e in style_run(content, style, **TINY_STYLE)][-1]
+
+    lean = final_loss()
+    monkeypatch.setattr(backbones, "LEAN", False)
+    plain = final_loss()
+    backbones.clear_cache()
+    assert np.isfinite(lean) and plain == pytest.approx(lean, rel=1e-3)
