@@ -40,6 +40,8 @@ def warm_up(task: str, params: Any = None, **kwargs: Any) -> None:
         means(image)  # a run's first step needs the layer means
         gradient(image, tf.constant(np.asarray(layer_weights, np.float32)))
     elif task == "style":
+        import scipy.optimize  # noqa: F401  L-BFGS's first iteration would import it: 0.3-0.5 s of the first preview
+
         from nbart import styletransfer
 
         p = StyleParams.from_kwargs(params, **kwargs)
