@@ -13,6 +13,7 @@ A run is an iterator of :class:`~nbart.events.StepEvent` (one per optimizer iter
 
 from __future__ import annotations
 
+import functools
 import math
 import queue
 import threading
@@ -202,14 +203,12 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
             # gradient waits there for the network's (objectives.gram_junction: a lower peak).
             grams: dict[int, Any] = {}
 
-            def junction(index: int) -> Callable:
-                def tap(activations: Any) -> Any:
-                    activations, grams[index] = objectives.gram_junction(activations)
-                    return activations
-                return tap
+            def junction(index: int, activations: Any) -> Any:
+                activations, grams[index] = objectives.gram_junction(activations)
+                return activations
 
             style_outputs = range(n_content, n_content + n_style)
-            taps = {i: junction(i) for i in style_outputs} if ext.lean is not None else None
+            taps = {i: functools.partial(junction, i) for i in style_outputs} if ext.lean is not None else None
             outputs = ext(image[None], float32=False, taps=taps)
             content = tf.add_n([objectives.content_loss(tf.cast(f, tf.float32), t)
                                 for f, t in zip(outputs[:n_content], content_targets)])
