@@ -93,3 +93,12 @@ def test_gram_junction_has_the_value_and_gradient_of_passing_on_beside_gram_of(d
     tolerance = 1e-5 if dtype == tf.float32 else 2e-2
     np.testing.assert_allclose(gradient, expected_gradient, rtol=tolerance,
                                atol=tolerance * np.abs(expected_gradient).max())
+
+
+@pytest.mark.parametrize("module", ["objectives", "errors"])
+def test_docstring_examples_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"nbart.{module}"), optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 3 and result.failed == 0
