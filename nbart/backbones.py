@@ -5,14 +5,30 @@
 
 from nbart.errors import ParamError, WeightsError
 from nbart.extractors import (
-    MAX_EXTRACTORS, MAX_FUNCTIONS, MAX_MODELS, BoundedCache, Extractor, activations, cache_sizes, cached_extractors,
-    cached_models, clear_cache, extractor, model,
+    MAX_EXTRACTORS,
+    MAX_FUNCTIONS,
+    MAX_MODELS,
+    BoundedCache,
+    Extractor,
+    activations,
+    cache_sizes,
+    cached_extractors,
+    cached_models,
+    clear_cache,
+    extractor,
+    model,
 )
 from nbart.precision import bf16_speedup, cpu_has_bf16, cpu_model, probe_bf16, resolve_precision
 from nbart.registry import OFFLINE_BACKBONE, Backbone, get, names
 from nbart.weights import (
-    Resolved, download_imagenet, hed_weights_file, imagenet_available, imagenet_cached, keras_home,
-    offline_weights_path, resolve,
+    Resolved,
+    download_imagenet,
+    hed_weights_file,
+    imagenet_available,
+    imagenet_cached,
+    keras_home,
+    offline_weights_path,
+    resolve,
 )
 
 # Old private names that benchmarks and notebooks reached for: the same objects under their public names.

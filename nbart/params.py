@@ -18,7 +18,16 @@ from typing import Any, Literal
 from nbart import registry
 from nbart.errors import ParamError
 from nbart.spec import (  # noqa: F401  (re-exported: the spec machinery's old home)
-    FieldInfo, Spec, SpecParams, fields_of, kind_of, param, params_doc, takes, to_code, unknown_param_message,
+    FieldInfo,
+    Spec,
+    SpecParams,
+    fields_of,
+    kind_of,
+    param,
+    params_doc,
+    takes,
+    to_code,
+    unknown_param_message,
 )
 
 __all__ = ["ParamError", "Spec", "DreamParams", "StyleParams", "fields_of", "to_code"]

@@ -100,7 +100,6 @@ def probe_bf16(repeats: int = 5) -> float:
     import time
 
     import numpy as np
-
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
