@@ -3,7 +3,7 @@
 A Keras functional model run inside a ``tf.function`` pays twice for its generality: tracing goes through every
 layer's ``__call__`` (autocasting, name scopes, masks: about a second for InceptionV3 up to ``mixed5``), and the
 traced graph keeps every inference-mode BatchNormalization as its own op, which under ``mixed_bfloat16`` also
-casts to float32 and back. :func:`lean_call` walks the same functional graph but emits plain TensorFlow ops:
+casts to float32 and back. :class:`LeanNetwork` walks the same functional graph but emits plain TensorFlow ops:
 
 - a ``Conv2D`` whose only consumer is a ``BatchNormalization`` absorbs it (the inference-mode BN is a per-channel
   affine map, so ``conv(x, k) * s + t == conv(x, k * s) + t``);
