@@ -1,12 +1,10 @@
-"""The one parameter spec: each task's parameters declared once.
+"""The one parameter spec of each task: :class:`DreamParams` and :class:`StyleParams`, and their rules.
 
-Every field of :class:`DreamParams` and :class:`StyleParams` carries its default, a one-line help text, its hard
-bounds or choices and a slider range. From that single declaration come the keyword arguments of
+Every field carries its default, a one-line help text, its hard bounds or choices and a slider range (declared
+with :func:`nbart.spec.param`). From that single declaration come the keyword arguments of
 ``nbart.dream(...)``/``nbart.style_transfer(...)`` (and their signatures), the CLI flags, the studio controls,
-validation with a clear message, and the "Show code" text.
-
-Field types are kept to a closed set so that the CLI and widget builders stay small:
-``int``, ``float``, ``bool``, ``str``, ``Literal[...]``, ``Optional[int]`` and tuples of ``str``/``int``/``float``.
+validation with a clear message, and the "Show code" text; the machinery for all of that is :mod:`nbart.spec`.
+Here are only the fields and the rules that need the backbone registry (layers, smallest input size).
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ WEIGHT_KEYWORDS = ("auto", "imagenet", "offline", "none")
 
 class _Params(SpecParams):
     """The rules both tasks share: weights a keyword or a readable Keras weights file, layers and sizes that the
-    chosen backbone accepts. Each task adds its own in :meth:`_check`."""
+    chosen backbone accepts. Each task adds its own in :meth:`_task_rules`."""
 
     def _check(self) -> None:  # after each field's own coercion and bounds (nbart.spec.SpecParams)
         self._check_weights()
