@@ -4,11 +4,12 @@ The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_ima
 widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
-from nbart.backbones import WeightsError, activations
 from nbart.deepdream import dream, dream_run
+from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Run, StepEvent
-from nbart.images import ImageError, load_image, sample_names, save_image
-from nbart.params import DreamParams, ParamError, StyleParams
+from nbart.extractors import activations
+from nbart.images import load_image, sample_names, save_image
+from nbart.params import DreamParams, StyleParams
 from nbart.styletransfer import style_run, style_transfer
 from nbart.warmup import warm_up
 

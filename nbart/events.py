@@ -15,13 +15,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from nbart.errors import Stopped, error_message  # noqa: F401  (re-exported: their old home)
 from nbart.images import to_uint8
 
 __all__ = ["StepEvent", "Run", "Stopped", "run_with_notices", "error_message", "preview_jpeg"]
-
-
-class Stopped(Exception):
-    """Raised inside the engine when a stop was requested mid-step; never reaches the consumer."""
 
 
 class StepEvent:
@@ -203,24 +200,6 @@ class Run:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def error_message(error: BaseException) -> str:
-    """One line for a front-end to show about an error that ended a run or refused to start one: no traceback."""
-    from nbart.backbones import WeightsError
-    from nbart.images import ImageError
-    from nbart.params import ParamError
-
-    text = " ".join(str(error).split())
-    if isinstance(error, (ParamError, ImageError, WeightsError)):
-        return text
-    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
-        return "out of memory; try a smaller max_size (or tile_size)"
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted"
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def run_with_notices(run: Run) -> Image.Image:

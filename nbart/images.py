@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
+from nbart.errors import ImageError
+
 __all__ = [
     "ImageError", "load_image", "prepare", "sample_names", "fit", "to_float", "to_uint8", "save_image", "save_gif",
     "read_params", "folder_problem",
@@ -40,10 +42,6 @@ _SAMPLES = {
     "starry_night": "Vincent van Gogh, The Starry Night (1889), public domain",
     "the_scream": "Edvard Munch, The Scream (1893), public domain",
 }
-
-
-class ImageError(ValueError):
-    """An input can't be read as an image, or an output can't be written; the message says which and why."""
 
 
 def sample_names() -> tuple[str, ...]:

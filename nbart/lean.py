@@ -3,7 +3,7 @@
 A Keras functional model run inside a ``tf.function`` pays twice for its generality: tracing goes through every
 layer's ``__call__`` (autocasting, name scopes, masks: about a second for InceptionV3 up to ``mixed5``), and the
 traced graph keeps every inference-mode BatchNormalization as its own op, which under ``mixed_bfloat16`` also
-casts to float32 and back. :func:`lean_call` walks the same functional graph but emits plain TensorFlow ops:
+casts to float32 and back. :class:`LeanNetwork` walks the same functional graph but emits plain TensorFlow ops:
 
 - a ``Conv2D`` whose only consumer is a ``BatchNormalization`` absorbs it (the inference-mode BN is a per-channel
   affine map, so ``conv(x, k) * s + t == conv(x, k * s) + t``);
@@ -11,8 +11,11 @@ casts to float32 and back. :func:`lean_call` walks the same functional graph but
   model's own variables where they are stored in that dtype and not folded, else copies;
 - pooling, concatenation and activations map to their ``tf.nn`` ops; any other layer is called as itself.
 
-The result equals the Keras model's up to float rounding (a test checks it); the Keras model stays the reference
-and the fallback for anything this module can't read.
+The result equals the Keras model's up to float rounding. This module reads private parts of Keras 3's
+functional models (``_nodes_by_depth``, ``_run_through_graph``, ``_keras_history``), so a network proves itself
+when built: given a ``probe`` input, it runs it through itself and through the Keras model and raises
+:class:`LeanMismatch` unless they agree. :class:`nbart.extractors.Extractor` then keeps the Keras model, with a
+one-line notice: a Keras release that changes these privates costs speed, never a run.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LeanNetwork"]
+__all__ = ["LeanNetwork", "LeanMismatch", "TOLERANCE"]
+
+# Largest difference from the Keras model a probe may show, relative to the largest activation: float rounding of
+# the folded BatchNorm is ~1e-6 in float32; bfloat16 keeps 8 bits of mantissa (its rounding reaches ~1e-2).
+TOLERANCE = {"float32": 1e-3, "bfloat16": 5e-2}
+
+
+class LeanMismatch(ValueError):
+    """The lean network's outputs differ from the Keras model's on the probe input."""
 
 
 def _producer(tensor: Any) -> Any:
@@ -61,10 +72,13 @@ class LeanNetwork:
     """Runs a Keras functional ``model`` (channels-last images in, a list of feature maps out) with lean ops.
 
     ``compute_dtype`` is the dtype of the convolutions ("float32" or "bfloat16"); outputs come in that dtype.
-    Raises ``ValueError`` at construction for a model it can't read, so the caller can keep the Keras model.
+    ``probe`` (optional, a batch of network inputs, e.g. one small preprocessed image): run through this network
+    and through ``model`` at construction; :class:`LeanMismatch` unless every output agrees within
+    :data:`TOLERANCE` of its largest value. Raises ``ValueError`` at construction for a model it can't read, so
+    the caller can keep the Keras model.
     """
 
-    def __init__(self, model: Any, compute_dtype: str = "float32"):
+    def __init__(self, model: Any, compute_dtype: str = "float32", probe: Any = None):
         import keras
         import tensorflow as tf
 
@@ -110,6 +124,29 @@ class LeanNetwork:
                 elif type(op) is layers.Concatenate:
                     self._ops[id(op)] = lambda xs, axis=op.axis, **_: tf.concat(list(xs), axis)
         self.folded = len(folded)
+        if probe is not None:
+            self._prove(probe)
+
+    def _prove(self, probe: Any) -> None:
+        """Compare this network's outputs with the Keras model's on ``probe``; LeanMismatch names the worst."""
+        import tensorflow as tf
+
+        ours = self(probe)
+        theirs = self.model(tf.cast(probe, tf.float32))
+        theirs = theirs if isinstance(theirs, (list, tuple)) else [theirs]
+        if len(ours) != len(theirs):
+            raise LeanMismatch(f"{len(ours)} outputs instead of {len(theirs)}")
+        tolerance = TOLERANCE["bfloat16" if self.dtype == tf.bfloat16 else "float32"]
+        for a, b, out in zip(ours, theirs, self.model.outputs):
+            a = np.asarray(tf.cast(a, tf.float32))
+            b = np.asarray(tf.cast(b, tf.float32))
+            if a.shape != b.shape:
+                raise LeanMismatch(f"{_producer(out).name}: shape {a.shape} instead of {b.shape}")
+            scale = max(float(np.abs(b).max()), 1e-12)
+            error = float(np.abs(a - b).max()) / scale
+            if not error <= tolerance:  # also catches NaN
+                raise LeanMismatch(f"{_producer(out).name} differs from Keras by {error:.2g} of its largest value "
+                                   f"(tolerance {tolerance:g})")
 
     def _constant(self, value: np.ndarray) -> Any:
         import tensorflow as tf
@@ -152,7 +189,7 @@ class LeanNetwork:
         """The model's outputs for ``images`` (batch, height, width, channels), as a list, in the compute dtype.
 
         ``taps`` maps an output's index to a function applied to that layer's output inside the network: what it
-        returns goes on to the next layers and out (see :func:`nbart.objectives.gram_junction`).
+        returns goes on to the next layers and out (see :func:`nbart.grams.gram_junction`).
         """
         import tensorflow as tf
 

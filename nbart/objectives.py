@@ -12,7 +12,9 @@ the backbone's activation scale (ImageNet VGG19 and the offline VGG16 differ by 
 - style loss: ``mean((G - A)^2) / mean(A^2)`` per layer, A the style's (blended) Gram matrix.
 - total variation: mean squared difference of neighbouring pixels, in [0, 1] pixel units.
 
-Functions take and return ``tf.Tensor`` s; they are traced into the style-transfer step.
+Functions take and return ``tf.Tensor`` s; they are traced into the style-transfer step. Source: Gatys, Ecker &
+Bethge, "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016), with the normalizations above; the
+memory-saving forms of the Gram matrix used inside the traced step are in :mod:`nbart.grams`.
 """
 
 from __future__ import annotations
@@ -22,86 +24,67 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["gram_matrix", "gram_of", "gram_junction", "content_loss", "style_loss", "total_variation", "blend_grams"]
+__all__ = ["gram_matrix", "content_loss", "style_loss", "total_variation", "blend_grams"]
 
 _EPS = 1e-12
 
 
 def gram_matrix(features: Any) -> Any:
-    """Gram matrix of features (batch, H, W, C) -> (batch, C, C), normalized by the number of locations H*W."""
+    """Gram matrix of features (batch, H, W, C) -> (batch, C, C), normalized by the number of locations H*W.
+
+    >>> f = tf.ones((1, 4, 5, 3))
+    >>> g = gram_matrix(f)
+    >>> g.shape, float(g[0, 0, 1])
+    (TensorShape([1, 3, 3]), 1.0)
+    """
     shape = tf.shape(features)
     locations = tf.cast(shape[1] * shape[2], features.dtype)
     return tf.einsum("bijc,bijd->bcd", features, features) / locations
 
 
-@tf.autograph.experimental.do_not_convert  # autograph would convert the returned gradient function
-@tf.custom_gradient
-def gram_of(activations: Any) -> Any:
-    """:func:`gram_matrix` of ``activations`` cast to float32, for any float dtype, without keeping the float32 copy.
-
-    The same value and gradient as ``gram_matrix(tf.cast(activations, tf.float32))`` (the gradient within the
-    activations' own rounding), but no float32 copy of the activations is kept for the backward pass, nor made in
-    it: the gradient is the activations times a small (C, C) matrix, computed in their dtype. Under bfloat16 such a
-    copy is twice the size of the activations themselves (57 MB for VGG's block1_conv1 at 512 px), which are kept
-    anyway (the ReLU's gradient needs them).
-    """
-    gram = gram_matrix(tf.cast(activations, tf.float32))
-    return gram, lambda upstream: _gram_gradient(activations, upstream)
-
-
-def gram_junction(activations: Any) -> tuple[Any, Any]:
-    """``(activations, gram_of(activations))`` for a layer whose activations also go on through the network.
-
-    The same values and gradient as passing the activations on and taking :func:`gram_of` beside them, but the
-    Gram's share of the gradient (a tensor the size of the activations) is computed only once the network's
-    gradient has come back down to this layer, where the two are summed. A gradient op is otherwise free to run as
-    soon as its inputs exist, and the Gram's inputs exist right after the loss: VGG19's ``block1_conv1`` and
-    ``block2_conv1`` shares (41 MB at 437x512 in bfloat16) were held through the whole backward pass, at its peak.
-    """
-
-    @tf.autograph.experimental.do_not_convert
-    @tf.custom_gradient
-    def junction(a: Any) -> Any:
-        gram = gram_matrix(tf.cast(a, tf.float32))
-
-        def gradient(onward: Any, upstream: Any) -> Any:
-            if onward is None:  # the passed-on activations unused: only the Gram's share
-                return _gram_gradient(a, upstream)
-            with tf.control_dependencies([onward]):  # not before the network's gradient reaches this layer
-                return onward + _gram_gradient(a, upstream)
-
-        return (tf.identity(a), gram), gradient
-
-    return junction(activations)
-
-
-def _gram_gradient(activations: Any, upstream: Any) -> Any:
-    """The gradient of ``gram_matrix(cast(A, float32))`` for the upstream ``U``: A (U + U^T) / (H W), in A's dtype
-    (only the small (C, C) factor is cast down)."""
-    shape = tf.shape(activations)
-    locations = tf.cast(shape[1] * shape[2], tf.float32)
-    mix = (upstream + tf.linalg.matrix_transpose(upstream)) / locations
-    return tf.einsum("bijc,bcd->bijd", activations, tf.cast(mix, activations.dtype))
-
-
 def content_loss(features: Any, target: Any) -> Any:
-    """Mean squared feature difference, relative to the target's mean square."""
+    """Mean squared feature difference, relative to the target's mean square: a scalar, for features and target
+    of the same shape (batch, H, W, C). 0 when they are equal; 1 for zero features.
+
+    >>> t = tf.fill((1, 2, 2, 3), 2.0)
+    >>> float(content_loss(tf.zeros((1, 2, 2, 3)), t)), float(content_loss(t, t))
+    (1.0, 0.0)
+    """
     return tf.reduce_mean(tf.square(features - target)) / (tf.reduce_mean(tf.square(target)) + _EPS)
 
 
 def style_loss(gram: Any, target_gram: Any) -> Any:
-    """Mean squared Gram difference, relative to the target Gram's mean square."""
+    """Mean squared Gram difference, relative to the target Gram's mean square: a scalar, for Gram matrices of
+    the same shape (batch, C, C).
+
+    >>> a = tf.eye(3)[None]
+    >>> float(style_loss(3.0 * a, a)), float(style_loss(a, a))
+    (4.0, 0.0)
+    """
     return tf.reduce_mean(tf.square(gram - target_gram)) / (tf.reduce_mean(tf.square(target_gram)) + _EPS)
 
 
 def total_variation(image: Any) -> Any:
-    """Mean squared difference between neighbouring pixels of an image (H, W, 3) or (batch, H, W, 3)."""
+    """Mean squared difference between neighbouring pixels of an image (H, W, 3) or (batch, H, W, 3), summed over
+    the vertical and horizontal directions: a scalar, in squared pixel units (pixels in [0, 1]).
+
+    >>> float(total_variation(tf.zeros((4, 4, 3))))
+    0.0
+    >>> stripes = tf.tile(tf.constant([0.0, 1.0])[None, :, None], (2, 2, 3))  # (2, 4, 3): columns 0,1,0,1
+    >>> float(total_variation(stripes))
+    1.0
+    """
     dy = image[..., 1:, :, :] - image[..., :-1, :, :]
     dx = image[..., :, 1:, :] - image[..., :, :-1, :]
     return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
 
 
 def blend_grams(grams: Sequence[Any], weights: Sequence[float]) -> Any:
-    """Weighted mean of the Gram matrices of several style images (weights are normalized to sum to 1)."""
+    """Weighted mean of the Gram matrices (each (batch, C, C)) of several style images; the weights are
+    normalized to sum to 1.
+
+    >>> float(blend_grams([tf.ones((1, 1, 1)), tf.fill((1, 1, 1), 3.0)], [3.0, 1.0])[0, 0, 0])
+    1.5
+    """
     total = float(sum(weights))
     return tf.add_n([g * (w / total) for g, w in zip(grams, weights)])

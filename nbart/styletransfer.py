@@ -13,7 +13,6 @@ A run is an iterator of :class:`~nbart.events.StepEvent` (one per optimizer iter
 
 from __future__ import annotations
 
-import functools
 import math
 import queue
 import threading
@@ -198,22 +197,10 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
                           style_layer_weights: Any) -> tuple[Any, Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image)
-            # Style layers stay in the compute dtype (see objectives.gram_of). With the lean executor each style
-            # layer's Gram is taken where the layer's output goes on through the network, so that its share of the
-            # gradient waits there for the network's (objectives.gram_junction: a lower peak).
-            grams: dict[int, Any] = {}
-
-            def junction(index: int, activations: Any) -> Any:
-                activations, grams[index] = objectives.gram_junction(activations)
-                return activations
-
-            style_outputs = range(n_content, n_content + n_style)
-            taps = {i: functools.partial(junction, i) for i in style_outputs} if ext.lean is not None else None
-            outputs = ext(image[None], float32=False, taps=taps)
-            content = tf.add_n([objectives.content_loss(tf.cast(f, tf.float32), t)
-                                for f, t in zip(outputs[:n_content], content_targets)])
+            # the Gram matrices at the lower memory peak of nbart.grams (inside the lean network where it runs)
+            content_features, style_grams = ext.features_and_grams(image[None], range(n_content, n_content + n_style))
+            content = tf.add_n([objectives.content_loss(f, t) for f, t in zip(content_features, content_targets)])
             content = content / n_content
-            style_grams = [grams[i] if taps else objectives.gram_of(outputs[i]) for i in style_outputs]
             style = tf.add_n([w * objectives.style_loss(g, t) for g, t, w in
                               zip(style_grams, style_targets, tf.unstack(style_layer_weights))])
             tv = objectives.total_variation(image)

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests never touch the network: NBART_OFFLINE=1 makes `auto` weights fall back at once, and
-Keras' cache is a private folder so a developer's ~/.keras can't change results."""
+Keras' cache is a private folder so a developer's ~/.keras can't change results. A test run writes nothing into the
+tree (no Hypothesis database; its cache in the temp folder). The slow soak runs only with --run-slow."""
 
 import os
 import pathlib
@@ -9,10 +10,32 @@ os.environ.setdefault("NBART_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("NBART_WARM_UP", "0")  # studios don't build networks behind the tests' backs (one test does)
 os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), f"nbart-test-keras-{os.getuid()}"))
+# Hypothesis' own cache (it keeps parsed constants even without a database) outside the tree, too
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                      os.path.join(tempfile.gettempdir(), f"nbart-test-hypothesis-{os.getuid()}"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 from PIL import Image  # noqa: E402
+
+# No example database: a test run writes nothing into the tree (every settings() in the tests inherits this).
+settings.register_profile("nbart", database=None)
+settings.load_profile("nbart")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (the soak); no -m expression brings them back by accident")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_IMAGES = pathlib.Path(os.environ.get("NBART_IMAGES", ROOT.parent / "shared" / "images"))

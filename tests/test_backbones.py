@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nbart import backbones
+from nbart import backbones, extractors, precision, weights
 from nbart.params import ParamError
 
 
@@ -69,7 +69,7 @@ def test_offline_weights_are_the_hed_vgg16_convs_and_are_cached():
     path = backbones.offline_weights_path()
     assert backbones.offline_weights_path() == path  # cached: same file, not rebuilt
     net = backbones.model(backbones.get("vgg16"), "offline")
-    source = backbones._hed_weights_file()
+    source = weights.hed_weights_file()
     with h5py.File(source) as f:
         kernel = f["block3/layers/conv2d_2/vars/0"][()]
         bias = f["block5/layers/conv2d_1/vars/1"][()]
@@ -90,13 +90,13 @@ def test_extractor_cache_is_bounded():
     bb = backbones.get("vgg16")
     for layer in bb.layers:
         backbones.extractor(bb, "none", "float32", (layer,))
-    assert len(backbones._extractors) <= backbones.MAX_EXTRACTORS
-    assert len(backbones._models) <= backbones.MAX_MODELS
+    assert len(extractors.cached_extractors) <= extractors.MAX_EXTRACTORS
+    assert len(extractors.cached_models) <= extractors.MAX_MODELS
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
     assert backbones.resolve_precision("float32") == "float32"
-    monkeypatch.setattr(backbones, "_cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     assert backbones.resolve_precision("auto") in ("float32", "bfloat16")  # bfloat16 only with a GPU
     import tensorflow as tf
 

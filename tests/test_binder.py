@@ -13,7 +13,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 from packaging.requirements import Requirement
 
-from nbart import backbones, cli
+from nbart import backbones, cli, registry
 from nbart.params import DreamParams, StyleParams
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -74,10 +74,10 @@ def test_postbuild_downloads_the_weights_the_default_backbones_load():
 def test_download_reports_unreachable_weights_in_one_line(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 
-    def offline(*args, **kwargs):
+    def offline(*args, **kwargs):  # Keras' download, failing as it does without a network
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(backbones, "_build", offline)
+    monkeypatch.setattr(registry.Backbone, "build", offline)
     assert cli.main(["download", "vgg19"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("nbart: error: can't download the ImageNet weights of vgg19") and "\n" not in err

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nbart import objectives
+from nbart import grams, objectives
 
 
 def test_gram_matrix_is_normalized_by_the_number_of_locations():
@@ -58,7 +58,7 @@ def test_gram_of_has_the_value_and_gradient_of_gram_matrix_of_the_float32_cast(d
         return loss, tape.gradient(loss, a)
 
     expected, expected_gradient = loss_and_gradient(lambda x: objectives.gram_matrix(tf.cast(x, tf.float32)))
-    loss, gradient = tf.function(loss_and_gradient)(objectives.gram_of)  # traced, as in a style run
+    loss, gradient = tf.function(loss_and_gradient)(grams.gram_of)  # traced, as in a style run
     assert gradient.dtype == dtype
     np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
     gradient, expected_gradient = (tf.cast(g, tf.float32).numpy() for g in (gradient, expected_gradient))
@@ -86,10 +86,19 @@ def test_gram_junction_has_the_value_and_gradient_of_passing_on_beside_gram_of(d
         return loss, tape.gradient(loss, a)
 
     expected, expected_gradient = loss_and_gradient(lambda x: (x, objectives.gram_matrix(tf.cast(x, tf.float32))))
-    loss, gradient = tf.function(loss_and_gradient)(objectives.gram_junction)  # traced, as in a style run
+    loss, gradient = tf.function(loss_and_gradient)(grams.gram_junction)  # traced, as in a style run
     assert gradient.dtype == dtype
     np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
     gradient, expected_gradient = (tf.cast(g, tf.float32).numpy() for g in (gradient, expected_gradient))
     tolerance = 1e-5 if dtype == tf.float32 else 2e-2
     np.testing.assert_allclose(gradient, expected_gradient, rtol=tolerance,
                                atol=tolerance * np.abs(expected_gradient).max())
+
+
+@pytest.mark.parametrize("module", ["objectives", "errors"])
+def test_docstring_examples_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"nbart.{module}"), optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 3 and result.failed == 0

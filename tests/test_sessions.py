@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY
 from PIL import Image
 
-from nbart import backbones, deepdream
+from nbart import backbones, deepdream, extractors
 from nbart.deepdream import dream_run
 from nbart.styletransfer import style_run
 
@@ -55,7 +55,7 @@ def test_bounded_cache_keeps_the_most_recently_used():
 
 
 def test_traced_functions_per_extractor_are_bounded(monkeypatch):
-    monkeypatch.setattr(backbones, "MAX_FUNCTIONS", 2)
+    monkeypatch.setattr(extractors, "MAX_FUNCTIONS", 2)
     ext = backbones.Extractor(backbones.get("vgg16"), "none", "float32", ("block1_conv1", "block1_conv2"))
     for layers in (("block1_conv1",), ("block1_conv2",), ("block1_conv1", "block1_conv2")):
         deepdream._functions(ext, tuple((name, None) for name in layers))
@@ -71,9 +71,9 @@ def test_evicting_a_network_drops_its_extractors():
             bb = backbones.get(name)
             backbones.extractor(bb, "none", precision, bb.dream_layers)
             backbones.extractor(bb, "none", precision, bb.style_layers)
-    assert len(backbones._models) == backbones.MAX_MODELS == 3
-    assert all(key[:3] in backbones._models for key in backbones._extractors)
-    assert len(backbones._extractors) == 2 * backbones.MAX_MODELS
+    assert len(extractors.cached_models) == extractors.MAX_MODELS == 3
+    assert all(key[:3] in extractors.cached_models for key in extractors.cached_extractors)
+    assert len(extractors.cached_extractors) == 2 * extractors.MAX_MODELS
 
 
 def test_evicting_a_network_empties_tensorflows_kernel_cache(monkeypatch):
@@ -81,12 +81,12 @@ def test_evicting_a_network_empties_tensorflows_kernel_cache(monkeypatch):
     evicted, a session switching networks kept ~15 MB per InceptionV3 rebuild (measured in the soak test)."""
     backbones.clear_cache()
     cleared = []
-    monkeypatch.setattr(backbones, "_clear_kernel_cache", lambda: cleared.append(1))
+    monkeypatch.setattr(extractors, "clear_kernel_cache", lambda: cleared.append(1))
     for name, precision in (("vgg16", "float32"), ("vgg19", "float32"), ("vgg16", "bfloat16")):
         backbones.model(backbones.get(name), "none", precision)
     assert cleared == []  # within the bound: nothing evicted, nothing cleared
     backbones.model(backbones.get("vgg19"), "none", "bfloat16")
-    assert cleared == [1] and len(backbones._models) == backbones.MAX_MODELS
+    assert cleared == [1] and len(extractors.cached_models) == extractors.MAX_MODELS
 
 
 def test_a_run_is_undisturbed_while_another_thread_churns_networks(gradient_image):
@@ -117,7 +117,7 @@ def test_a_run_is_undisturbed_while_another_thread_churns_networks(gradient_imag
     churned.set()
     thread.join(120)
     assert not thread.is_alive() and errors == []
-    assert ("vgg16", "none", "float32") not in backbones._models  # the worker's network was evicted meanwhile
+    assert ("vgg16", "none", "float32") not in extractors.cached_models  # the worker's network was evicted meanwhile
     assert len(results) == len(quiet) == 6
     for got, expected in zip(results, quiet):
         np.testing.assert_array_equal(got, expected)
@@ -180,9 +180,9 @@ def test_soak_100_runs_in_one_session_stay_bounded(gradient_image, capsys):
     with capsys.disabled():
         print("\nsoak RSS (MB) after run " + ", ".join(f"{k}: {v:.0f}" for k, v in rss.items()))
         print(f"soak caches: {sizes}; live keras.Model objects: {models}; threads: {threading.active_count()}")
-    assert sizes["models"] <= backbones.MAX_MODELS and sizes["extractors"] <= backbones.MAX_EXTRACTORS
+    assert sizes["models"] <= extractors.MAX_MODELS and sizes["extractors"] <= backbones.MAX_EXTRACTORS
     assert sizes["functions"] <= backbones.MAX_EXTRACTORS * backbones.MAX_FUNCTIONS
     # Each cached network is one keras.Model, each extractor one more: nothing else keeps models alive.
-    assert models <= backbones.MAX_MODELS + backbones.MAX_EXTRACTORS
+    assert models <= extractors.MAX_MODELS + backbones.MAX_EXTRACTORS
     assert threading.active_count() == threads  # no helper thread left behind (L-BFGS)
     assert rss[100] - rss[50] < 0.10 * rss[50], rss  # levelled off, not growing with the number of runs

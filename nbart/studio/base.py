@@ -29,7 +29,7 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image
 
-from nbart.backbones import WeightsError
+from nbart.errors import USER_ERRORS, error_message
 from nbart.events import preview_jpeg
 from nbart.images import ImageError, save_gif, save_image
 from nbart.params import ParamError, to_code
@@ -42,7 +42,7 @@ __all__ = ["Studio", "Result"]
 
 HISTORY_SLOTS = 8  # results shown in the strip (all are kept in ``history``)
 GIF_MAX_FRAMES = 120
-PLAIN_ERRORS = (ParamError, ImageError, WeightsError)  # their messages are written for people already
+PLAIN_ERRORS = USER_ERRORS  # their messages are written for people already
 
 
 @dataclass
@@ -67,11 +67,7 @@ class Result:
 
 
 def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, PLAIN_ERRORS):
-        return str(exc)
-    if isinstance(exc, MemoryError) or "ResourceExhausted" in type(exc).__name__:
-        return "out of memory: lower max size (or tile size) and run again"
-    return f"{type(exc).__name__}: {exc}"
+    return error_message(exc)  # the one advice table (nbart.errors)
 
 
 class Studio(widgets.VBox):

@@ -1,0 +1,71 @@
+"""Gram matrices that cost less memory in the style step's backward pass: the same values and gradients as
+:func:`nbart.objectives.gram_matrix` of the float32 activations, through custom gradients.
+
+Why: in a style step the Gram's own backward pass is what sets the peak memory, not its arithmetic.
+:func:`gram_of` keeps no float32 copy of bfloat16 activations; :func:`gram_junction` delays the Gram's share of the
+gradient until the network's gradient reaches the layer, so the two are summed at once and never held through the
+whole backward pass. :meth:`nbart.extractors.Extractor.features_and_grams` is the one place that wires them in.
+Measurements: README "Memory" and benchmarks/results/style-memory.txt. Tests: tests/test_objectives.py compares
+values and gradients with autodiff of the plain expression, eager and traced, in float32 and bfloat16.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from nbart import objectives
+
+__all__ = ["gram_of", "gram_junction"]
+
+
+@tf.autograph.experimental.do_not_convert  # autograph would convert the returned gradient function
+@tf.custom_gradient
+def gram_of(activations: Any) -> Any:
+    """The Gram matrix (batch, C, C), float32, of ``activations`` (batch, H, W, C) of any float dtype.
+
+    The same value and gradient as ``gram_matrix(tf.cast(activations, tf.float32))`` (the gradient within the
+    activations' own rounding), but no float32 copy of the activations is kept for the backward pass, nor made in
+    it: the gradient is the activations times a small (C, C) matrix, computed in their dtype. Under bfloat16 such a
+    copy would be twice the size of the activations themselves, which are kept anyway (the ReLU's gradient needs
+    them).
+    """
+    gram = objectives.gram_matrix(tf.cast(activations, tf.float32))
+    return gram, lambda upstream: _gram_gradient(activations, upstream)
+
+
+def gram_junction(activations: Any) -> tuple[Any, Any]:
+    """``(activations, gram_of(activations))`` for a layer whose activations also go on through the network.
+
+    The same values and gradient as passing the activations on and taking :func:`gram_of` beside them, but the
+    Gram's share of the gradient (a tensor the size of the activations) is computed only once the network's
+    gradient has come back down to this layer, where the two are summed. A gradient op is otherwise free to run as
+    soon as its inputs exist, and the Gram's inputs exist right after the loss: the shares of the large early
+    layers were then held through the whole backward pass, at its peak. Returns the activations (unchanged values,
+    their dtype) and the Gram (batch, C, C) in float32.
+    """
+
+    @tf.autograph.experimental.do_not_convert
+    @tf.custom_gradient
+    def junction(a: Any) -> Any:
+        gram = objectives.gram_matrix(tf.cast(a, tf.float32))
+
+        def gradient(onward: Any, upstream: Any) -> Any:
+            if onward is None:  # the passed-on activations unused: only the Gram's share
+                return _gram_gradient(a, upstream)
+            with tf.control_dependencies([onward]):  # not before the network's gradient reaches this layer
+                return onward + _gram_gradient(a, upstream)
+
+        return (tf.identity(a), gram), gradient
+
+    return junction(activations)
+
+
+def _gram_gradient(activations: Any, upstream: Any) -> Any:
+    """The gradient of ``gram_matrix(cast(A, float32))`` for the upstream ``U``: A (U + U^T) / (H W), in A's dtype
+    (only the small (C, C) factor is cast down)."""
+    shape = tf.shape(activations)
+    locations = tf.cast(shape[1] * shape[2], tf.float32)
+    mix = (upstream + tf.linalg.matrix_transpose(upstream)) / locations
+    return tf.einsum("bijc,bcd->bijd", activations, tf.cast(mix, activations.dtype))
