@@ -181,6 +181,11 @@ class Run:
         return self._finished
 
     @property
+    def released(self) -> bool:
+        """Whether the engine's generator is closed or was never started: the run computes and holds nothing."""
+        return self._gen is None or getattr(self._gen, "gi_frame", None) is None
+
+    @property
     def completed(self) -> bool:
         """Whether the run went to its end (not stopped, no fault)."""
         return self.outcome == Outcome.COMPLETED
