@@ -25,13 +25,18 @@ class Stopped(Exception):
     """Raised inside the engine when a stop was requested mid-step; never reaches the consumer."""
 
 
-class Outcome(enum.StrEnum):
+class Outcome(str, enum.Enum):
     """How a run ended: it went to its end, a stop was asked (or the consumer left), or the engine gave up (a
     non-finite loss, an optimizer that made no progress, an error). A ``str``: ``outcome == "completed"`` holds."""
 
     COMPLETED = "completed"
     STOPPED = "stopped"
     FAILED = "failed"
+
+    def __str__(self) -> str:  # "completed", also in f-strings and JSON (enum.StrEnum is Python 3.11+)
+        return self.value
+
+    __format__ = str.__format__
 
 
 @dataclass(kw_only=True, slots=True)

@@ -6,7 +6,8 @@
 - Optimizers (see :mod:`nbart.optimizers`): ``lbfgs`` (scipy's L-BFGS-B, bounded to the pixel range [0, 1]) and
   ``adam`` (the TensorFlow tutorial's settings).
 - Multi-resolution (see :mod:`nbart.styleplan`): optimize at each of ``sizes`` (long side, coarse to fine),
-  upscaling the result as the next start. ``preserve_colors`` transfers on luminance only and puts the content's chroma back.
+  upscaling the result as the next start. ``preserve_colors`` transfers on luminance only and puts the content's
+  chroma back.
 
 A run is an iterator of :class:`~nbart.events.StepEvent` (one per optimizer iteration), stoppable at any step.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from PIL import Image
 
 from nbart import backbones, images, optimizers, pixels, runs, styleplan
 from nbart.events import Outcome, Run, StepEvent, run_with_notices
+from nbart.executor import SingleThreaded as _InFixedOrder
 from nbart.images import ImageError, load_image, to_float
 from nbart.params import ParamError, StyleParams, takes
 from nbart.pixels import rgb_to_ycbcr, ycbcr_to_rgb
@@ -218,37 +220,6 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
 
     ext.functions[key] = (features, _InFixedOrder(loss_and_gradient))
     return ext.functions[key]
-
-
-class _InFixedOrder:
-    """Calls a traced tf.function with TensorFlow's single-threaded executor, on a CPU.
-
-    The default executor runs a graph's ops on a pool of threads in whatever order they become ready, so which
-    tensors are alive together, and with them the peak, varies from call to call (223-245 MB in use for one 512 px
-    style gradient) and the allocator's pool grows to the worst case. The single-threaded executor runs the ops one
-    at a time in one topological order (each op still uses every core): no slower here, and the default style run's
-    median peak RSS fell ~30 MB (1199 against 1230 MB over 12 and 9 alternating fresh runs). It supports CPU graphs
-    only, without reference-typed edges (which grappler may introduce) or v1 control flow: where it refuses a graph,
-    the default executor runs it from then on (``fixed_order`` turns False).
-    """
-
-    def __init__(self, function: Callable):
-        import tensorflow as tf
-
-        self.function = function
-        self.fixed_order = not tf.config.list_physical_devices("GPU")
-
-    def __call__(self, *args: Any) -> Any:
-        import tensorflow as tf
-
-        if self.fixed_order:
-            try:
-                with tf.experimental.function_executor_type("SINGLE_THREADED_EXECUTOR"):
-                    return self.function(*args)
-            except (tf.errors.UnimplementedError, tf.errors.FailedPreconditionError):
-                # refused when instantiated, before any op ran (an error of the graph itself recurs below)
-                self.fixed_order = False
-        return self.function(*args)
 
 
 def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: tuple[float, ...],

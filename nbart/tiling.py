@@ -59,10 +59,10 @@ def tiled_gradient(fn: Any, image: Any, coefficients: Any, tile_size: int, shift
                    stop: threading.Event | None = None, min_size: int = 1) -> tuple[np.ndarray, Any]:
     """Layer means and gradient of ``image`` (H, W, 3), rolled by ``shift`` and computed tile by tile.
 
-    ``fn`` is a ``means_and_gradient`` function (see :func:`nbart.deepdream.traced_functions`). Images that fit one tile take one call.
-    Each tile's means and gradient are weighted by the tile's share of the area, so the result is that of the whole
-    image's mean activations, up to what the tile borders hide from each tile. No tile is shorter than ``min_size``.
-    A stop requested between tiles raises :class:`Stopped`.
+    ``fn`` is a ``means_and_gradient`` function (see :func:`nbart.deepdream.traced_functions`). Images that fit one
+    tile take one call. Each tile's means and gradient are weighted by the tile's share of the area, so the result
+    is that of the whole image's mean activations, up to what the tile borders hide from each tile. No tile is
+    shorter than ``min_size``. A stop requested between tiles raises :class:`Stopped`.
     """
     import tensorflow as tf
 

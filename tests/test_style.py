@@ -6,7 +6,7 @@ from conftest import TINY_STYLE
 from PIL import Image
 
 import nbart
-from nbart import cli, images, styletransfer
+from nbart import cli, executor, images, styletransfer
 from nbart.params import ParamError, StyleParams
 from nbart.styletransfer import style_run
 
@@ -187,7 +187,7 @@ def test_a_graph_the_single_threaded_executor_refuses_runs_on_the_default_one():
             raise tf.errors.UnimplementedError(None, None, "Single-threaded executor does not support ...")
         return x
 
-    call = styletransfer._InFixedOrder(function)
+    call = executor.SingleThreaded(function)
     call.fixed_order = True  # as on a CPU
     assert call("fine") == "fine" and executors == ["SINGLE_THREADED_EXECUTOR"]
     assert call("refused") == "refused" and executors[1:] == ["SINGLE_THREADED_EXECUTOR", "default"]
