@@ -116,8 +116,6 @@ def traced_functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | Non
     respect to the image (H, W, 3). The traced functions are keyed by the layers only: the channels enter as a
     tensor, so trying channel after channel of a layer never traces again.
     """
-    import tensorflow as tf
-
     names = tuple(name for name, _ in specs)
     for name, channel in specs:
         if channel is not None and channel >= ext.channels[name]:
@@ -128,7 +126,9 @@ def traced_functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | Non
     if key not in ext.functions:
         ext.functions[key] = _trace(ext, names)
     means, means_and_gradient = ext.functions[key]
-    channels = tf.constant([-1 if channel is None else channel for _, channel in specs], tf.int32)
+    # numpy, not a tf constant: the Prepared holding these may be freed in a studio's worker thread as it ends,
+    # and freeing an eager tensor there let a waiting thread see the worker alive for a few ms more
+    channels = np.asarray([-1 if channel is None else channel for _, channel in specs], np.int32)
     return (lambda image: means(image, channels),
             lambda image, coefficients: means_and_gradient(image, coefficients, channels))
 
