@@ -6,7 +6,7 @@ widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-end
 
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
-from nbart.events import Run, StepEvent
+from nbart.events import Outcome, Run, StepEvent
 from nbart.extractors import activations
 from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, StyleParams
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
-    "StyleParams", "Run", "StepEvent", "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
+    "StyleParams", "Run", "StepEvent", "Outcome", "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
     "DreamStudio", "StyleStudio", "__version__",
 ]
 

@@ -184,13 +184,6 @@ def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
                 raise CliError(f"output {path} is the input; choose another file name so the input is kept")
 
 
-def _metadata(run: Any, task: Task, args: argparse.Namespace, ended: str) -> dict:
-    meta = {"task": task.name, "params": run.params.to_dict(), "steps_done": run.latest.step if run.latest else 0,
-            "ended": ended}
-    meta["inputs"] = task.input_paths(args)
-    return meta
-
-
 # TensorFlow's native start-up lines (oneDNN, CUDA probing on CPU machines, CPU-feature hints): informational.
 _NATIVE_NOISE = re.compile(
     r"^(I0000 |WARNING: All log messages before absl|E0000 .*(cuInit|CUDA)|W0000 .*(cuda|TensorRT)|"
@@ -271,9 +264,9 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         raise CliError("the run ended before its first step; nothing written")
     steps = f"step {run.latest.step}/{run.total}"
     ended = "interrupted" if interrupted else f"failed: {error_message(failure)}" if failure else \
-        run.outcome or "stopped"
+        str(run.outcome or "stopped")
     try:
-        save_image(run.image(), args.output, _metadata(run, task, args, ended))
+        save_image(run.image(), args.output, run.metadata(ended=ended, inputs=task.input_paths(args)))
         if args.gif and frames:
             save_gif(frames, args.gif)
     except ImageError as e:  # a full disk or a folder gone read-only: the run is lost, say so in one line

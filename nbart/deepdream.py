@@ -18,22 +18,25 @@ activation, so it falls as the dream grows.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from nbart import backbones
-from nbart.backbones import Backbone
-from nbart.events import Run, StepEvent, Stopped, run_with_notices
-from nbart.images import prepare, to_float
+from nbart import backbones, images, runs
+from nbart.events import Outcome, Run, StepEvent, Stopped, run_with_notices
+from nbart.images import to_float
 from nbart.params import DreamParams, takes
+from nbart.tiling import tiled_gradient, tiled_means, tiles
 
-__all__ = ["dream", "dream_run", "octave_sizes"]
+__all__ = ["dream", "dream_run", "continue_run", "prepare", "DreamPrepared", "octave_sizes", "tiles",
+           "tiled_means", "tiled_gradient", "traced_functions"]
 
 
 def octave_sizes(height: int, width: int, octaves: int, octave_scale: float,
@@ -48,19 +51,64 @@ def octave_sizes(height: int, width: int, octaves: int, octave_scale: float,
     return sizes or [(height, width)]
 
 
-def _layer_specs(p: DreamParams, bb: Backbone, notices: list[str]) -> tuple[tuple[tuple[str, int | None], ...], tuple]:
-    """The (layer, channel) pairs and weights a run uses; layers the fallback backbone lacks are replaced."""
-    layers, weights = p.layers, p.layer_weights
-    if bb.name != p.model and layers and not all(spec.partition(":")[0] in bb.layers for spec in layers):
-        notices.append(f"layers {', '.join(layers)} don't exist in {bb.name}; using {', '.join(bb.dream_layers)}")
-        layers, weights = (), ()
-    layers = layers or bb.dream_layers
-    weights = weights or (1.0,) * len(layers)
+@dataclass(eq=False)
+class DreamPrepared(runs.Prepared):
+    """What a dream of ``params`` uses (see :func:`prepare`): ``specs``, the (layer, channel or None) pairs;
+    ``layer_weights``, their weights summing to 1; and, built on first use, ``means(image)`` and
+    ``gradient(image, coefficients)`` (see :func:`traced_functions`). Tests may wrap ``gradient``."""
+
+    specs: tuple[tuple[str, int | None], ...] = ()
+    layer_weights: tuple[float, ...] = ()
+    fell_back: bool = False  # the asked layers were replaced: the fallback backbone lacks them
+
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for name, _ in self.specs))
+
+    @functools.cached_property
+    def _pair(self) -> tuple[Any, Any]:
+        return traced_functions(self.extractor, self.specs)
+
+    @functools.cached_property
+    def means(self) -> Any:
+        return self._pair[0]
+
+    @functools.cached_property
+    def gradient(self) -> Any:
+        return self._pair[1]
+
+    def trace(self) -> None:
+        """Build the network and trace both functions on a tiny image, as a run's first step would."""
+        import tensorflow as tf
+
+        image = tf.zeros([self.backbone.min_size, self.backbone.min_size, 3], tf.float32)
+        self.means(image)  # a run's first step needs the layer means
+        self.gradient(image, tf.constant(np.asarray(self.layer_weights, np.float32)))
+
+    def ran(self) -> dict[str, Any]:
+        ran = super().ran()
+        if self.fell_back:
+            ran.update(layers=self.backbone.dream_layers, layer_weights=())
+        return ran
+
+
+def prepare(params: DreamParams) -> DreamPrepared:
+    """Resolve what a dream of ``params`` uses: backbone and weights (``auto`` may fall back, with a notice), the
+    layers (replaced by the fallback backbone's defaults where it lacks them, with a notice) and their weights.
+
+    Cheap: the network, the precision probe and the traced functions are built on first use of ``means`` or
+    ``gradient`` (or by :meth:`DreamPrepared.trace`). Raises WeightsError if the weights can't be had here.
+    """
+    resolved, notices = runs.start(params)
+    bb = resolved.backbone
+    layers = runs.fallback_layers(params.layers, bb.dream_layers, bb, params.model, "layers", notices)
+    fell_back = bool(params.layers) and layers != params.layers
+    weights = params.layer_weights if params.layer_weights and not fell_back else (1.0,) * len(layers)
     total = sum(weights)
-    return tuple(bb.parse_layer(s) for s in layers), tuple(w / total for w in weights)
+    return DreamPrepared(params, resolved, notices, specs=tuple(bb.parse_layer(s) for s in layers),
+                         layer_weights=tuple(w / total for w in weights), fell_back=fell_back)
 
 
-def _functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | None], ...]) -> tuple[Any, Any]:
+def traced_functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | None], ...]) -> tuple[Any, Any]:
     """The (means, means_and_gradient) pair of one (extractor, layer specs), serving every image size.
 
     ``means(image)`` gives each chosen layer's mean activation (of one channel, for a 'layer:N' spec);
@@ -68,8 +116,6 @@ def _functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | None], ..
     respect to the image (H, W, 3). The traced functions are keyed by the layers only: the channels enter as a
     tensor, so trying channel after channel of a layer never traces again.
     """
-    import tensorflow as tf
-
     names = tuple(name for name, _ in specs)
     for name, channel in specs:
         if channel is not None and channel >= ext.channels[name]:
@@ -80,7 +126,9 @@ def _functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | None], ..
     if key not in ext.functions:
         ext.functions[key] = _trace(ext, names)
     means, means_and_gradient = ext.functions[key]
-    channels = tf.constant([-1 if channel is None else channel for _, channel in specs], tf.int32)
+    # numpy, not a tf constant: the Prepared holding these may be freed in a studio's worker thread as it ends,
+    # and freeing an eager tensor there let a waiting thread see the worker alive for a few ms more
+    channels = np.asarray([-1 if channel is None else channel for _, channel in specs], np.int32)
     return (lambda image: means(image, channels),
             lambda image, coefficients: means_and_gradient(image, coefficients, channels))
 
@@ -118,106 +166,50 @@ def _trace(ext: backbones.Extractor, names: tuple[str, ...]) -> tuple[Any, Any]:
     return means, means_and_gradient
 
 
-def _tiles(length: int, tile: int, min_size: int = 1) -> list[tuple[int, int]]:
-    """Split [0, length) into near-equal spans of at most ``tile``; each is at least tile/2 long when split, and
-    never shorter than ``min_size`` (the backbone's smallest input), even if a span then exceeds ``tile``."""
-    n = max(1, min(math.ceil(length / tile), length // max(1, min_size)))
-    edges = [round(i * length / n) for i in range(n + 1)]
-    return list(zip(edges[:-1], edges[1:]))
-
-
-def _over_tiles(image: Any, tile_size: int, min_size: int, stop: threading.Event | None,
-                fn: Any) -> tuple[np.ndarray, list[list[Any]]]:
-    """Call ``fn(tile)`` on each tile; return the area-weighted sum of its first output and the rows of its
-    second outputs, each weighted by the tile's share of the area. A stop requested between tiles raises
-    :class:`Stopped`."""
-    height, width = int(image.shape[0]), int(image.shape[1])
-    rows, total = [], 0.0
-    for y0, y1 in _tiles(height, tile_size, min_size):
-        row = []
-        for x0, x1 in _tiles(width, tile_size, min_size):
-            if stop is not None and stop.is_set():
-                raise Stopped
-            share = (y1 - y0) * (x1 - x0) / (height * width)
-            first, second = fn(image[y0:y1, x0:x1])
-            total = total + share * first.numpy()
-            row.append(None if second is None else second * share)
-        rows.append(row)
-    return total, rows
-
-
-def tiled_means(fn: Any, image: Any, tile_size: int, stop: threading.Event | None = None,
-                min_size: int = 1) -> np.ndarray:
-    """Layer means of ``image`` (H, W, 3), computed tile by tile when it exceeds ``tile_size`` (bounded memory).
-
-    ``fn`` is a ``means`` function (see :func:`_functions`).
-    """
-    if int(image.shape[0]) <= tile_size and int(image.shape[1]) <= tile_size:
-        return fn(image).numpy()
-    return _over_tiles(image, tile_size, min_size, stop, lambda tile: (fn(tile), None))[0]
-
-
-def tiled_gradient(fn: Any, image: Any, coefficients: Any, tile_size: int, shift: tuple[int, int],
-                   stop: threading.Event | None = None, min_size: int = 1) -> tuple[np.ndarray, Any]:
-    """Layer means and gradient of ``image`` (H, W, 3), rolled by ``shift`` and computed tile by tile.
-
-    ``fn`` is a ``means_and_gradient`` function (see :func:`_functions`). Images that fit one tile take one call.
-    Each tile's means and gradient are weighted by the tile's share of the area, so the result is that of the whole
-    image's mean activations, up to what the tile borders hide from each tile. No tile is shorter than ``min_size``.
-    A stop requested between tiles raises :class:`Stopped`.
-    """
-    import tensorflow as tf
-
-    height, width = int(image.shape[0]), int(image.shape[1])
-    rolled = tf.roll(image, shift=list(shift), axis=[0, 1]) if any(shift) else image
-    if height <= tile_size and width <= tile_size:
-        means, gradient = fn(rolled, coefficients)
-        means = means.numpy()
-    else:
-        means, rows = _over_tiles(rolled, tile_size, min_size, stop, lambda tile: fn(tile, coefficients))
-        gradient = tf.concat([tf.concat(row, axis=1) for row in rows], axis=0)
-    if any(shift):
-        gradient = tf.roll(gradient, shift=[-shift[0], -shift[1]], axis=[0, 1])
-    return means, gradient
-
-
+@takes(DreamParams)
 def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> Run:
     """Start a Deep Dream on ``image`` and return its :class:`~nbart.events.Run` (an iterator of step events).
 
     ``image`` is anything :func:`nbart.load_image` reads. Parameters come as a :class:`DreamParams` and/or
-    keywords (see :func:`dream`). Bad parameters and unreadable images raise before any work; nothing is computed
-    until the first event is pulled.
+    keywords (see :func:`dream`); ``seed=None`` is replaced by a concrete seed, kept on ``run.params``. Bad
+    parameters and unreadable images raise before any work; nothing is computed until the first event is pulled.
     """
-    p = DreamParams.from_kwargs(params, **kwargs)
-    resolved = backbones.resolve(p.model, p.weights)
-    notices = [resolved.notice] if resolved.notice else []
-    bb = resolved.backbone
-    start, original = prepare(image, p.max_size, bb.min_size)
+    p = runs.with_seed(DreamParams.from_kwargs(params, **kwargs))
+    prepared = prepare(p)
+    bb, notices = prepared.backbone, prepared.notices
+    start, original = images.prepare(image, p.max_size, bb.min_size)
     if min(start.size) > round(min(original) * min(1.0, p.max_size / max(original))):  # beyond the downscale
-        notices.append(f"image upscaled from {original[0]}x{original[1]} to {start.size[0]}x{start.size[1]} px, "
-                       f"the smallest {bb.name} accepts")
-    specs, layer_weights = _layer_specs(p, bb, notices)
+        notices.append(runs.upscaled("image", original, start.size, bb))
     sizes = octave_sizes(start.size[1], start.size[0], p.octaves, p.octave_scale, bb.min_size)
-    total = len(sizes) * p.steps
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
-        return _dream_steps(to_float(start), p, resolved, specs, layer_weights, sizes, stop, notices)
+        return _dream_steps(to_float(start), prepared, sizes, stop)
 
-    return Run("dream", p, steps, total, start, notices)
+    return Run("dream", p, steps, len(sizes) * p.steps, start, notices, prepared=prepared,
+               inputs=(runs.describe(image),), continue_with=_continued)
 
 
-def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resolved, specs: tuple,
-                 layer_weights: tuple, sizes: list[tuple[int, int]], stop: threading.Event,
-                 notices: list[str]) -> Iterator[StepEvent]:
+def continue_run(image: Any, params: DreamParams, steps: int) -> Run:
+    """A dream that goes on from ``image`` (an earlier result) for ``steps`` more steps at its full size: one
+    octave, since the octaves were done by the run that made it; the other parameters are ``params``'."""
+    return dream_run(image, params.replace(octaves=1, steps=steps))
+
+
+def _continued(run: Run, steps: int) -> Run:
+    follow = continue_run(run.image(), run.params, steps)
+    follow.inputs = run.inputs
+    return follow
+
+
+def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tuple[int, int]],
+                 stop: threading.Event) -> Iterator[StepEvent]:
     import tensorflow as tf
 
     t0 = time.perf_counter()
-    precision = backbones.resolve_precision(p.precision)
-    layer_names = tuple(dict.fromkeys(name for name, _ in specs))
-    ext = backbones.extractor(resolved.backbone, resolved.weights, precision, layer_names)
-    means_fn, gradient_fn = _functions(ext, specs)
-    min_size = resolved.backbone.min_size
-    weights = np.asarray(layer_weights, np.float32)
+    p, notices = prepared.params, prepared.notices
+    means_fn, gradient_fn = prepared.means, prepared.gradient
+    min_size = prepared.backbone.min_size
+    weights = np.asarray(prepared.layer_weights, np.float32)
     rng = np.random.default_rng(p.seed)
     full = tf.constant(original)
     full_size = tuple(original.shape[:2])
@@ -249,7 +241,7 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
         tiled = max(size) > p.tile_size
         for _ in range(p.steps):
             if stop.is_set():
-                return
+                return Outcome.STOPPED
             shift = tuple(int(s) for s in rng.integers(-p.jitter, p.jitter + 1, size=2)) if p.jitter else (0, 0)
             if tiled:  # move the tile seams to a new random place at every step
                 shift = (shift[0] + int(rng.integers(0, p.tile_size)), shift[1] + int(rng.integers(0, p.tile_size)))
@@ -260,24 +252,24 @@ def _dream_steps(original: np.ndarray, p: DreamParams, resolved: backbones.Resol
                 coefficients = tf.constant(weights / (np.abs(means) + 1e-3), tf.float32)
                 means, gradient = tiled_gradient(gradient_fn, image, coefficients, p.tile_size, shift, stop, min_size)
             except Stopped:
-                return
+                return Outcome.STOPPED
             loss = -float(np.dot(weights, means))
             if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(gradient)))):
-                notices.append(f"stopped at step {step + 1}: the loss or gradient became non-finite; "
-                               f"kept the last finite image")
-                return "failed"
+                notices.append(runs.non_finite(step + 1, "the loss or gradient"))
+                return Outcome.FAILED
             gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
             image = tf.clip_by_value(image + p.step_size * gradient, 0.0, 1.0)
             step += 1
             yield StepEvent(
-                step, total, octave, len(sizes), f"octave {octave + 1}/{len(sizes)} · {size[1]}x{size[0]}",
-                loss, time.perf_counter() - t0, full_size,
+                step=step, total=total, stage=octave, stages=len(sizes),
+                label=f"octave {octave + 1}/{len(sizes)} · {size[1]}x{size[0]}",
+                loss=loss, elapsed=time.perf_counter() - t0, size=full_size,
                 render=lambda image=image, base=base: composite(image, base), done=step == total,
                 metrics={"activation": -loss},
                 render_small=lambda size, image=image, base=base: composite_small(image, base, size),
             )
         detail = image - base
-    return "completed"
+    return Outcome.COMPLETED
 
 
 @takes(DreamParams)

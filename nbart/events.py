@@ -7,9 +7,10 @@ of a tiled step) and ends, keeping the last good image. Images are made only whe
 
 from __future__ import annotations
 
+import enum
 import threading
-import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,24 @@ from PIL import Image
 from nbart.errors import Stopped, error_message  # noqa: F401  (re-exported: their old home)
 from nbart.images import to_uint8
 
-__all__ = ["StepEvent", "Run", "Stopped", "run_with_notices", "error_message", "preview_jpeg"]
+__all__ = ["StepEvent", "Outcome", "Run", "Stopped", "run_with_notices", "error_message", "preview_jpeg"]
 
 
+class Outcome(str, enum.Enum):
+    """How a run ended: it went to its end, a stop was asked (or the consumer left), or the engine gave up (a
+    non-finite loss, an optimizer that made no progress, an error). A ``str``: ``outcome == "completed"`` holds."""
+
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    def __str__(self) -> str:  # "completed", also in f-strings and JSON (enum.StrEnum is Python 3.11+)
+        return self.value
+
+    __format__ = str.__format__
+
+
+@dataclass(kw_only=True, slots=True)
 class StepEvent:
     """One optimization step.
 
@@ -28,33 +44,32 @@ class StepEvent:
     (style transfer) index from 0 to ``stages - 1``, described by ``label``. ``loss`` is the quantity being
     minimized (a dream minimizes the negative activation), ``elapsed`` the seconds since the run began, ``size``
     the output's (height, width) in pixels. ``done`` marks the last step of a run that went to the end.
+    ``metrics`` names the loss's parts (``content``, ``style``, ``tv``; a dream's ``activation``).
+
+    ``render()`` gives the image at the output size as float (H, W, 3) in [0, 1]; ``render_small(size)`` the image
+    straight at a (height, width), or None where ``render`` is as cheap. Both are dropped (None) once
+    :meth:`image` has been made, so that the step's tensors can go.
     """
 
-    __slots__ = ("step", "total", "stage", "stages", "label", "loss", "elapsed", "size", "done", "metrics",
-                 "_render", "_pixels", "_render_small")
-
-    def __init__(self, step: int, total: int, stage: int, stages: int, label: str, loss: float, elapsed: float,
-                 size: tuple[int, int], render: Callable[[], Any], done: bool = False,
-                 metrics: dict[str, float] | None = None,
-                 render_small: Callable[[tuple[int, int]], Any] | None = None):
-        # render_small(size) gives the image at (height, width) in [0, 1], or None where render() is as cheap
-        self.step, self.total, self.stage, self.stages, self.label = step, total, stage, stages, label
-        self.loss, self.elapsed, self.size, self.done = loss, elapsed, size, done
-        self.metrics = metrics or {}
-        self._render = render
-        self._render_small = render_small  # optional: the image straight at a (height, width), for previews
-        self._pixels: np.ndarray | None = None
-
-    @property
-    def octave(self) -> int:
-        """The octave index of a dream step (same as ``stage``)."""
-        return self.stage
+    step: int
+    total: int
+    stage: int
+    stages: int
+    label: str
+    loss: float
+    elapsed: float
+    size: tuple[int, int]
+    render: Callable[[], Any] | None
+    done: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+    render_small: Callable[[tuple[int, int]], Any] | None = None
+    _pixels: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def image(self) -> np.ndarray:
         """The image after this step as uint8 RGB (height, width, 3), at the output size; made on first call."""
         if self._pixels is None:
-            self._pixels = to_uint8(self._render())
-            self._render = self._render_small = None  # let the step's tensors go
+            self._pixels = to_uint8(self.render())
+            self.render = self.render_small = None  # let the step's tensors go
         return self._pixels
 
     def pil(self) -> Image.Image:
@@ -70,8 +85,8 @@ class StepEvent:
         height, width = self.size
         scale = min(1.0, max_size / max(height, width))
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        if size != (height, width) and self._pixels is None and self._render_small is not None:
-            small = self._render_small(size)
+        if size != (height, width) and self._pixels is None and self.render_small is not None:
+            small = self.render_small(size)
             if small is not None:
                 return to_uint8(small)
         full = self.image()
@@ -93,23 +108,32 @@ class Run:
     """A run in progress: iterate it for :class:`StepEvent`; ``stop()`` from any thread; ``image()`` any time.
 
     ``steps`` is a function that takes the run's stop flag (a ``threading.Event``) and returns the engine's
-    generator of events. Nothing is computed until the first event is pulled. ``notices`` collects one-line
-    messages a front-end should show (a weights fallback, a run ended on a non-finite loss).
+    generator of events; the generator returns an :class:`Outcome` (or nothing: completed, or stopped if a stop was
+    asked). Nothing is computed until the first event is pulled. ``notices`` collects one-line messages a front-end
+    should show (a weights fallback, a run ended on a non-finite loss).
+
+    A run records what really ran: ``params`` (with a concrete ``seed``), ``prepared`` (the task's resolved
+    backbone, weights, precision and layers; see :meth:`metadata`) and ``outcome``. ``continue_with(run, steps)``,
+    given by the task, makes :meth:`continued`.
     """
 
     def __init__(self, task: str, params: Any, steps: Callable[[threading.Event], Iterator[StepEvent]],
-                 total: int, start_image: Image.Image, notices: list[str] | None = None):
+                 total: int, start_image: Image.Image, notices: list[str] | None = None, *,
+                 prepared: Any = None, inputs: tuple[str, ...] = (),
+                 continue_with: Callable[[Run, int], Run] | None = None):
         self.task, self.params, self.total = task, params, total
         self.notices: list[str] = notices if notices is not None else []
         self.latest: StepEvent | None = None
         self.start_image = start_image
-        self.started_at: float | None = None
+        self.prepared = prepared
+        self.inputs = inputs  # what the images came from, as the metadata names them
         self.error: Exception | None = None  # what ended the run, if it failed
         self._stop = threading.Event()
         self._steps = steps
+        self._continue_with = continue_with
         self._gen: Iterator[StepEvent] | None = None
         self._finished = False
-        self.outcome: str | None = None  # "completed", "stopped" or "failed" once the run has ended
+        self.outcome: Outcome | None = None  # set once the run has ended
         self._pulling = threading.Lock()  # one consumer at a time: a generator can't run in two threads
 
     def __iter__(self) -> Run:
@@ -124,20 +148,20 @@ class Run:
                     self._gen.close()  # closed from another thread mid-step: finish the job in this one
                 raise StopIteration
             if self._gen is None:
-                self.started_at = time.perf_counter()
                 self._gen = self._steps(self._stop)
             try:
                 event = next(self._gen)
             except StopIteration as end:
                 self._finished = True
-                self.outcome = end.value or ("stopped" if self.stopped else "completed")
+                self.outcome = Outcome(end.value) if end.value else \
+                    Outcome.STOPPED if self.stopped else Outcome.COMPLETED
                 raise
             except Exception as e:
                 self._finished, self.error = True, e
-                self.outcome = "stopped" if self.stopped else "failed"
+                self.outcome = Outcome.STOPPED if self.stopped else Outcome.FAILED
                 raise
             except BaseException:  # KeyboardInterrupt, GeneratorExit: the run was stopped, it did not fail
-                self._finished, self.outcome = True, "stopped"
+                self._finished, self.outcome = True, Outcome.STOPPED
                 raise
             self.latest = event
             return event
@@ -150,7 +174,7 @@ class Run:
 
     @property
     def stopped(self) -> bool:
-        """Whether a stop was asked for."""
+        """Whether a stop was asked for (a run may still have completed: the stop came after its last step)."""
         return self._stop.is_set()
 
     @property
@@ -159,9 +183,38 @@ class Run:
         return self._finished
 
     @property
+    def released(self) -> bool:
+        """Whether the engine's generator is closed or was never started: the run computes and holds nothing."""
+        return self._gen is None or getattr(self._gen, "gi_frame", None) is None
+
+    @property
     def completed(self) -> bool:
         """Whether the run went to its end (not stopped, no fault)."""
-        return self.outcome == "completed"
+        return self.outcome == Outcome.COMPLETED
+
+    def metadata(self, **extra: Any) -> dict[str, Any]:
+        """What to store with the picture (a PNG's ``nbart`` text): enough to reproduce it.
+
+        ``params`` holds the values that ran (the backbone, weights and precision after any fallback, the layers
+        used, the concrete seed), so ``task(inputs, **params)`` gives the same pixels; ``requested`` the values
+        asked for, where they differ. Also ``task``, ``steps_done``, ``ended`` (the outcome, or None while
+        running) and ``inputs``. ``extra`` keys are added or replace these (a CLI's ``ended="interrupted"``).
+        """
+        asked = self.params.to_dict()
+        ran = self.params.replace(**self.prepared.ran()).to_dict() if self.prepared is not None else asked
+        meta: dict[str, Any] = {"task": self.task, "params": ran, "steps_done": self.latest.step if self.latest else 0,
+                                "ended": str(self.outcome) if self.outcome else None, "inputs": list(self.inputs)}
+        if ran != asked:
+            meta["requested"] = {k: v for k, v in asked.items() if ran[k] != v}
+        meta.update(extra)
+        return meta
+
+    def continued(self, steps: int) -> Run:
+        """A new run that goes on from this one's latest image for ``steps`` more steps (the task decides how: a
+        dream goes on at full size, one octave; a style transfer at the output size, from the image)."""
+        if self._continue_with is None:
+            raise ValueError(f"a {self.task} run can't be continued")
+        return self._continue_with(self, steps)
 
     def image(self) -> Image.Image:
         """The latest image at the output size: the last step's, or the prepared input before any step."""
@@ -172,7 +225,7 @@ class Run:
         thread is inside a step, the run ends there, within that step, and its generator closes on the way out."""
         self._stop.set()
         if not self._finished:
-            self._finished, self.outcome = True, "stopped"
+            self._finished, self.outcome = True, Outcome.STOPPED
         gen = self._gen
         if gen is not None:
             try:

@@ -3,90 +3,105 @@
 - Losses (see :mod:`nbart.objectives`): content loss on the content layers, style loss between Gram matrices on
   the style layers (per-layer weights allowed; several style images blended by ``style_blend``), total variation.
   All are relative means, so the weights mean the same thing at any size and on any backbone.
-- Optimizers: ``lbfgs`` (scipy's L-BFGS-B, bounded to the pixel range [0, 1], tolerances off so float32 gradients
-  don't end it early; restarted if its line search gives up) and ``adam`` (the TensorFlow tutorial's settings).
-- Multi-resolution: optimize at each of ``sizes`` (long side, coarse to fine), upscaling the result as the next
-  start. ``preserve_colors`` transfers on luminance only and puts the content's chroma back.
+- Optimizers (see :mod:`nbart.optimizers`): ``lbfgs`` (scipy's L-BFGS-B, bounded to the pixel range [0, 1]) and
+  ``adam`` (the TensorFlow tutorial's settings).
+- Multi-resolution (see :mod:`nbart.styleplan`): optimize at each of ``sizes`` (long side, coarse to fine),
+  upscaling the result as the next start. ``preserve_colors`` transfers on luminance only and puts the content's
+  chroma back.
 
 A run is an iterator of :class:`~nbart.events.StepEvent` (one per optimizer iteration), stoppable at any step.
 """
 
 from __future__ import annotations
 
-import math
-import queue
+import functools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from nbart import backbones
-from nbart.backbones import Backbone
-from nbart.events import Run, StepEvent, run_with_notices
-from nbart.images import ImageError, load_image, prepare, to_float
+from nbart import backbones, images, optimizers, pixels, runs, styleplan
+from nbart.events import Outcome, Run, StepEvent, run_with_notices
+from nbart.executor import SingleThreaded as _InFixedOrder
+from nbart.images import ImageError, load_image, to_float
 from nbart.params import ParamError, StyleParams, takes
+from nbart.pixels import rgb_to_ycbcr, ycbcr_to_rgb
 
-__all__ = ["style_transfer", "style_run", "rgb_to_ycbcr", "ycbcr_to_rgb"]
-
-# ITU-R BT.601 full range, as in JPEG and Pillow's "YCbCr" mode; images in [0, 1].
-_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
-_YCBCR_INV = np.linalg.inv(_YCBCR).astype(np.float32)
-LBFGS_MAX_RESTARTS = 3
-# Corrections L-BFGS keeps (scipy's default is 10). Its float64 workspace is about (2 * maxcor + 5) * 3 values per
-# pixel: 7 saves 32 MB at 512 px, and the default run's final loss was no worse (offline VGG16, golden_gate.jpg
-# with starry_night.jpg: 0.682 with 7 against 0.687 with 10; 5 gave 0.701, 2% worse).
-LBFGS_MAXCOR = 7
+__all__ = ["style_transfer", "style_run", "continue_run", "prepare", "StylePrepared", "rgb_to_ycbcr",
+           "ycbcr_to_rgb"]
 
 
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """RGB in [0, 1] (..., 3) -> Y in [0, 1], Cb and Cr centred on 0."""
-    return rgb @ _YCBCR.T
+@dataclass(eq=False)
+class StylePrepared(runs.Prepared):
+    """What a style transfer of ``params`` uses (see :func:`prepare`): the content and style layers (after any
+    fallback), the style layers' weights summing to 1, and, built on first use, the traced ``features(image) ->
+    (content features, style Grams)`` and ``loss_and_gradient(image, content_targets, style_targets,
+    loss_weights (content, style, tv), style_layer_weights) -> (loss, parts, gradient)``. Tests may wrap either."""
+
+    content_layers: tuple[str, ...] = ()
+    style_layers: tuple[str, ...] = ()
+    layer_weights: np.ndarray = None  # type: ignore[assignment]  # float32 (n_style,), sums to 1
+    fell_back: tuple[bool, bool] = (False, False)  # (content, style) layers replaced: the fallback lacks them
+
+    def layers(self) -> tuple[str, ...]:
+        return self.content_layers + self.style_layers  # an extractor may list a layer twice: it's used twice
+
+    @functools.cached_property
+    def _pair(self) -> tuple[Any, Any]:
+        return _functions(self.extractor, len(self.content_layers), len(self.style_layers))
+
+    @functools.cached_property
+    def features(self) -> Any:
+        return self._pair[0]
+
+    @functools.cached_property
+    def loss_and_gradient(self) -> Any:
+        return self._pair[1]
+
+    def trace(self) -> None:
+        """Build the network and trace both functions on a tiny image, as a run's first step would."""
+        import scipy.optimize  # noqa: F401  L-BFGS's first iteration would import it: 0.3-0.5 s of the first preview
+        import tensorflow as tf
+
+        image = tf.fill([self.backbone.min_size, self.backbone.min_size, 3], 0.5)
+        content_targets, grams = self.features(image)
+        n = len(self.style_layers)
+        self.loss_and_gradient(image, content_targets, grams, tf.constant([1.0, 1.0, 1.0], tf.float32),
+                               tf.fill([n], 1.0 / n))
+
+    def ran(self) -> dict[str, Any]:
+        ran = super().ran()
+        if self.fell_back[0]:
+            ran["content_layers"] = self.content_layers
+        if self.fell_back[1]:
+            ran.update(style_layers=self.style_layers, style_layer_weights=())
+        return ran
 
 
-def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_ycbcr`, clipped to [0, 1]."""
-    return np.clip(ycc @ _YCBCR_INV.T, 0.0, 1.0)
+def prepare(params: StyleParams) -> StylePrepared:
+    """Resolve what a style transfer of ``params`` uses: backbone and weights (``auto`` may fall back, with a
+    notice), the content and style layers (replaced by the fallback backbone's defaults where it lacks them, with a
+    notice) and the style layers' weights.
 
-
-def _luminance(rgb: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
-    """Grey RGB of an image's luminance; with ``like``, its mean and spread are matched to ``like``'s luminance."""
-    y = rgb_to_ycbcr(rgb)[..., 0]
-    if like is not None:
-        ref = rgb_to_ycbcr(like)[..., 0]
-        y = (y - y.mean()) / (y.std() + 1e-6) * ref.std() + ref.mean()
-    return np.repeat(np.clip(y, 0.0, 1.0)[..., None], 3, axis=-1)
-
-
-def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a float image (H, W, 3) to (height, width): antialiased down, bicubic up."""
-    import tensorflow as tf
-
-    if array.shape[:2] == tuple(size):
-        return array
-    method = "bicubic" if size[0] > array.shape[0] else "bilinear"
-    return np.clip(tf.image.resize(array, size, method=method, antialias=True).numpy(), 0.0, 1.0)
-
-
-def _stage_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """(height, width) of an image scaled so its long side is ``long_side``."""
-    scale = long_side / max(width, height)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def _long_side_needed(size: Sequence[int], min_short: int) -> int:
-    """The long side (px) at which an image of ``size`` (two sides, either order) has a short side of ``min_short``."""
-    return math.ceil(min_short * max(size) / min(size))
-
-
-def _layers(requested: tuple[str, ...], defaults: tuple[str, ...], bb: Backbone, model: str,
-            what: str, notices: list[str]) -> tuple[str, ...]:
-    if requested and bb.name != model and not all(name in bb.layers for name in requested):
-        notices.append(f"{what} layers {', '.join(requested)} don't exist in {bb.name}; using {', '.join(defaults)}")
-        return defaults
-    return requested or defaults
+    Cheap: the network, the precision probe and the traced functions are built on first use of ``features`` or
+    ``loss_and_gradient`` (or by :meth:`StylePrepared.trace`). Raises WeightsError if the weights can't be had.
+    """
+    p = params
+    resolved, notices = runs.start(p)
+    bb = resolved.backbone
+    content_layers = runs.fallback_layers(p.content_layers, bb.content_layers, bb, p.model, "content layers", notices)
+    style_layers = runs.fallback_layers(p.style_layers, bb.style_layers, bb, p.model, "style layers", notices)
+    layer_weights = p.style_layer_weights if style_layers == (p.style_layers or bb.style_layers) and \
+        p.style_layer_weights else (1.0,) * len(style_layers)
+    total = float(sum(layer_weights))
+    fell_back = (bool(p.content_layers) and content_layers != p.content_layers,
+                 bool(p.style_layers) and style_layers != p.style_layers)
+    return StylePrepared(p, resolved, notices, content_layers=content_layers, style_layers=style_layers,
+                         layer_weights=np.asarray([w / total for w in layer_weights], np.float32), fell_back=fell_back)
 
 
 @takes(StyleParams)
@@ -96,77 +111,60 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
 
     ``content`` is anything :func:`nbart.load_image` reads; ``style`` is one such image or a list of them (blended
     by ``style_blend``). ``init_image`` (optional, any image) is the starting image instead of ``init``: a previous
-    result, to go on optimizing it. Bad parameters and unreadable images raise before any work; nothing is computed
-    until the first event is pulled.
+    result, to go on optimizing it (see :func:`continue_run`). ``seed=None`` is replaced by a concrete seed, kept on
+    ``run.params``. Bad parameters and unreadable images raise before any work; nothing is computed until the first
+    event is pulled.
     """
-    p = StyleParams.from_kwargs(params, **kwargs)
+    p = runs.with_seed(StyleParams.from_kwargs(params, **kwargs))
     style_sources = list(style) if isinstance(style, (list, tuple)) else [style]
     if not style_sources:
         raise ParamError("give at least one style image")
     blend = p.style_blend or (1.0,) * len(style_sources)
     if len(blend) != len(style_sources):
         raise ParamError(f"style_blend needs one weight per style image ({len(style_sources)}) (got {len(blend)})")
-    resolved = backbones.resolve(p.model, p.weights)
-    notices = [resolved.notice] if resolved.notice else []
-    bb = resolved.backbone
+    prepared = prepare(p)
+    bb, notices = prepared.backbone, prepared.notices
     # Never decoded larger than the largest size asked for (big JPEGs decode at a fraction of their size).
-    content_img, original = prepare(content, max_size=max(p.resolution_sizes()), what="content image")
-    sizes = p.resolution_sizes()
-    w, h = content_img.size
-    needed = _long_side_needed(original, bb.min_size)
-    if not p.sizes and max(w, h) < p.max_size:  # don't upscale a small content beyond what the backbone needs
-        sizes = p.replace(max_size=min(p.max_size, max(max(w, h), needed))).resolution_sizes()
-    if sizes[-1] < needed:
-        raise ImageError(f"content image is too thin: {original[0]}x{original[1]} px can't fit within {sizes[-1]} px "
-                         f"with its short side at least {bb.min_size} px; crop it or raise max_size")
-    if not p.sizes:  # default sizes: drop coarse ones too small for the backbone, as dream octaves do
-        sizes = tuple(s for s in sizes if s >= needed)
-    style_cap = max(bb.min_size, round(sizes[-1] * p.style_scale))
+    content_img, original = images.prepare(content, max_size=max(styleplan.resolution_sizes(p.max_size, p.sizes)),
+                                           what="content image")
+    stages = styleplan.stage_sizes(content_img.size, original, p.max_size, p.sizes, bb.min_size, bb.name)
+    style_cap = max(bb.min_size, round(max(stages[-1]) * p.style_scale))
     styles = []
     for source in style_sources:
-        style_img, (ow, oh) = prepare(source, max_size=style_cap)
+        style_img, (ow, oh) = images.prepare(source, max_size=style_cap)
         # A thin style is upscaled at each stage until its short side reaches the backbone's minimum (a texture's
         # size is secondary); only one so thin that this would cost more than a square style does is refused.
-        grown = _long_side_needed(style_img.size, bb.min_size)
+        grown = runs.long_side_for(style_img.size, bb.min_size)
         if grown * bb.min_size > max(style_cap, 512) ** 2:
             raise ImageError(f"style image is too thin: {ow}x{oh} px would have to grow to {grown} px long for its "
                              f"short side to reach the {bb.min_size} px {bb.name} accepts; crop it")
         styles.append(style_img)
-    content_layers = _layers(p.content_layers, bb.content_layers, bb, p.model, "content", notices)
-    style_layers = _layers(p.style_layers, bb.style_layers, bb, p.model, "style", notices)
-    layer_weights = p.style_layer_weights if style_layers == (p.style_layers or bb.style_layers) and \
-        p.style_layer_weights else (1.0,) * len(style_layers)
-    stages = [_stage_size(*content_img.size, s) for s in sizes]
-    if min(stages[0]) < bb.min_size:
-        raise ParamError(f"the content's short side would be {min(stages[0])} px at size {sizes[0]}, below the "
-                         f"{bb.min_size} px {bb.name} accepts; raise sizes or crop the content")
     output_size = stages[-1]
     if not p.sizes and min(output_size) > min(content_img.size) and max(content_img.size) < p.max_size:
-        notices.append(f"content upscaled from {original[0]}x{original[1]} to {output_size[1]}x{output_size[0]} px, "
-                       f"the smallest {bb.name} accepts")
+        notices.append(runs.upscaled("content", original, output_size[::-1], bb))
     start = content_img.resize(output_size[::-1], Image.Resampling.LANCZOS) if content_img.size != output_size[::-1] \
         else content_img
-    plan = _Plan(p, resolved, content_layers, style_layers, layer_weights, blend, stages)
-
     init = to_float(load_image(init_image)) if init_image is not None else None
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
-        return _style_steps(plan, to_float(content_img), [to_float(s) for s in styles], stop, notices, init)
+        return _style_steps(prepared, stages, tuple(blend), to_float(content_img), [to_float(s) for s in styles],
+                            stop, init)
 
-    return Run("style", p, steps, len(stages) * p.steps, start, notices)
+    def continue_with(run: Run, steps: int) -> Run:
+        follow = continue_run(run.image(), content, style, run.params, steps)
+        follow.inputs = run.inputs
+        return follow
+
+    return Run("style", p, steps, len(stages) * p.steps, start, notices, prepared=prepared,
+               inputs=tuple(runs.describe(s) for s in [content, *style_sources]), continue_with=continue_with)
 
 
-class _Plan:
-    """What a style run was asked to do, resolved: backbone, layers, weights and stage sizes."""
-
-    def __init__(self, p: StyleParams, resolved: backbones.Resolved, content_layers: tuple[str, ...],
-                 style_layers: tuple[str, ...], layer_weights: Sequence[float], blend: Sequence[float],
-                 stages: list[tuple[int, int]]):
-        self.p, self.resolved = p, resolved
-        self.content_layers, self.style_layers = content_layers, style_layers
-        total = float(sum(layer_weights))
-        self.layer_weights = np.asarray([w / total for w in layer_weights], np.float32)
-        self.blend, self.stages = tuple(blend), stages
+def continue_run(image: Any, content: Any, style: Any, params: StyleParams, steps: int) -> Run:
+    """A style transfer that goes on from ``image`` (an earlier result of ``content`` and ``style``; anything
+    :func:`nbart.load_image` reads) for ``steps`` more steps at the image's own size, starting from it; the other
+    parameters are ``params``'."""
+    image = load_image(image)
+    return style_run(content, style, params.replace(sizes=(max(image.size),), steps=steps), init_image=image)
 
 
 def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[Any, Any]:
@@ -212,220 +210,84 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
     return ext.functions[key]
 
 
-class _InFixedOrder:
-    """Calls a traced tf.function with TensorFlow's single-threaded executor, on a CPU.
-
-    The default executor runs a graph's ops on a pool of threads in whatever order they become ready, so which
-    tensors are alive together, and with them the peak, varies from call to call (223-245 MB in use for one 512 px
-    style gradient) and the allocator's pool grows to the worst case. The single-threaded executor runs the ops one
-    at a time in one topological order (each op still uses every core): no slower here, and the default style run's
-    median peak RSS fell ~30 MB (1199 against 1230 MB over 12 and 9 alternating fresh runs). It supports CPU graphs
-    only, without reference-typed edges (which grappler may introduce) or v1 control flow: where it refuses a graph,
-    the default executor runs it from then on (``fixed_order`` turns False).
-    """
-
-    def __init__(self, function: Callable):
-        import tensorflow as tf
-
-        self.function = function
-        self.fixed_order = not tf.config.list_physical_devices("GPU")
-
-    def __call__(self, *args: Any) -> Any:
-        import tensorflow as tf
-
-        if self.fixed_order:
-            try:
-                with tf.experimental.function_executor_type("SINGLE_THREADED_EXECUTOR"):
-                    return self.function(*args)
-            except (tf.errors.UnimplementedError, tf.errors.FailedPreconditionError):
-                # refused when instantiated, before any op ran (an error of the graph itself recurs below)
-                self.fixed_order = False
-        return self.function(*args)
-
-
-def _style_steps(plan: _Plan, content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
-                 notices: list[str], init: np.ndarray | None = None) -> Iterator[StepEvent]:
+def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: tuple[float, ...],
+                 content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
+                 init: np.ndarray | None = None) -> Iterator[StepEvent]:
     import tensorflow as tf
 
     from nbart import objectives
 
-    p = plan.p
+    p, notices = prepared.params, prepared.notices
     t0 = time.perf_counter()
-    precision = backbones.resolve_precision(p.precision)
-    layers = plan.content_layers + plan.style_layers  # an extractor may list a layer twice: it's used twice
-    ext = backbones.extractor(plan.resolved.backbone, plan.resolved.weights, precision, layers)
-    features, loss_and_gradient = _functions(ext, len(plan.content_layers), len(plan.style_layers))
+    features, loss_and_gradient = prepared.features, prepared.loss_and_gradient
     weights = tf.constant([p.content_weight, p.style_weight, p.tv_weight], tf.float32)
-    style_layer_weights = tf.constant(plan.layer_weights)
+    style_layer_weights = tf.constant(prepared.layer_weights)
+    min_size = prepared.backbone.min_size
     rng = np.random.default_rng(p.seed)
-    output_size = plan.stages[-1]
-    full_content = _resize(content, output_size)
-    chroma = rgb_to_ycbcr(full_content)[..., 1:] if p.preserve_colors else None
+    output_size = stages[-1]
+    full_content = pixels.resize(content, output_size)
+    chroma = pixels.rgb_to_ycbcr(full_content)[..., 1:] if p.preserve_colors else None
     if p.preserve_colors:  # luminance-only transfer (Gatys et al. 2016): styles matched to the content's luminance
-        styles = [_luminance(s, like=content) for s in styles]
-        content = _luminance(content)
+        styles = [pixels.luminance(s, like=content) for s in styles]
+        content = pixels.luminance(content)
 
     def finish(x: np.ndarray) -> np.ndarray:
         """An iterate at output size, with the content's colours put back when asked."""
-        x = _resize(x, output_size)
+        x = pixels.resize(x, output_size)
         if chroma is None:
             return x
-        return ycbcr_to_rgb(np.concatenate([rgb_to_ycbcr(x)[..., :1], chroma], axis=-1))
+        return pixels.ycbcr_to_rgb(np.concatenate([pixels.rgb_to_ycbcr(x)[..., :1], chroma], axis=-1))
 
-    step, total, image = 0, len(plan.stages) * p.steps, None
+    step, total, image = 0, len(stages) * p.steps, None
     if init is not None:  # going on from an earlier result: it is the first stage's start
-        image = _luminance(init) if p.preserve_colors else init
-    for stage, size in enumerate(plan.stages):
-        content_s = _resize(content, size)
+        image = pixels.luminance(init) if p.preserve_colors else init
+    for stage, size in enumerate(stages):
+        content_s = pixels.resize(content, size)
         content_targets, _ = features(tf.constant(content_s))
         style_grams = []
         for s in styles:
-            min_size = plan.resolved.backbone.min_size
-            # at least the long side that keeps a thin style's short side within what the backbone accepts
-            needed = _long_side_needed(s.shape[:2], min_size)
-            style_size = _stage_size(s.shape[1], s.shape[0], max(min_size, needed, round(max(size) * p.style_scale)))
-            style_grams.append(features(tf.constant(_resize(s, style_size)))[1])
-        style_targets = [objectives.blend_grams(g, plan.blend) for g in zip(*style_grams)]
+            seen = styleplan.style_size(s.shape[:2], size, p.style_scale, min_size)
+            style_grams.append(features(tf.constant(pixels.resize(s, seen)))[1])
+        style_targets = [objectives.blend_grams(g, blend) for g in zip(*style_grams)]
         if image is not None:
-            x0 = _resize(image, size)
+            x0 = pixels.resize(image, size)
         elif p.init == "noise":
             x0 = rng.random((*size, 3), dtype=np.float32)
-            x0 = _luminance(x0) if p.preserve_colors else x0
+            x0 = pixels.luminance(x0) if p.preserve_colors else x0
         elif p.init == "style":
-            x0 = _resize(styles[0], size)
+            x0 = pixels.resize(styles[0], size)
         else:
             x0 = content_s
 
         def evaluate(x: Any, content_targets: Any = content_targets, style_targets: Any = style_targets) -> tuple:
             return loss_and_gradient(x, content_targets, style_targets, weights, style_layer_weights)
 
-        optimize = _lbfgs if p.optimizer == "lbfgs" else _adam
-        label = f"size {stage + 1}/{len(plan.stages)} · {size[1]}x{size[0]}"
-        iterations = optimize(evaluate, x0, p, stop)
+        label = f"size {stage + 1}/{len(stages)} · {size[1]}x{size[0]}"
+        iterations = optimizers.lbfgs(evaluate, x0, p.steps, stop) if p.optimizer == "lbfgs" else \
+            optimizers.adam(evaluate, x0, p.steps, stop, p.learning_rate)
         try:
             for x, loss, parts in iterations:
                 # The image too: Adam's update with a non-finite gradient leaves a finite loss (computed before
                 # the update) beside a NaN image.
                 if not (np.isfinite(loss) and np.isfinite(x).all()):
-                    notices.append(f"stopped at step {step + 1}: the loss or image became non-finite; "
-                                   f"kept the last finite image")
-                    return "failed"
+                    notices.append(runs.non_finite(step + 1, "the loss or image"))
+                    return Outcome.FAILED
                 image = x
                 step += 1
-                yield StepEvent(step, total, stage, len(plan.stages), label, loss, time.perf_counter() - t0,
-                                output_size, render=lambda x=x: finish(x), done=step == total,
-                                metrics=dict(zip(("content", "style", "tv"), map(float, parts))))
+                yield StepEvent(step=step, total=total, stage=stage, stages=len(stages), label=label, loss=loss,
+                                elapsed=time.perf_counter() - t0, size=output_size, render=lambda x=x: finish(x),
+                                done=step == total, metrics=dict(zip(("content", "style", "tv"), map(float, parts))))
                 if stop.is_set():
-                    return "stopped"
+                    return Outcome.STOPPED
         finally:
             iterations.close()  # ends L-BFGS's helper thread at once
         if stop.is_set():
-            return "stopped"
+            return Outcome.STOPPED
         if image is None:  # not stopped, yet not one step: the optimizer could not move from the start
             notices.append(f"the optimizer made no progress at {label}; try optimizer='adam' or other weights")
-            return "failed"
+            return Outcome.FAILED
         step = (stage + 1) * p.steps  # a stage whose optimizer ended early still counts its planned steps
-    return "completed"
-
-
-def _adam(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.Event) -> Iterator[tuple]:
-    """The TensorFlow tutorial's optimizer: Adam(lr, beta_1=0.99, epsilon=0.1), clipping to [0, 1] each step."""
-    import keras
-    import tensorflow as tf
-
-    image = tf.Variable(x0, dtype=tf.float32)
-    optimizer = keras.optimizers.Adam(learning_rate=p.learning_rate, beta_1=0.99, epsilon=0.1)
-    for _ in range(p.steps):
-        if stop.is_set():
-            return
-        loss, parts, gradient = evaluate(image)
-        optimizer.apply_gradients([(gradient, image)])
-        image.assign(tf.clip_by_value(image, 0.0, 1.0))
-        yield image.numpy(), float(loss), parts.numpy()
-
-
-class _Cancelled(Exception):
-    """Raised in L-BFGS's objective to end scipy's run at once when the run is stopped or closed."""
-
-
-def _lbfgs(evaluate: Callable, x0: np.ndarray, p: StyleParams, stop: threading.Event) -> Iterator[tuple]:
-    """scipy's L-BFGS-B, bounded to [0, 1], yielding after each iteration.
-
-    scipy's fmin_l_bfgs_b is a blocking call, so it runs in a helper thread in lock-step with this generator: its
-    iteration callback hands the iterate over and waits until the consumer pulls the next event. A stop (or the
-    generator being closed) makes the callback raise StopIteration, which ends scipy's run cleanly. Tolerances are
-    off so float32 gradients don't end the run early; if the line search gives up, L-BFGS restarts from where it
-    is (at most LBFGS_MAX_RESTARTS times without progress).
-    """
-    import tensorflow as tf
-    from scipy.optimize import fmin_l_bfgs_b
-
-    shape = x0.shape
-    last_parts: list[Any] = [np.zeros(3)]
-    last_loss = [float("nan")]  # at the last evaluated point, which is the iterate when an iteration ends
-    # The bounds as one (0, 1) tuple referenced n times. minimize(bounds=Bounds(0, 1)) expands them into n tuples of
-    # new floats that live as long as the run: ~110 MB of Python objects at 512 px (measured: peak RSS of the same
-    # 40 iterations at n = 437*512*3, 305 MB with minimize, 222 MB with this, identical result).
-    bounds = [(0.0, 1.0)] * x0.size
-
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        if cancel.is_set() or stop.is_set():  # a line search may evaluate many times per step: stop between them
-            raise _Cancelled
-        loss, parts, gradient = evaluate(tf.constant(x.reshape(shape), tf.float32))
-        last_parts[0], last_loss[0] = parts.numpy(), float(loss)
-        gradient = gradient.numpy().astype(np.float64).ravel()
-        if not (np.isfinite(float(loss)) and np.isfinite(gradient).all()):
-            # scipy ends quietly on a non-finite value (even at the start, before any iteration): tell the consumer
-            non_finite.set()
-            raise _Cancelled
-        return float(loss), gradient
-
-    handoff: queue.Queue = queue.Queue()
-    proceed = threading.Semaphore(0)
-    cancel, non_finite = threading.Event(), threading.Event()
-
-    def callback(xk: np.ndarray) -> None:  # scipy hands a copy of the iterate
-        handoff.put(("step", xk, last_loss[0], last_parts[0]))
-        proceed.acquire()
-        if cancel.is_set():
-            raise StopIteration
-
-    def work(x: np.ndarray, iterations: int) -> None:
-        try:
-            fmin_l_bfgs_b(fun, x, bounds=bounds, m=LBFGS_MAXCOR, factr=0.0, pgtol=0.0, maxiter=iterations,
-                          maxfun=iterations * 4, callback=callback)
-            handoff.put(("end",))
-        except _Cancelled:
-            handoff.put(("end",))
-        except BaseException as e:  # handed to the consumer's thread, raised there
-            handoff.put(("error", e))
-
-    x, done, stalls = x0.astype(np.float64).ravel(), 0, 0
-    while done < p.steps and stalls <= LBFGS_MAX_RESTARTS and not stop.is_set():
-        worker = threading.Thread(target=work, args=(x, p.steps - done), daemon=True, name="nbart-lbfgs")
-        worker.start()
-        progressed = False
-        try:
-            while True:
-                message = handoff.get()
-                if message[0] == "end":
-                    break
-                if message[0] == "error":
-                    raise message[1]
-                _, x, loss, parts = message
-                done += 1
-                progressed = True
-                yield x.reshape(shape).astype(np.float32), loss, parts
-                proceed.release()
-        finally:
-            if worker.is_alive():
-                cancel.set()
-                proceed.release()
-                worker.join()
-        if non_finite.is_set():
-            yield x.reshape(shape).astype(np.float32), float("nan"), last_parts[0]  # the consumer stops on it
-            return
-        stalls = 0 if progressed else stalls + 1
+    return Outcome.COMPLETED
 
 
 @takes(StyleParams)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from nbart import backbones
 from nbart.params import DreamParams, StyleParams
 
 __all__ = ["warm_up"]
@@ -22,38 +19,15 @@ def warm_up(task: str, params: Any = None, **kwargs: Any) -> None:
     """Build and trace what a ``task`` ("dream" or "style") run with these parameters will use; idempotent.
 
     Parameters are those of :func:`nbart.dream` or :func:`nbart.style_transfer` (a params object and/or keywords).
-    Nothing is computed on images; weights are fetched as a run would fetch them.
+    Nothing is computed on images; weights are fetched as a run would fetch them. ValueError for another ``task``.
     """
-    import tensorflow as tf
-
     if task == "dream":
         from nbart import deepdream
 
-        p = DreamParams.from_kwargs(params, **kwargs)
-        resolved = backbones.resolve(p.model, p.weights)
-        bb = resolved.backbone
-        specs, layer_weights = deepdream._layer_specs(p, bb, [])
-        layers = tuple(dict.fromkeys(name for name, _ in specs))
-        ext = backbones.extractor(bb, resolved.weights, backbones.resolve_precision(p.precision), layers)
-        means, gradient = deepdream._functions(ext, specs)
-        image = tf.zeros([bb.min_size, bb.min_size, 3], tf.float32)
-        means(image)  # a run's first step needs the layer means
-        gradient(image, tf.constant(np.asarray(layer_weights, np.float32)))
+        deepdream.prepare(DreamParams.from_kwargs(params, **kwargs)).trace()
     elif task == "style":
-        import scipy.optimize  # noqa: F401  L-BFGS's first iteration would import it: 0.3-0.5 s of the first preview
-
         from nbart import styletransfer
 
-        p = StyleParams.from_kwargs(params, **kwargs)
-        resolved = backbones.resolve(p.model, p.weights)
-        bb = resolved.backbone
-        content = styletransfer._layers(p.content_layers, bb.content_layers, bb, p.model, "content", [])
-        style = styletransfer._layers(p.style_layers, bb.style_layers, bb, p.model, "style", [])
-        ext = backbones.extractor(bb, resolved.weights, backbones.resolve_precision(p.precision), content + style)
-        features, loss_and_gradient = styletransfer._functions(ext, len(content), len(style))
-        image = tf.fill([bb.min_size, bb.min_size, 3], 0.5)
-        content_targets, grams = features(image)
-        weights = tf.constant([1.0, 1.0, 1.0], tf.float32)
-        loss_and_gradient(image, content_targets, grams, weights, tf.fill([len(style)], 1.0 / len(style)))
+        styletransfer.prepare(StyleParams.from_kwargs(params, **kwargs)).trace()
     else:
         raise ValueError(f"task must be 'dream' or 'style' (got {task!r})")

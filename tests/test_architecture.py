@@ -17,26 +17,22 @@ LAYERS = [
     ["errors"],  # error types and the one advice table: imports nothing of nbart
     ["spec", "registry", "images"],  # spec machinery; backbone data; image I/O
     ["params", "weights"],  # the task parameter specs; which weights, loading them
-    ["precision", "objectives", "lean", "runtime"],  # float32/bfloat16; the paper's losses; the lean executor
+    ["precision", "objectives", "lean", "runtime", "executor", "pixels"],  # float32/bfloat16; the paper's losses;
+    # the lean executor; the single-threaded TF executor; float image resizing and colour transforms
     ["grams"],  # the Gram matrices' memory-saving custom gradients (on objectives.gram_matrix)
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events"],  # StepEvent and the Run handle
-    ["runs", "optimizers"],  # plumbing shared by the tasks
+    ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
     ["warmup"],  # builds and traces what the tasks will run
     ["cli", "studio", "__main__", "__init__"],  # front-ends and the public surface
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 
-# Known reaches into other modules' privates that another part of the same refactor removes (warm_up calls each
-# task's prepare()). An entry that is no longer found fails too, so the list can only shrink.
-KNOWN_PRIVATE_USES = {
-    ("warmup", "deepdream._functions"),
-    ("warmup", "deepdream._layer_specs"),
-    ("warmup", "styletransfer._functions"),
-    ("warmup", "styletransfer._layers"),
-}
+# Known reaches into other modules' privates still to remove (none left). An entry that is no longer found fails
+# too, so the list can only shrink.
+KNOWN_PRIVATE_USES: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, pathlib.Path]:

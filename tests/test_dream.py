@@ -19,10 +19,10 @@ def test_octave_sizes_run_coarse_to_full_and_skip_too_small_octaves():
 
 
 def test_tiles_cover_the_image_in_near_equal_spans():
-    assert deepdream._tiles(100, 512) == [(0, 100)]
-    assert deepdream._tiles(1100, 512) == [(0, 367), (367, 733), (733, 1100)]
+    assert deepdream.tiles(100, 512) == [(0, 100)]
+    assert deepdream.tiles(1100, 512) == [(0, 367), (367, 733), (733, 1100)]
     for length, tile in [(513, 512), (2048, 512), (1000, 300)]:
-        spans = deepdream._tiles(length, tile)
+        spans = deepdream.tiles(length, tile)
         assert spans[0][0] == 0 and spans[-1][1] == length
         assert all(tile / 2 <= b - a <= tile for a, b in spans)
 
@@ -30,7 +30,7 @@ def test_tiles_cover_the_image_in_near_equal_spans():
 def _gradient_fn(layers=(("block1_conv2", None),)):
     bb = backbones.get("vgg16")
     ext = backbones.extractor(bb, "none", "float32", tuple(dict.fromkeys(n for n, _ in layers)))
-    return deepdream._functions(ext, layers)[1]
+    return deepdream.traced_functions(ext, layers)[1]
 
 
 def test_tiled_and_untiled_gradients_agree():
@@ -108,20 +108,15 @@ def test_stop_from_another_thread(gradient_image):
 def test_stop_inside_a_tiled_step_returns_before_the_step_ends(monkeypatch):
     run = dream_run(Image.new("RGB", (300, 300), (90, 120, 200)), **{**TINY, "max_size": 300, "tile_size": 128})
     calls = []
-    real = deepdream._functions
+    fn = run.prepared.gradient
 
-    def counting(ext, specs):
-        means, fn = real(ext, specs)
+    def wrapped(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            run.stop()
+        return fn(*args)
 
-        def wrapped(*args):
-            calls.append(1)
-            if len(calls) == 2:
-                run.stop()
-            return fn(*args)
-
-        return means, wrapped
-
-    monkeypatch.setattr(deepdream, "_functions", counting)
+    run.prepared.gradient = wrapped
     assert list(run) == []  # stopped during the first (9-tile) step: no step completed
     assert len(calls) == 2 and run.image().size == (300, 300)
 

@@ -82,7 +82,7 @@ def test_an_exception_in_a_step_consumer_closes_the_run(gradient_image):
     with pytest.raises(ValueError, match="the preview widget broke"):
         run.run(consumer)
     assert run.finished and run.stopped and run.error is None  # the consumer failed, not the engine
-    assert run._gen.gi_frame is None  # the engine's generator is closed: nothing runs or holds tensors
+    assert run.released  # the engine's generator is closed: nothing runs or holds tensors
     assert list(run) == []
     np.testing.assert_array_equal(np.asarray(run.image()), seen[-1])  # the last good image stays available
 
@@ -90,7 +90,7 @@ def test_an_exception_in_a_step_consumer_closes_the_run(gradient_image):
     with pytest.raises(KeyError), loop:  # a plain for loop that raises, in a with block
         for _ in loop:
             raise KeyError("consumer bug")
-    assert loop._gen.gi_frame is None and loop.latest.step == 1
+    assert loop.released and loop.latest.step == 1
 
 
 def test_an_engine_error_is_recorded_on_the_run(gradient_image, monkeypatch):
@@ -106,21 +106,30 @@ def test_an_engine_error_is_recorded_on_the_run(gradient_image, monkeypatch):
     assert run.image().size == run.start_image.size  # before any step: the prepared input
 
 
+def _wrap_prepared(monkeypatch, name: str, wrap) -> None:
+    """Every dream prepared from now on has its traced ``name`` ("means" or "gradient") replaced by ``wrap(fn)``:
+    the public seam a fault is injected at."""
+    real = deepdream.prepare
+
+    def wrapping(params):
+        prepared = real(params)
+        setattr(prepared, name, wrap(getattr(prepared, name)))
+        return prepared
+
+    monkeypatch.setattr(deepdream, "prepare", wrapping)
+
+
 def _slow_tiles(monkeypatch, in_step: threading.Event, calls: list) -> None:
-    real = deepdream._functions
-
-    def slow(ext, specs):
-        means, fn = real(ext, specs)
-
+    def slow(fn):
         def wrapped(*args):
             calls.append(1)
             in_step.set()
             time.sleep(0.05)
             return fn(*args)
 
-        return means, wrapped
+        return wrapped
 
-    monkeypatch.setattr(deepdream, "_functions", slow)
+    _wrap_prepared(monkeypatch, "gradient", slow)
 
 
 def test_close_from_another_thread_mid_step_ends_within_that_step(monkeypatch):
@@ -148,7 +157,7 @@ def test_close_from_another_thread_mid_step_ends_within_that_step(monkeypatch):
     worker.join(30)
     assert not worker.is_alive() and errors == []
     assert len(calls) <= before + 1  # at most the tile that was starting: the step ended at the next tile
-    assert len(steps) < 50 and run.finished and run._gen.gi_frame is None
+    assert len(steps) < 50 and run.finished and run.released
 
 
 def test_stop_between_octaves_keeps_the_octaves_last_image(gradient_image):
@@ -166,21 +175,16 @@ def test_stop_between_octaves_keeps_the_octaves_last_image(gradient_image):
 def test_stop_during_the_first_tiled_forward_pass(monkeypatch):
     """The first step's layer means of a big image run tile by tile too (bounded memory), and stop between tiles."""
     run = dream_run(Image.new("RGB", (300, 300), (90, 120, 200)), **{**TINY, "max_size": 300, "tile_size": 128})
-    real = deepdream._functions
     calls = []
+    means = run.prepared.means
 
-    def counting(ext, specs):
-        means, fn = real(ext, specs)
+    def wrapped(image):
+        calls.append(tuple(image.shape))
+        if len(calls) == 2:
+            run.stop()
+        return means(image)
 
-        def wrapped(image):
-            calls.append(tuple(image.shape))
-            if len(calls) == 2:
-                run.stop()
-            return means(image)
-
-        return wrapped, fn
-
-    monkeypatch.setattr(deepdream, "_functions", counting)
+    run.prepared.means = wrapped
     assert list(run) == []
     assert calls == [(107, 107, 3), (107, 107, 3)]  # tiles of the 214 px first octave, never the whole image
 
@@ -188,9 +192,9 @@ def test_stop_during_the_first_tiled_forward_pass(monkeypatch):
 def test_tiles_are_never_smaller_than_the_backbone_accepts():
     """A 129 px image with 128 px tiles would split into 64 px tiles, too small for InceptionV3's deep layers (75 px
     minimum): the run failed in TensorFlow before."""
-    assert deepdream._tiles(129, 128, 75) == [(0, 129)]
-    assert deepdream._tiles(300, 128, 75) == [(0, 100), (100, 200), (200, 300)]
-    assert deepdream._tiles(300, 128, 120) == [(0, 150), (150, 300)]
+    assert deepdream.tiles(129, 128, 75) == [(0, 129)]
+    assert deepdream.tiles(300, 128, 75) == [(0, 100), (100, 200), (200, 300)]
+    assert deepdream.tiles(300, 128, 120) == [(0, 150), (150, 300)]
     run = dream_run(Image.new("RGB", (140, 129), (90, 120, 200)), model="inception_v3", weights="none",
                     max_size=140, tile_size=128, octaves=1, steps=1, precision="float32", layers=("mixed10",))
     assert len(list(run)) == 1 and np.isfinite(run.latest.loss)
@@ -199,21 +203,18 @@ def test_tiles_are_never_smaller_than_the_backbone_accepts():
 def test_ctrl_c_inside_a_tiled_step_writes_the_last_image(tmp_path, monkeypatch, capsys):
     photo = tmp_path / "big.png"
     Image.new("RGB", (300, 300), (90, 120, 200)).save(photo)
-    real = deepdream._functions
     calls = []
 
-    def interrupting(ext, specs):
-        means, fn = real(ext, specs)
-
+    def interrupting(fn):
         def wrapped(*args):
             calls.append(1)
             if len(calls) == 9 + 2:  # the second tile of step 2 (a step is 3x3 tiles)
                 raise KeyboardInterrupt
             return fn(*args)
 
-        return means, wrapped
+        return wrapped
 
-    monkeypatch.setattr(deepdream, "_functions", interrupting)
+    _wrap_prepared(monkeypatch, "gradient", interrupting)
     out = tmp_path / "out.png"
     argv = ["dream", str(photo), "-o", str(out), *FLAGS, "--max-size=300", "--tile-size=128", "--octaves=1",
             "--steps=3"]

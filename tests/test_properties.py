@@ -221,7 +221,7 @@ def test_dreams_keep_shape_dtype_and_range(w, h, mode, octaves, octave_scale, st
     assert run.completed and len(events) == run.total
     for event in events:
         assert math.isfinite(event.loss)
-        floats = np.asarray(event._render(), np.float32) if event._render is not None else None
+        floats = np.asarray(event.render(), np.float32) if event.render is not None else None
         if floats is not None:
             assert np.isfinite(floats).all() and floats.min() >= 0 and floats.max() <= 1
         pixels = event.image()

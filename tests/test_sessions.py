@@ -58,7 +58,7 @@ def test_traced_functions_per_extractor_are_bounded(monkeypatch):
     monkeypatch.setattr(extractors, "MAX_FUNCTIONS", 2)
     ext = backbones.Extractor(backbones.get("vgg16"), "none", "float32", ("block1_conv1", "block1_conv2"))
     for layers in (("block1_conv1",), ("block1_conv2",), ("block1_conv1", "block1_conv2")):
-        deepdream._functions(ext, tuple((name, None) for name in layers))
+        deepdream.traced_functions(ext, tuple((name, None) for name in layers))
     assert list(ext.functions) == [("dream", ("block1_conv2",)), ("dream", ("block1_conv1", "block1_conv2"))]
 
 

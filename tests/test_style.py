@@ -6,7 +6,7 @@ from conftest import TINY_STYLE
 from PIL import Image
 
 import nbart
-from nbart import cli, images, styletransfer
+from nbart import cli, executor, images, styletransfer
 from nbart.params import ParamError, StyleParams
 from nbart.styletransfer import style_run
 
@@ -159,11 +159,10 @@ def test_init_image_continues_from_an_earlier_result(content, style):
 def test_style_gradients_run_in_a_fixed_order_with_the_same_result(content, style):
     import tensorflow as tf
 
-    from nbart import backbones
-
-    layers = ("block2_conv1", "block1_conv1", "block2_conv2")  # one content layer, then two style layers
-    ext = backbones.extractor(backbones.get("vgg16"), "none", "float32", layers)
-    features, loss_and_gradient = styletransfer._functions(ext, 1, 2)
+    prepared = styletransfer.prepare(StyleParams(model="vgg16", weights="none", precision="float32",
+                                                 content_layers=("block2_conv1",),
+                                                 style_layers=("block1_conv1", "block2_conv2")))
+    features, loss_and_gradient = prepared.features, prepared.loss_and_gradient
     image = tf.constant(np.asarray(content, np.float32) / 255)
     content_targets, _ = features(image)
     _, grams = features(tf.constant(np.asarray(style.resize((96, 80)), np.float32) / 255))
@@ -188,7 +187,7 @@ def test_a_graph_the_single_threaded_executor_refuses_runs_on_the_default_one():
             raise tf.errors.UnimplementedError(None, None, "Single-threaded executor does not support ...")
         return x
 
-    call = styletransfer._InFixedOrder(function)
+    call = executor.SingleThreaded(function)
     call.fixed_order = True  # as on a CPU
     assert call("fine") == "fine" and executors == ["SINGLE_THREADED_EXECUTOR"]
     assert call("refused") == "refused" and executors[1:] == ["SINGLE_THREADED_EXECUTOR", "default"]

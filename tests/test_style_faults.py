@@ -35,19 +35,21 @@ def _lbfgs_threads() -> list:
 
 def _wrap_evaluations(monkeypatch, hook) -> list:
     """Count calls of the traced loss-and-gradient; ``hook(n, outputs)`` may act on or replace the n-th."""
-    real = styletransfer._functions
+    real = styletransfer.prepare
     calls: list = []
 
-    def wrapped_functions(ext, n_content, n_style):
-        features, loss_and_gradient = real(ext, n_content, n_style)
+    def wrapping(params):
+        prepared = real(params)
+        loss_and_gradient = prepared.loss_and_gradient
 
         def counted(*args):
             calls.append(threading.current_thread().name)
             return hook(len(calls), loss_and_gradient(*args))
 
-        return features, counted
+        prepared.loss_and_gradient = counted  # the public seam a fault is injected at
+        return prepared
 
-    monkeypatch.setattr(styletransfer, "_functions", wrapped_functions)
+    monkeypatch.setattr(styletransfer, "prepare", wrapping)
     return calls
 
 
@@ -187,7 +189,7 @@ def test_an_exception_in_a_consumer_ends_lbfgs_and_its_thread(content, style):
 
     with pytest.raises(RuntimeError, match="the preview broke"):
         run.run(consumer)
-    assert run.finished and run.outcome == "stopped" and run._gen.gi_frame is None
+    assert run.finished and run.outcome == "stopped" and run.released
     assert not _lbfgs_threads()  # scipy's helper thread ended with the run
     np.testing.assert_array_equal(np.asarray(run.image()), seen[-1])
 
