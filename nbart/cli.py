@@ -21,10 +21,9 @@ from typing import Any
 from nbart import backbones
 from nbart.backbones import WeightsError
 from nbart.events import error_message
-from nbart.images import SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
+from nbart.images import GIF_MAX_FRAMES, SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
 from nbart.params import DreamParams, FieldInfo, ParamError, StyleParams, fields_of
 
-GIF_MAX_FRAMES = 120
 CLI_ONLY_FLAGS = ("output", "gif", "quiet")  # the flags that are not parameters of the engine
 
 
