@@ -29,7 +29,7 @@ class StyleStudio(Studio):
     params_cls = StyleParams
     layer_fields = {"content_layers": "content_layers", "style_layers": "style_layers"}
     pickers_spec = (("content", "Content", False, "grace_hopper"), ("style", "Style", True, "starry_night"))
-    settings_title = "Style"
+    tab_titles = {"main": "Style", "image": "Size & colour", "model": "Model"}
     # The engine's defaults (50 L-BFGS steps at 256 then 512 px) took 4.4 min here on a busy 2-core CPU; these took
     # 96 s on the same busy machine (59 CPU-seconds) and keep a clear face with the style's strokes.
     starting = {"sizes": (256, 384), "steps": 30}
