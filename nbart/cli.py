@@ -22,7 +22,7 @@ from nbart import backbones
 from nbart.backbones import WeightsError
 from nbart.events import error_message
 from nbart.images import SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
-from nbart.params import DreamParams, FieldInfo, ParamError, StyleParams, fields_of
+from nbart.params import DreamParams, FastStyleParams, FieldInfo, ParamError, StyleParams, fields_of
 
 GIF_MAX_FRAMES = 120
 CLI_ONLY_FLAGS = ("output", "gif", "quiet")  # the flags that are not parameters of the engine
@@ -89,6 +89,7 @@ class Task:
     start: Callable[..., Any]  # (args, params) -> Run
     inputs: tuple[tuple[str, str | None], ...]  # positional image arguments: (name, argparse nargs)
     help: str
+    tensorflow: bool = True  # whether the run needs TensorFlow (imported quietly before the bar starts)
 
     def input_paths(self, args: argparse.Namespace) -> list[str]:
         """Every image the command line names, flattened."""
@@ -111,10 +112,19 @@ def _style_start(args: argparse.Namespace, params: StyleParams) -> Any:
     return style_run(args.content, args.style, params)
 
 
+def _fast_start(args: argparse.Namespace, params: FastStyleParams) -> Any:
+    from nbart.fast import fast_style_run
+
+    return fast_style_run(args.content, args.style, params)
+
+
 TASKS = [
     Task("dream", DreamParams, _dream_start, (("input", None),), "deep-dream an image"),
     Task("style", StyleParams, _style_start, (("content", None), ("style", "+")),
          "paint a content image in the style of one or more style images"),
+    Task("fast-style", FastStyleParams, _fast_start, (("content", None), ("style", "+")),
+         "paint a content image in the style of one or more style images in one fast forward pass (Magenta's "
+         "arbitrary stylization network)", tensorflow=False),
 ]
 
 
@@ -156,7 +166,7 @@ def _models() -> str:
 
 
 def _default_models() -> str:
-    return ", ".join(dict.fromkeys(t.params_cls().model for t in TASKS))
+    return ", ".join(dict.fromkeys(t.params_cls().model for t in TASKS if t.tensorflow))
 
 
 def _download(models: Sequence[str]) -> str:
@@ -231,7 +241,8 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
     run = task.start(args, params)
-    _import_tensorflow_quietly()
+    if task.tensorflow:
+        _import_tensorflow_quietly()
     frames: list = []
     stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
     shown = 0
@@ -248,7 +259,8 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     try:
         note_new()
         for event in run:
-            bar.set_postfix_str(f"{event.label} loss={event.loss:.4g}", refresh=False)
+            loss = f" loss={event.loss:.4g}" if math.isfinite(event.loss) else ""  # a forward pass has none
+            bar.set_postfix_str(f"{event.label}{loss}", refresh=False)
             bar.update(1)
             note_new()
             if args.gif and (event.step % stride == 0 or event.done):
