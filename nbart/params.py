@@ -400,8 +400,8 @@ class FastStyleParams(_Params):
     Sizes are in pixels; ``strength`` and ``style_blend`` act on the 100-number style embedding.
     """
 
-    strength: float = param(1.0, "0 keeps the content's own style, 1 takes the style's (interpolated in the style "
-                            "embedding)", low=0.0, high=1.0, ui=(0.0, 1.0, 0.05))
+    strength: float = param(1.0, "0 gives the content, 1 the full style (interpolated in the style embedding, "
+                            "as Magenta does, and faded into the content)", low=0.0, high=1.0, ui=(0.0, 1.0, 0.05))
     style_blend: tuple[float, ...] = param(
         (), "weight of each style image, in their order (empty: equal)", low=0.0, group="image"
     )

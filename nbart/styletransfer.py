@@ -156,7 +156,7 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
         if start_image is None and p.init == "fast":  # the first stage starts from the instant stylization
             from nbart.fast import fast_start
 
-            start_image = fast_start(content_img, styles, blend, p.preserve_colors)
+            start_image = fast_start(content_img, style_sources, blend, p.preserve_colors)
         return _style_steps(plan, to_float(content_img), [to_float(s) for s in styles], stop, notices, start_image)
 
     return Run("style", p, steps, len(stages) * p.steps, start, notices)
