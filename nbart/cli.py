@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("models", nargs="*", metavar="MODEL",
                           help=f"backbones to fetch (default: the defaults of dream and style: {_default_models()})")
     samples = ", ".join(f"sample:{n}" for n in sample_names())
+    _add_style_sheet(sub, samples)
     for task in TASKS:
         p = sub.add_parser(task.name, help=task.help, description=task.help)
         for name, nargs in task.inputs:
@@ -151,6 +152,46 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         add_spec_arguments(p, task.params_cls)
     return parser
+
+
+SHEET_FIELDS = ("strength", "style_size", "preserve_colors")  # the FastStyleParams a style sheet takes
+
+
+def _add_style_sheet(sub: Any, samples: str) -> None:
+    what = "the content painted in every bundled painting (and any STYLE given), fast, as one labelled contact sheet"
+    p = sub.add_parser("style-sheet", help=what, description=what)
+    p.add_argument("content", help=f"image: a path, an http(s) URL, or a bundled sample ({samples})")
+    p.add_argument("style", nargs="*", help="more style images")
+    p.add_argument("-o", "--output", required=True, help=f"where to write the sheet ({', '.join(SAVE_FORMATS)})")
+    p.add_argument("--tile", type=_typed("int"), default=256, metavar="N",
+                   help="long side of each picture, in pixels (default: 256)")
+    p.add_argument("--columns", type=_typed("int"), default=4, metavar="N", help="pictures per row (default: 4)")
+    group = p.add_argument_group("parameters")
+    for info in fields_of(FastStyleParams):
+        if info.name in SHEET_FIELDS:
+            kw: dict[str, Any] = dict(dest=info.name, default=argparse.SUPPRESS,
+                                      help=f"{info.spec.help} (default: {_show_default(info)})")
+            if info.kind == "bool":
+                kw["action"] = argparse.BooleanOptionalAction
+            else:
+                kw.update(type=_typed(info.kind), metavar="F" if info.kind == "float" else "N")
+            group.add_argument(_flag(info.name), **kw)
+
+
+def _style_sheet(args: argparse.Namespace) -> int:
+    from nbart.fast import style_sheet
+
+    out = args.output
+    if os.path.splitext(out)[1].lower() not in SAVE_FORMATS:
+        raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})")
+    problem = folder_problem(out)
+    if problem:
+        raise CliError(f"can't write {out}: {problem}")
+    kwargs = {name: getattr(args, name) for name in SHEET_FIELDS if hasattr(args, name)}
+    sheet = style_sheet(args.content, args.style or None, tile=args.tile, columns=args.columns, **kwargs)
+    save_image(sheet, out, {"task": "style-sheet", "inputs": [args.content, *args.style], **kwargs})
+    print(f"nbart: wrote {out}", file=sys.stderr)
+    return 0
 
 
 def _models() -> str:
@@ -326,6 +367,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "download":
             sys.stdout.write(_download(args.models))
             return 0
+        if args.command == "style-sheet":
+            return _style_sheet(args)
         task = next(t for t in TASKS if t.name == args.command)
         return _run_task(task, args)
     except (CliError, ParamError, ImageError, WeightsError) as e:
