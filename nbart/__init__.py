@@ -7,16 +7,18 @@ widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-end
 from nbart.backbones import WeightsError, activations
 from nbart.deepdream import dream, dream_run
 from nbart.events import Run, StepEvent
+from nbart.fast import fast_style, fast_style_run, style_sheet
 from nbart.images import ImageError, load_image, sample_names, save_image
-from nbart.params import DreamParams, ParamError, StyleParams
+from nbart.params import DreamParams, FastStyleParams, ParamError, StyleParams
 from nbart.styletransfer import style_run, style_transfer
 from nbart.warmup import warm_up
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
-    "StyleParams", "Run", "StepEvent", "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
+    "dream", "dream_run", "style_transfer", "style_run", "fast_style", "fast_style_run", "style_sheet", "load_image",
+    "save_image", "sample_names", "DreamParams", "StyleParams", "FastStyleParams", "Run", "StepEvent", "activations",
+    "warm_up", "ParamError", "ImageError", "WeightsError",
     "DreamStudio", "StyleStudio", "__version__",
 ]
 

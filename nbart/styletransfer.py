@@ -152,7 +152,12 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
     init = to_float(load_image(init_image)) if init_image is not None else None
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
-        return _style_steps(plan, to_float(content_img), [to_float(s) for s in styles], stop, notices, init)
+        start_image = init
+        if start_image is None and p.init == "fast":  # the first stage starts from the instant stylization
+            from nbart.fast import fast_start
+
+            start_image = fast_start(content_img, style_sources, blend, p.preserve_colors)
+        return _style_steps(plan, to_float(content_img), [to_float(s) for s in styles], stop, notices, start_image)
 
     return Run("style", p, steps, len(stages) * p.steps, start, notices)
 
