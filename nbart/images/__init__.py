@@ -14,11 +14,11 @@ patches (``URL_TIMEOUT``, ``folder_problem``) are read from their submodule: pat
 
 from nbart.images.convert import ImageError, encode, fit, from_array, to_float, to_uint8
 from nbart.images.load import URL_MAX_BYTES, URL_TIMEOUT, load_image, prepare
-from nbart.images.samples import sample_credit, sample_names, sample_path
+from nbart.images.samples import painting_names, sample_credit, sample_names, sample_path
 from nbart.images.save import GIF_MAX_FRAMES, SAVE_FORMATS, folder_problem, read_params, save_gif, save_image
 
 __all__ = [
-    "ImageError", "load_image", "prepare", "sample_names", "sample_credit", "sample_path", "fit", "from_array",
-    "to_float", "to_uint8", "encode", "save_image", "save_gif", "read_params", "folder_problem", "SAVE_FORMATS",
-    "GIF_MAX_FRAMES", "URL_TIMEOUT", "URL_MAX_BYTES",
+    "ImageError", "load_image", "prepare", "sample_names", "painting_names", "sample_credit", "sample_path", "fit",
+    "from_array", "to_float", "to_uint8", "encode", "save_image", "save_gif", "read_params", "folder_problem",
+    "SAVE_FORMATS", "GIF_MAX_FRAMES", "URL_TIMEOUT", "URL_MAX_BYTES",
 ]

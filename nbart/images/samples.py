@@ -7,7 +7,7 @@ import pathlib
 
 from nbart.images.convert import ImageError
 
-__all__ = ["sample_names", "sample_credit", "sample_path"]
+__all__ = ["sample_names", "painting_names", "sample_credit", "sample_path"]
 
 _DATA = pathlib.Path(__file__).parent.parent / "data"  # nbart/data
 _SAMPLES = {
@@ -15,11 +15,17 @@ _SAMPLES = {
     "starry_night": "Vincent van Gogh, The Starry Night (1889), public domain",
     "the_scream": "Edvard Munch, The Scream (1893), public domain",
 }
+_PHOTOS = ("grace_hopper",)  # the samples that are photographs; the others are paintings
 
 
 def sample_names() -> tuple[str, ...]:
     """Names of the bundled samples, usable anywhere an image is expected as ``"sample:NAME"``."""
     return tuple(_SAMPLES)
+
+
+def painting_names() -> tuple[str, ...]:
+    """Names of the bundled samples that are paintings (styles to try), in :func:`sample_names`' order."""
+    return tuple(n for n in _SAMPLES if n not in _PHOTOS)
 
 
 def sample_credit(name: str) -> str:

@@ -7,6 +7,8 @@
   click handler blocks) and the updates come from the main thread; the cell's interrupt stops it and keeps the image.
 - Keras keeps some settings per thread (the dtype policy): the worker gets the main thread's.
 - A warm-up thread builds the network and traces its step while the user looks at the panel.
+- Quick work a control asks for as it moves (the StyleStudio's fast preview) is debounced: one background call with
+  the latest request once the control has been still for a moment.
 
 (DESIGN.md §4 has the platform facts behind each point.) The driver knows the engine's ``Run`` and a :class:`View`
 (the studio): it never creates widgets and never decides what a result means.
@@ -24,7 +26,7 @@ from typing import Any, Protocol
 from nbart.events import preview_jpeg
 from nbart.images import GIF_MAX_FRAMES
 
-__all__ = ["Job", "Frames", "View", "Driver", "WarmUp", "keras_state", "apply_keras_state"]
+__all__ = ["Job", "Frames", "View", "Driver", "WarmUp", "Debounced", "keras_state", "apply_keras_state"]
 
 IGNORE_CLICKS_AFTER_FOREGROUND = 0.5  # s: clicks queued while a foreground run held the kernel are dropped
 
@@ -225,6 +227,66 @@ class WarmUp:
             try:
                 self._warm()
             except Exception:
+                pass
+
+
+class Debounced:
+    """Calls ``work(request)`` in a background thread once no :meth:`request` came for ``delay`` seconds, with the
+    latest request only: a burst of slider moves makes one call. A request during a call makes one more call after
+    it (:meth:`pending` tells the running call that its result is already stale). ``foreground=True`` (Colab, which
+    drops a thread's widget updates) calls ``work`` at once in the caller's thread instead."""
+
+    def __init__(self, work: Callable[[Any], None], delay: float, name: str, foreground: bool = False):
+        self._work, self.delay, self.name, self.foreground = work, delay, name, foreground
+        self.thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._request: Any = None
+        self._waiting = False  # a request waits for its call
+        self._due = 0.0  # when it may be called (monotonic seconds)
+        self._looping = False
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def request(self, value: Any) -> None:
+        """Ask for ``work(value)``; replaces a request that waits."""
+        if self.foreground:
+            self._work(value)
+            return
+        with self._cond:
+            self._request, self._waiting = value, True
+            self._due = time.monotonic() + self.delay
+            self._idle.clear()
+            if self._looping:
+                self._cond.notify()
+            else:
+                self._looping = True
+                self.thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self.thread.start()
+
+    def pending(self) -> bool:
+        """Whether a newer request waits (the call in progress then works for nothing the user still wants)."""
+        return self._waiting
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no request waits and no call runs (at most ``timeout`` seconds); True if so."""
+        return self._idle.wait(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if not self._waiting:
+                        self._looping = False
+                        self._idle.set()
+                        return
+                    left = self._due - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                value, self._waiting = self._request, False
+            try:
+                self._work(value)
+            except Exception:  # work reports its own errors in the panel; the loop must outlive any
                 pass
 
 
