@@ -37,9 +37,10 @@ def code_text(function: str, params: Any, sources: list[Source]) -> str:
 
 
 def metadata(task: str, entry: Result) -> dict[str, Any]:
-    """What a saved PNG records of ``entry`` (JSON-friendly): the task, its parameters (with the concrete seed the
-    run used), the steps done and the inputs by name. :func:`nbart.images.read_params` reads it back."""
-    return {"task": task, "params": entry.params.to_dict(), "steps_done": entry.steps_done,
+    """What a saved PNG records of ``entry`` (JSON-friendly): the task (``entry.task`` where it names its own), its
+    parameters (with the concrete seed the run used), the steps done and the inputs by name.
+    :func:`nbart.images.read_params` reads it back."""
+    return {"task": entry.task or task, "params": entry.params.to_dict(), "steps_done": entry.steps_done,
             "inputs": [item for s in entry.sources.values() for item in s.describe()]}
 
 

@@ -39,10 +39,17 @@ class Result:
     outcome: str  # the engine's "completed", "stopped" or "failed" (a non-finite loss), or "interrupted"
     continued: bool = False  # whether it went on from an earlier result rather than from the sources
     frames: list[bytes] = field(default_factory=list, repr=False)  # JPEG previews, for a GIF
+    # made by another call than the studio's own run (a StyleStudio's fast preview): what to call it, the task its
+    # saved PNG records and the public call that makes it again
+    label: str = ""  # "fast preview"
+    task: str = ""  # "fast_style"
+    function: str = ""  # "nbart.fast_style"
 
     @property
     def summary(self) -> str:
         """One line: what the run did and how it ended."""
+        if self.label:
+            return f"{self.label}, {duration(self.seconds)}"
         return (f"{'+' if self.continued else ''}{self.steps_done}/{self.total} steps, {duration(self.seconds)}, "
                 f"{self.outcome}")
 
@@ -85,7 +92,7 @@ class HistoryStrip(widgets.HBox):
                 with img.hold_sync():
                     img.format, img.value = "jpeg", encode(entry.image, "jpeg", THUMB_SIDE)
                 button.description = f"#{offset + i + 1} restore"
-                button.tooltip = f"{entry.summary}\n{to_code(self._function, entry.params, '...')}"
+                button.tooltip = f"{entry.summary}\n{to_code(entry.function or self._function, entry.params, '...')}"
                 box.layout.display = None
             else:
                 box.layout.display = "none"
