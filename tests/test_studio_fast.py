@@ -48,7 +48,7 @@ def test_the_fast_preview_appears_without_run_from_a_background_thread():
     entry = s.history[-1]
     assert len(s.history) == 1 and entry.label == "fast preview" and s.current is entry and s.result is entry.image
     assert s.thread is None and not s.running  # no run was started
-    assert "fast preview" in s.status.value and "press Run" in s.status.value
+    assert "fast preview" in s.status.value and "Continue refines it" in s.status.value  # init is the content's
     assert changes and all(t is s.fast.thread for t in changes) and s.fast.thread is not threading.main_thread()
     assert _png(s.preview.value) and s.preview.format == "png"
     # the content's aspect ratio, at the studio's output size or the preview's least (128 px)
@@ -74,7 +74,7 @@ def test_a_burst_of_slider_moves_makes_one_stylization(calls):
 
 def test_history_keeps_the_fast_preview_and_the_refined_run(tmp_path):
     s = fast_studio(init="fast")
-    assert s.fast.wait(120)
+    assert s.fast.wait(120) and "press Run to refine it" in s.status.value
     assert s.start(block=True)
     first, second = s.history
     assert first.label == "fast preview" and first.summary.startswith("fast preview, ")

@@ -19,6 +19,7 @@ from nbart import fast as fast_engine
 from nbart.events import error_message
 from nbart.images import encode, load_image, painting_names
 from nbart.params import FastStyleParams, ParamError
+from nbart.studio.compat import set_tooltip
 from nbart.studio.driver import Debounced
 from nbart.studio.history import Result
 from nbart.studio.sources import Source
@@ -48,6 +49,7 @@ class FastPreview:
                                             style={"description_width": "60px"},
                                             layout=widgets.Layout(width="260px"))
         self.strength.add_class("nbart-strength")
+        set_tooltip(self.strength, "0: the photo itself, 1: the full style (the fast preview only)")
         self.tiles: dict[str, tuple[widgets.Image, widgets.Button]] = {}
         boxes = []
         for name in painting_names():
@@ -115,6 +117,7 @@ class FastPreview:
         with self._lock:
             self._generation += 1
             generation = self._generation
+        studio.set_status("painting a fast preview…")
         self._debounced.request((generation, content, style, params))
 
     def params(self) -> FastStyleParams:
@@ -163,8 +166,9 @@ class FastPreview:
         self._tiles_for = content.items
 
 
-def status(entry: Result) -> str:
-    """The status line of a fast preview on show."""
-    strength = getattr(entry.params, "strength", 1.0)
-    return (f"{LABEL} · {entry.image.size[0]}x{entry.image.size[1]} · strength {strength:.2f} · "
-            f"{entry.seconds:.1f} s · press Run to refine it with the optimizer")
+def status(entry: Result, init: str) -> str:
+    """The status line of a fast preview on show; ``init`` is the studio's starting image for Run."""
+    refine = ("press Run to refine it with the optimizer" if init == "fast"
+              else "Continue refines it with the optimizer (so does Run with init 'fast')")
+    return (f"{LABEL} · {entry.image.size[0]}x{entry.image.size[1]} · strength {entry.params.strength:.2f} · "
+            f"{entry.seconds:.1f} s · {refine}")

@@ -81,7 +81,8 @@ class StyleStudio(Studio):
         self.history.append(entry)
         self.current = entry
         self.show_image(entry.image, "png")
-        self.set_status(fast.status(entry))
+        init = self.controls["init"].value if "init" in self.controls else "content"
+        self.set_status(fast.status(entry, init))
         self.say(" ".join(notices) if notices else None, "note")
         self.history_strip.show(self.history)
         self._set_busy(False)
