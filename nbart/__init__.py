@@ -8,16 +8,18 @@ from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Outcome, Run, StepEvent
 from nbart.extractors import activations
+from nbart.fast import fast_style, fast_style_run, style_sheet
 from nbart.images import load_image, sample_names, save_image
-from nbart.params import DreamParams, StyleParams
+from nbart.params import DreamParams, FastStyleParams, StyleParams
 from nbart.styletransfer import style_run, style_transfer
 from nbart.warmup import warm_up
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
-    "StyleParams", "Run", "StepEvent", "Outcome", "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
+    "dream", "dream_run", "style_transfer", "style_run", "fast_style", "fast_style_run", "style_sheet", "load_image",
+    "save_image", "sample_names", "DreamParams", "StyleParams", "FastStyleParams", "Run", "StepEvent", "Outcome",
+    "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
     "DreamStudio", "StyleStudio", "__version__",
 ]
 

@@ -21,10 +21,9 @@ from typing import Any
 from nbart import backbones
 from nbart.backbones import WeightsError
 from nbart.events import error_message
-from nbart.images import SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
-from nbart.params import DreamParams, FieldInfo, ParamError, StyleParams, fields_of
+from nbart.images import GIF_MAX_FRAMES, SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
+from nbart.params import DreamParams, FastStyleParams, FieldInfo, ParamError, StyleParams, fields_of
 
-GIF_MAX_FRAMES = 120
 CLI_ONLY_FLAGS = ("output", "gif", "quiet")  # the flags that are not parameters of the engine
 
 
@@ -89,6 +88,7 @@ class Task:
     start: Callable[..., Any]  # (args, params) -> Run
     inputs: tuple[tuple[str, str | None], ...]  # positional image arguments: (name, argparse nargs)
     help: str
+    tensorflow: bool = True  # whether the run needs TensorFlow (imported quietly before the bar starts)
 
     def input_paths(self, args: argparse.Namespace) -> list[str]:
         """Every image the command line names, flattened."""
@@ -111,10 +111,19 @@ def _style_start(args: argparse.Namespace, params: StyleParams) -> Any:
     return style_run(args.content, args.style, params)
 
 
+def _fast_start(args: argparse.Namespace, params: FastStyleParams) -> Any:
+    from nbart.fast import fast_style_run
+
+    return fast_style_run(args.content, args.style, params)
+
+
 TASKS = [
     Task("dream", DreamParams, _dream_start, (("input", None),), "deep-dream an image"),
     Task("style", StyleParams, _style_start, (("content", None), ("style", "+")),
          "paint a content image in the style of one or more style images"),
+    Task("fast-style", FastStyleParams, _fast_start, (("content", None), ("style", "+")),
+         "paint a content image in the style of one or more style images in one fast forward pass (Magenta's "
+         "arbitrary stylization network)", tensorflow=False),
 ]
 
 
@@ -130,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("models", nargs="*", metavar="MODEL",
                           help=f"backbones to fetch (default: the defaults of dream and style: {_default_models()})")
     samples = ", ".join(f"sample:{n}" for n in sample_names())
+    _add_style_sheet(sub, samples)
     for task in TASKS:
         p = sub.add_parser(task.name, help=task.help, description=task.help)
         for name, nargs in task.inputs:
@@ -141,6 +151,46 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         add_spec_arguments(p, task.params_cls)
     return parser
+
+
+SHEET_FIELDS = ("strength", "style_size", "preserve_colors")  # the FastStyleParams a style sheet takes
+
+
+def _add_style_sheet(sub: Any, samples: str) -> None:
+    what = "the content painted in every bundled painting (and any STYLE given), fast, as one labelled contact sheet"
+    p = sub.add_parser("style-sheet", help=what, description=what)
+    p.add_argument("content", help=f"image: a path, an http(s) URL, or a bundled sample ({samples})")
+    p.add_argument("style", nargs="*", help="more style images")
+    p.add_argument("-o", "--output", required=True, help=f"where to write the sheet ({', '.join(SAVE_FORMATS)})")
+    p.add_argument("--tile", type=_typed("int"), default=256, metavar="N",
+                   help="long side of each picture, in pixels (default: 256)")
+    p.add_argument("--columns", type=_typed("int"), default=4, metavar="N", help="pictures per row (default: 4)")
+    group = p.add_argument_group("parameters")
+    for info in fields_of(FastStyleParams):
+        if info.name in SHEET_FIELDS:
+            kw: dict[str, Any] = dict(dest=info.name, default=argparse.SUPPRESS,
+                                      help=f"{info.spec.help} (default: {_show_default(info)})")
+            if info.kind == "bool":
+                kw["action"] = argparse.BooleanOptionalAction
+            else:
+                kw.update(type=_typed(info.kind), metavar="F" if info.kind == "float" else "N")
+            group.add_argument(_flag(info.name), **kw)
+
+
+def _style_sheet(args: argparse.Namespace) -> int:
+    from nbart.fast import style_sheet
+
+    out = args.output
+    if os.path.splitext(out)[1].lower() not in SAVE_FORMATS:
+        raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})")
+    problem = folder_problem(out)
+    if problem:
+        raise CliError(f"can't write {out}: {problem}")
+    kwargs = {name: getattr(args, name) for name in SHEET_FIELDS if hasattr(args, name)}
+    sheet = style_sheet(args.content, args.style or None, tile=args.tile, columns=args.columns, **kwargs)
+    save_image(sheet, out, {"task": "style-sheet", "inputs": [args.content, *args.style], **kwargs})
+    print(f"nbart: wrote {out}", file=sys.stderr)
+    return 0
 
 
 def _models() -> str:
@@ -156,7 +206,7 @@ def _models() -> str:
 
 
 def _default_models() -> str:
-    return ", ".join(dict.fromkeys(t.params_cls().model for t in TASKS))
+    return ", ".join(dict.fromkeys(t.params_cls().model for t in TASKS if t.tensorflow))
 
 
 def _download(models: Sequence[str]) -> str:
@@ -224,7 +274,8 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
     run = task.start(args, params)
-    _import_tensorflow_quietly()
+    if task.tensorflow:
+        _import_tensorflow_quietly()
     frames: list = []
     stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
     shown = 0
@@ -241,7 +292,8 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     try:
         note_new()
         for event in run:
-            bar.set_postfix_str(f"{event.label} loss={event.loss:.4g}", refresh=False)
+            loss = f" loss={event.loss:.4g}" if math.isfinite(event.loss) else ""  # a forward pass has none
+            bar.set_postfix_str(f"{event.label}{loss}", refresh=False)
             bar.update(1)
             note_new()
             if args.gif and (event.step % stride == 0 or event.done):
@@ -307,6 +359,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "download":
             sys.stdout.write(_download(args.models))
             return 0
+        if args.command == "style-sheet":
+            return _style_sheet(args)
         task = next(t for t in TASKS if t.name == args.command)
         return _run_task(task, args)
     except (CliError, ParamError, ImageError, WeightsError) as e:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from nbart.errors import Stopped, error_message  # noqa: F401  (re-exported: their old home)
-from nbart.images import to_uint8
+from nbart.images import encode, to_uint8
 
 __all__ = ["StepEvent", "Outcome", "Run", "Stopped", "run_with_notices", "error_message", "preview_jpeg"]
 
@@ -275,8 +275,4 @@ def run_with_notices(run: Run) -> Image.Image:
 
 def preview_jpeg(event: StepEvent, max_size: int = 384, quality: int = 80) -> bytes:
     """A live-view frame of ``event``: JPEG bytes, long side at most ``max_size`` px (what the studios send)."""
-    import io
-
-    buffer = io.BytesIO()
-    Image.fromarray(event.preview(max_size)).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    return encode(event.preview(max_size), "jpeg", quality=quality)

@@ -28,7 +28,7 @@ from nbart.spec import (  # noqa: F401  (re-exported: the spec machinery's old h
     unknown_param_message,
 )
 
-__all__ = ["ParamError", "Spec", "DreamParams", "StyleParams", "fields_of", "to_code"]
+__all__ = ["ParamError", "Spec", "DreamParams", "StyleParams", "FastStyleParams", "fields_of", "to_code"]
 
 WEIGHT_KEYWORDS = ("auto", "imagenet", "offline", "none")
 
@@ -167,8 +167,8 @@ class StyleParams(_Params):
     steps: int = param(50, "optimizer iterations at each size", low=1, high=10000, ui=(1, 500, 1))
     learning_rate: float = param(0.02, "Adam's step size, in pixel units (lbfgs ignores it)", low=0.0,
                                  low_open=True, high=1.0, ui=(0.001, 0.1, 0.001), group="advanced")
-    init: Literal["content", "noise", "style"] = param(
-        "content", "starting image: the content, random noise, or the (first) style image"
+    init: Literal["content", "noise", "style", "fast"] = param(
+        "content", "starting image: the content, random noise, the (first) style image, or the fast stylization"
     )
     style_scale: float = param(1.0, "size of the style images relative to the output (smaller: finer strokes)",
                                low=0.05, high=4.0, ui=(0.25, 2.0, 0.05), group="image")
@@ -213,3 +213,30 @@ class StyleParams(_Params):
         while sizes[0] // 2 >= 256:
             sizes.insert(0, sizes[0] // 2)
         return tuple(sizes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FastStyleParams(_Params):
+    """Parameters of a fast (feed-forward) stylization: Magenta's arbitrary style networks (Ghiasi et al. 2017).
+
+    Sizes are in pixels; ``strength`` and ``style_blend`` act on the 100-number style embedding.
+    """
+
+    strength: float = param(1.0, "0 gives the content, 1 the full style (interpolated in the style embedding, "
+                            "as Magenta does, and faded into the content)", low=0.0, high=1.0, ui=(0.0, 1.0, 0.05))
+    style_blend: tuple[float, ...] = param(
+        (), "weight of each style image, in their order (empty: equal)", low=0.0, group="image"
+    )
+    style_size: int = param(256, "side of the square the style network sees, rounded to a multiple of 32 (smaller: "
+                            "coarser strokes)", low=64, high=1024, ui=(128, 512, 32), group="image")
+    preserve_colors: bool = param(False, "transfer on luminance only, keeping the content's colours", group="image")
+    max_size: int = param(1024, "long side of the output, in pixels (the content is never upscaled beyond its "
+                          "size)", low=64, high=8192, ui=(128, 2048, 32), group="image")
+
+    def _check_weights(self) -> None:  # no backbone: the networks are fixed (nbart.fast)
+        pass
+
+    def _check(self) -> None:
+        if self.style_blend and not any(self.style_blend):
+            raise ParamError("style_blend must not all be 0")
+

@@ -147,8 +147,13 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
     init = to_float(load_image(init_image)) if init_image is not None else None
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
+        start_image = init
+        if start_image is None and p.init == "fast":  # the first stage starts from the instant stylization
+            from nbart.fast import fast_start
+
+            start_image = fast_start(content_img, style_sources, blend, p.preserve_colors)
         return _style_steps(prepared, stages, tuple(blend), to_float(content_img), [to_float(s) for s in styles],
-                            stop, init)
+                            stop, start_image)
 
     def continue_with(run: Run, steps: int) -> Run:
         follow = continue_run(run.image(), content, style, run.params, steps)

@@ -332,7 +332,7 @@ def test_read_only_folder_fails_before_the_run_and_on_write(monkeypatch):
             err = io.StringIO()
             with contextlib.redirect_stderr(err):
                 status = cli.main(["dream", "sample:starry_night", "-o", out, "--quiet"])
-            images.folder_problem = lambda path: None  # skip the early check: the write itself must fail cleanly
+            images.save.folder_problem = lambda path: None  # skip the early check: the write itself must fail cleanly
             try:
                 images.save_image(Image.new("RGB", (4, 4)), out)
                 saved = "saved"

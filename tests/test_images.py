@@ -239,7 +239,7 @@ def test_urls_load_images_and_refuse_pages_and_slow_servers(server, monkeypatch)
     assert load_image(f"{server}/a.png").size == (40, 30)
     with pytest.raises(ImageError, match="returned a web page"):
         load_image(f"{server}/page")
-    monkeypatch.setattr(images, "URL_TIMEOUT", 0.3)
+    monkeypatch.setattr(images.load, "URL_TIMEOUT", 0.3)
     with pytest.raises(ImageError, match="did not answer within 0.3 s"):
         load_image(f"{server}/slow.png")
     with pytest.raises(ImageError, match="can't download"):

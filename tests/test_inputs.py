@@ -227,7 +227,7 @@ def server():
 
 def test_urls_that_drip_fail_or_disguise_pages_get_one_line(server, monkeypatch):
     assert load_image(f"{server}/ok.png").getpixel((0, 0)) == (0, 128, 255)
-    monkeypatch.setattr(images, "URL_TIMEOUT", 0.6)
+    monkeypatch.setattr(images.load, "URL_TIMEOUT", 0.6)
     began = time.monotonic()
     with pytest.raises(ImageError, match=r"drip.png did not send the whole image within 0.6 s"):
         load_image(f"{server}/drip.png")
@@ -245,7 +245,7 @@ def test_urls_that_drip_fail_or_disguise_pages_get_one_line(server, monkeypatch)
 
 
 def test_cli_reports_url_failures_in_one_line(server, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(images, "URL_TIMEOUT", 0.6)
+    monkeypatch.setattr(images.load, "URL_TIMEOUT", 0.6)
     out = tmp_path / "out.png"
     for path, message in (("/drip.png", "did not send the whole image"), ("/missing.png", "HTTP 404")):
         assert cli.main(["dream", server + path, "-o", str(out), *STILL]) == 2

@@ -125,10 +125,14 @@ def test_stop_lands_within_a_step_and_keeps_the_image():
     s = tiny_studio(octaves=1, steps=10000, max_size=96)
     assert s.start()
     deadline = time.monotonic() + 120
-    while (s._run is None or s._run.latest is None or s._run.latest.step < 3) and time.monotonic() < deadline:
+    def steps_done():
+        run = s.active_run  # the engine's Run in progress
+        return run.latest.step if run is not None and run.latest is not None else 0
+
+    while steps_done() < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     s.buttons["stop"].click()
-    at_stop = s._run.latest.step  # read after the stop was asked: at most the step in flight may still finish
+    at_stop = s.active_run.latest.step  # read after the stop was asked: at most the step in flight may still finish
     assert s.wait(10)
     entry = s.history[-1]
     assert entry.outcome == "stopped" and at_stop <= entry.steps_done <= at_stop + 1 < entry.total
@@ -281,8 +285,8 @@ def test_history_restore_brings_back_the_image_and_its_settings():
     s.controls["jitter"].value = 5
     s.start(block=True)
     assert [e.params.steps for e in s.history] == [2, 3]
-    box, img, button = s._slots[0]
-    assert box.layout.display != "none" and s._slots[2][0].layout.display == "none"
+    box, img, button = s.history_strip.slots[0]
+    assert box.layout.display != "none" and s.history_strip.slots[2][0].layout.display == "none"
     assert "#1" in button.description and "steps=2" in button.tooltip
     button.click()
     assert s.controls["steps"].value == 2 and s.controls["jitter"].value == 32

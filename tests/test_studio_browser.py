@@ -39,7 +39,8 @@ import time
 time.sleep(3)  # the kernel answers this cell while the studio runs
 6 * 7"""
 STYLE_CELL = """\
-nbart.StyleStudio(model="vgg16", weights="none", sizes=(96,), steps=20, seed=0, precision="float32")"""
+nbart.StyleStudio(model="vgg16", weights="none", sizes=(96,), steps=20, seed=0, precision="float32",
+                  fast_preview=True)"""
 
 
 def _missing() -> str | None:
@@ -204,13 +205,28 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         page.wait_for_timeout(300)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-studio-panel.png"))
 
-        # the style studio beside it, for the screenshots: its settings and its model & layers page
+        # the style studio beside it: its fast preview appears without Run, a painting's tile picks the style
         page.set_viewport_size(VIEWPORT)
         _run_cell(page, 2)
         style = page.locator(".nbart-studio").nth(1)
         style.locator(".nbart-run").wait_for(timeout=60_000)
+        style_status, style_preview = style.locator(".nbart-status"), style.locator("img.nbart-preview")
+        style_status.filter(has_text="fast preview ·").wait_for(timeout=120_000)
+        assert style.locator(".nbart-run").is_enabled(), "the fast preview came from a run"
+        fast_src = style_preview.get_attribute("src")
+        assert fast_src and fast_src.startswith("blob:")
         style.evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(500)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-style-studio-fast.png"))
+        style.locator(".nbart-style-tile").nth(1).click()  # The Scream
+        deadline = time.monotonic() + 60
+        while style_preview.get_attribute("src") == fast_src and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert style_preview.get_attribute("src") != fast_src, "picking a painting changed no preview"
+        # both previews in the history: the second slot appears with the new one
+        style.locator(".nbart-history .nbart-restore").nth(1).wait_for(state="visible", timeout=60_000)
+        style_status.filter(has_text="fast preview ·").wait_for(timeout=60_000)
+        page.wait_for_timeout(300)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-style-studio.png"))
         style.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab").nth(2).click()  # Model
         page.wait_for_timeout(300)

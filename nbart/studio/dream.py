@@ -33,7 +33,7 @@ class DreamStudio(Studio):
     params_cls = DreamParams
     layer_fields = {"layers": "dream_layers"}
     pickers_spec = (("image", "Image", False, "grace_hopper"),)
-    settings_title = "Dream"
+    tab_titles = {"main": "Dream", "image": "Size", "model": "Model"}
 
     def __init__(self, image: Any = None, *, mode: str = "auto", preview_size: int = 384, fps: float = 4.0,
                  warm_up: bool | None = None, **params: Any):

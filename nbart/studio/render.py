@@ -1,30 +1,15 @@
-"""What the studio shows, made cheaply enough for every frame: encoded previews, the status line, the loss curve."""
+"""What the studio shows in words and lines, made cheaply enough for every frame: the status line, the loss curve.
+
+(Pictures are encoded by :func:`nbart.images.encode`.)
+"""
 
 from __future__ import annotations
 
 import html
-import io
 import math
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
-__all__ = ["encode", "status_line", "loss_svg", "duration"]
-
-
-def encode(image: Any, fmt: str = "jpeg", max_side: int | None = None, quality: int = 80) -> bytes:
-    """``image`` (PIL or uint8 array) as JPEG or PNG bytes, its long side shrunk to ``max_side`` pixels if larger."""
-    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    if max_side and max(img.size) > max_side:
-        img = img.copy()
-        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    out = io.BytesIO()
-    if fmt == "jpeg":
-        img.convert("RGB").save(out, format="JPEG", quality=quality)
-    else:
-        img.save(out, format="PNG")
-    return out.getvalue()
+__all__ = ["status_line", "loss_svg", "duration"]
 
 
 def duration(seconds: float) -> str:

