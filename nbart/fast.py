@@ -31,10 +31,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from nbart.backbones import WeightsError
+from nbart import runs
+from nbart.errors import ParamError, WeightsError
 from nbart.events import Run, StepEvent, run_with_notices
 from nbart.images import prepare, sample_names, to_float, to_uint8
-from nbart.params import FastStyleParams, ParamError, takes
+from nbart.params import FastStyleParams
+from nbart.spec import takes
 
 __all__ = ["fast_style", "fast_style_run", "style_sheet", "style_embedding", "fast_start"]
 
@@ -196,10 +198,11 @@ def fast_style_run(content: Any, style: Any, params: FastStyleParams | None = No
         if stop.is_set():
             return
         out = _stylize(content_img, styles, p)
-        yield StepEvent(1, 1, 0, 1, f"fast {w}x{h}", float("nan"), time.perf_counter() - t0, (h, w),
-                        lambda: out, done=True)
+        yield StepEvent(step=1, total=1, stage=0, stages=1, label=f"fast {w}x{h}", loss=float("nan"),
+                        elapsed=time.perf_counter() - t0, size=(h, w), render=lambda: out, done=True)
 
-    return Run("fast_style", p, steps, 1, content_img, notices)
+    return Run("fast_style", p, steps, 1, content_img, notices,
+               inputs=tuple(runs.describe(s) for s in [content, *_style_list(style)]))
 
 
 @takes(FastStyleParams)
