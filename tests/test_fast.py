@@ -200,3 +200,15 @@ def test_init_fast_starts_the_style_transfer_from_the_fast_result(photo):
     from_content = next(iter(nbart.style_run(photo, STYLE, init="content", **kwargs))).pil()
     assert _mad(first, fast_result) < 3
     assert _mad(from_content, fast_result) > 20
+
+
+def test_style_embeddings_are_cached_by_content_and_not_shared_mutably(monkeypatch):
+    first = fast.style_embedding(STYLE)
+    first[:] = 0  # a caller's edit must not reach the cache
+    calls = []
+    predict, transfer = fast._networks()
+    monkeypatch.setattr(fast, "_networks", lambda: (calls.append(1) or predict, transfer))
+    again = fast.style_embedding(STYLE)
+    assert calls == [] and np.abs(again).sum() > 0
+    other = fast.style_embedding(STYLE, style_size=192)  # another input: computed
+    assert calls == [1] and not np.allclose(other, again)
