@@ -34,7 +34,8 @@ Method
   last size (the fast result standing in for the coarse stage), the last stage allowed twice the iterations; the
   wall time from the call (fast stylization included) to the first step at the last size whose loss is at or
   below the target. All runs after a warm-up run (networks built and traced). Pictures: fast / optimized from the
-  photo / optimized from the fast result, ``fast-refine-*.jpg``.
+  photo / optimized from the fast result, ``build/bench-pictures/fast-refine-*.jpg`` (made from the shared
+  photos, so kept out of the repository).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+PICTURES = ROOT / "build" / "bench-pictures"  # pictures made from ../shared/images photos (never committed)
 IMAGES = pathlib.Path(os.environ.get("NBART_IMAGES", ROOT.parent / "shared" / "images"))
 PAIRS = [("golden_gate.jpg", "starry_night.jpg"), ("tubingen.jpg", "the_scream.jpg"),
          ("tubingen.jpg", "starry_night.jpg")]
@@ -132,7 +134,8 @@ def sharpness(quick: bool = False) -> dict:
             strip = Image.new("RGB", (2 * 256 + 4, 256), "white")
             for i, img in enumerate((ours, upscaled)):
                 strip.paste(_crop(img, box), (i * 260, 0))
-            strip.save(RESULTS / f"fast-sharpness-{name.split('.')[0]}.png")
+            PICTURES.mkdir(parents=True, exist_ok=True)
+            strip.save(PICTURES / f"fast-sharpness-{name.split('.')[0]}.png")
     return {"rows": rows}
 
 
@@ -273,8 +276,9 @@ def refine(size: int = 512, quick: bool = False) -> dict:
         strip = Image.new("RGB", (3 * w + 16, h), "white")
         for i, img in enumerate(panels):
             strip.paste(img.resize((w, h), Image.Resampling.LANCZOS), (i * (w + 8), 0))
-        if not quick:
-            strip.save(RESULTS / f"fast-refine-{size}-{content_name.split('.')[0]}-{style_name.split('.')[0]}.jpg",
+        if not quick:  # derived from the shared photos, which must not enter the repository: build/ is ignored
+            PICTURES.mkdir(parents=True, exist_ok=True)
+            strip.save(PICTURES / f"fast-refine-{size}-{content_name.split('.')[0]}-{style_name.split('.')[0]}.jpg",
                        quality=88)
     return {"size": size, "rows": rows}
 
