@@ -113,7 +113,7 @@ def test_several_styles_blend(content, style):
         (dict(content_layers=("block5_conv2:3",)), "channel selection is not allowed here"),
         (dict(style_layer_weights=(1.0,)), "style_layer_weights needs one weight per style layer (5) (got 1)"),
         (dict(optimizer="sgd"), "optimizer must be one of lbfgs, adam (got 'sgd')"),
-        (dict(init="random"), "init must be one of content, noise, style (got 'random')"),
+        (dict(init="random"), "init must be one of content, noise, style, fast (got 'random')"),
         (dict(style_scale=0.0), "style_scale must be >= 0.05 (got 0)"),
         (dict(tv_weight=-1.0), "tv_weight must be >= 0 (got -1)"),
     ],
