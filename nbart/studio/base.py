@@ -12,7 +12,6 @@ Errors are shown in the panel in plain words; the last good image stays.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from nbart.studio.driver import Driver, Frames, Job, WarmUp
 from nbart.studio.history import Result
 from nbart.studio.panel import Panel
 from nbart.studio.render import duration
-from nbart.studio.sources import SourcePicker
+from nbart.studio.sources import SourcePicker, names_in_caller, naming_uploads
 
 __all__ = ["Studio", "Result"]
 
@@ -61,7 +60,7 @@ class Studio(Panel):
         self._initial = self.params_cls.from_kwargs(**params)
         self._controls = ControlSet(self.params_cls, self._initial, self.layer_fields)
         self.controls: dict[str, widgets.Widget] = self._controls.widgets
-        names = _names_in_caller(sources)
+        names = names_in_caller(sources)
         self.pickers = {name: SourcePicker(label, sources.get(name), multiple, sample, names.get(name))
                         for name, label, multiple, sample in self.pickers_spec}
         self.saved_inputs: export.Saved = {}  # uploads (and unnamed images) saved beside the notebook, for the code
@@ -165,7 +164,7 @@ class Studio(Panel):
             params = self.params()
             sources = {name: p.source() for name, p in self.pickers.items()}
             items = {name: src.items for name, src in sources.items()}
-            return Job(_naming_uploads(sources, lambda: self._make_run(items, params)), params, sources)
+            return Job(naming_uploads(sources, lambda: self._make_run(items, params)), params, sources)
 
         return self.driver.launch(prepare, block, self._starting)
 
@@ -181,7 +180,7 @@ class Studio(Panel):
             parent = self.current
             sources, image = parent.sources, parent.image
             items = {name: src.items for name, src in sources.items()}
-            return Job(_naming_uploads(sources, lambda: self._continue_run(image, items, params, n)), params,
+            return Job(naming_uploads(sources, lambda: self._continue_run(image, items, params, n)), params,
                        sources, continued=True, parent=parent)
 
         return self.driver.launch(prepare, block, self._starting)
@@ -236,10 +235,9 @@ class Studio(Panel):
         if entry is None:
             raise ImageError("nothing to save yet: press Run first")
         codes, _notes = self._input_codes(entry.sources)
-        inputs = [_unquote(c) for c in codes.values()]
         path = path or self.save_name.value.strip() or export.free_name(self.task)
         written = export.save_result(entry, self.task, path, gif if gif is not None else self.save_gif.value,
-                                     [i for item in inputs for i in (item if isinstance(item, list) else [item])])
+                                     export.input_names(codes))
         export.offer(written, self.download)
         self.say(f"saved {' and '.join(written)} ({entry.image.size[0]}x{entry.image.size[1]} px, settings "
                  f"inside the PNG)", "ok")
@@ -345,58 +343,3 @@ class Studio(Panel):
         """Before a run: the preview shows the (first) input image."""
         self.show_source(next(iter(self.pickers.values())))
 
-
-def _naming_uploads(sources: dict[str, Any], make_run: Callable[[], Any]) -> Callable[[], Any]:
-    """``make_run`` whose image errors name the uploaded file that failed ("holiday.csv is not an image file")
-    instead of the engine's "the image data"."""
-    def make() -> Any:
-        try:
-            return make_run()
-        except ImageError as e:
-            for source in sources.values():
-                named = source.name_error(e)
-                if named is not e:
-                    raise named from None
-            raise
-    return make
-
-
-def _names_in_caller(given: dict[str, Any]) -> dict[str, str]:
-    """How the notebook names each image given in code (``DreamStudio(photo)`` -> ``"photo"``): a variable of the
-    first frame outside nbart bound to that very object (a list of images: the list's name, or its items'), so
-    Show code can call it by that name."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "nbart":
-        frame = frame.f_back
-    if frame is None:
-        return {}
-    scopes = [frame.f_locals, frame.f_globals]
-
-    def name_of(obj: Any) -> str | None:
-        for scope in scopes:
-            for name, value in scope.items():
-                if value is obj and not name.startswith("_"):
-                    return name
-        return None
-
-    names = {}
-    for key, value in given.items():
-        if value is None or isinstance(value, str):
-            continue
-        name = name_of(value)
-        if name is None and isinstance(value, (list, tuple)):
-            parts = [name_of(v) for v in value]
-            name = f"[{', '.join(parts)}]" if parts and None not in parts else None
-        if name is not None:
-            names[key] = name
-    return names
-
-
-def _unquote(code: str) -> Any:
-    """A source's code as metadata names it: the path or list of paths it is a literal of, else the code itself."""
-    import ast
-
-    try:
-        return ast.literal_eval(code)
-    except (ValueError, SyntaxError):
-        return code

@@ -7,6 +7,7 @@ elsewhere an HTML link holding the file as base64 data (it works in every front-
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import html
@@ -23,8 +24,8 @@ from nbart.studio.compat import in_colab
 from nbart.studio.history import Result
 from nbart.studio.sources import Source
 
-__all__ = ["code_text", "result_code", "metadata", "free_name", "save_inputs", "save_result", "download_links",
-           "offer"]
+__all__ = ["code_text", "result_code", "metadata", "free_name", "save_inputs", "input_names", "save_result",
+           "download_links", "offer"]
 
 RUN_OF = {"nbart.dream": "nbart.dream_run", "nbart.style_transfer": "nbart.style_run",
           "nbart.fast_style": "nbart.fast_style_run"}  # a one-call function -> the run it wraps
@@ -114,6 +115,19 @@ def save_inputs(sources: dict[str, Source], saved: Saved, folder: str = ".") -> 
             written += [path] if new else []
         codes[key] = repr(paths) if source.multiple and len(paths) > 1 else repr(paths[0])
     return codes, written
+
+
+def input_names(codes: dict[str, str]) -> list[str]:
+    """The inputs as a saved PNG's metadata lists them: the paths (or samples, URLs) the codes of
+    :func:`save_inputs` are literals of; a notebook's variable name as it is."""
+    names: list[str] = []
+    for code in codes.values():
+        try:
+            value = ast.literal_eval(code)
+        except (ValueError, SyntaxError):
+            value = code
+        names += value if isinstance(value, list) else [value]
+    return names
 
 
 def _save_once(name: str, data: bytes, saved: Saved, folder: str) -> tuple[str, bool]:

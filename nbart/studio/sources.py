@@ -7,6 +7,7 @@ kernel.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from PIL import Image
 from nbart.images import ImageError, encode, load_image, sample_names
 from nbart.studio.compat import in_colab, set_tooltip, uploaded_files
 
-__all__ = ["Source", "SourcePicker"]
+__all__ = ["Source", "SourcePicker", "names_in_caller", "naming_uploads"]
 
 THUMB_SIZE = 72  # px, the long side of a source's thumbnail
 
@@ -221,3 +222,49 @@ class SourcePicker(widgets.VBox):
                 w.layout.display = None
             else:
                 w.layout.display = "none"
+
+
+def naming_uploads(sources: dict[str, Any], make_run: Callable[[], Any]) -> Callable[[], Any]:
+    """``make_run`` whose image errors name the uploaded file that failed ("holiday.csv is not an image file")
+    instead of the engine's "the image data"."""
+    def make() -> Any:
+        try:
+            return make_run()
+        except ImageError as e:
+            for source in sources.values():
+                named = source.name_error(e)
+                if named is not e:
+                    raise named from None
+            raise
+    return make
+
+
+def names_in_caller(given: dict[str, Any]) -> dict[str, str]:
+    """How the notebook names each image given in code (``DreamStudio(photo)`` -> ``"photo"``): a variable of the
+    first frame outside nbart bound to that very object (a list of images: the list's name, or its items'), so
+    Show code can call it by that name."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "nbart":
+        frame = frame.f_back
+    if frame is None:
+        return {}
+    scopes = [frame.f_locals, frame.f_globals]
+
+    def name_of(obj: Any) -> str | None:
+        for scope in scopes:
+            for name, value in scope.items():
+                if value is obj and not name.startswith("_"):
+                    return name
+        return None
+
+    names = {}
+    for key, value in given.items():
+        if value is None or isinstance(value, str):
+            continue
+        name = name_of(value)
+        if name is None and isinstance(value, (list, tuple)):
+            parts = [name_of(v) for v in value]
+            name = f"[{', '.join(parts)}]" if parts and None not in parts else None
+        if name is not None:
+            names[key] = name
+    return names
