@@ -313,7 +313,8 @@ class Studio(Panel):
 
     def _show_code(self, _button: Any = None) -> None:
         self.code.value = self.code_text()
-        self.code.rows = self.code.value.count("\n") + 1
+        # a long call wraps in the box: a row for each ~100 characters, so the last line is never hidden
+        self.code.rows = sum(1 + len(line) // 100 for line in self.code.value.split("\n"))
         self.code.layout.display = None
 
     def _sources_changed(self) -> None:
