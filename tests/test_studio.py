@@ -237,11 +237,9 @@ def test_blocking_mode_runs_in_the_calling_thread():
 
 
 def test_continue_goes_on_from_the_picture_on_show(monkeypatch):
-    import nbart.studio.dream as studio_dream
-
     seen = []
-    real = deepdream.dream_run
-    monkeypatch.setattr(studio_dream, "dream_run", lambda image, p: seen.append((image, p)) or real(image, p))
+    real = deepdream.dream_run  # what the engine's deepdream.continue_run calls
+    monkeypatch.setattr(deepdream, "dream_run", lambda image, p: seen.append((image, p)) or real(image, p))
     s = tiny_studio()
     assert not s.continue_run() and "press Run first" in s.message.value
     s.start(block=True)
@@ -348,9 +346,10 @@ def _upload(picker, name, content, size=None):
                                             "content": memoryview(content), "last_modified": 0}]})
 
 
-def test_an_uploaded_image_is_dreamed_and_named_in_the_code(gradient_image):
+def test_an_uploaded_image_is_dreamed_and_named_in_the_code(gradient_image, tmp_path, monkeypatch):
     import io
 
+    monkeypatch.chdir(tmp_path)  # Show code saves the upload beside the notebook (the kernel's folder)
     data = io.BytesIO()
     gradient_image.save(data, format="JPEG")
     s = tiny_studio()
@@ -376,9 +375,9 @@ def test_a_broken_or_empty_upload_is_explained(on_colab):
 
 
 def test_an_image_given_in_code_is_used(gradient_image):
-    s = tiny_studio(image=gradient_image)
+    s = DreamStudio(gradient_image, **TINY)
     assert s.pickers["image"].kind.value == "given"
-    assert "result = nbart.dream(image," in s.code_text()
+    assert "result = nbart.dream(gradient_image," in s.code_text()  # the name the caller gave it
     assert s.start(block=True) and s.result.size == (64, 53)
 
 
@@ -431,17 +430,18 @@ def test_style_studio_layer_lists_follow_the_model_and_several_styles_blend():
 
 
 def test_style_studio_continue_goes_on_from_the_picture_on_show(monkeypatch):
-    import nbart.studio.style as studio_style
+    from nbart import styletransfer
 
     seen = []
-    real = studio_style.style_run
-    monkeypatch.setattr(studio_style, "style_run", lambda *a, **k: seen.append((a, k)) or real(*a, **k))
+    real = styletransfer.style_run
+    monkeypatch.setattr(styletransfer, "style_run", lambda *a, **k: seen.append((a, k)) or real(*a, **k))
     s = StyleStudio(**TINY_STYLE)
     s.start(block=True)
     first = s.result
-    assert s.continue_run(4, block=True)
+    assert s.continue_run(4, block=True)  # through the engine's styletransfer.continue_run
     args, kwargs = seen[-1]
-    assert kwargs["init_image"] is first and args[2].steps == 4 and args[2].sizes == (48,)
+    assert np.array_equal(np.asarray(kwargs["init_image"]), np.asarray(first))
+    assert args[2].steps == 4 and args[2].sizes == (48,)
     assert s.history[-1].continued and s.history[-1].steps_done == 4 and s.result.size == first.size
 
 

@@ -198,6 +198,13 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         assert stop.is_disabled()
         page.locator(".nbart-restore").first.wait_for(state="visible", timeout=10_000)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-studio-stopped.png"))
+        # Show code gives the stopped picture: the run as a loop that breaks at the step the Stop reached
+        page.locator(".nbart-studio button.nbart-code").first.click()
+        code_box = page.locator(".nbart-studio .nbart-code textarea").first
+        code_box.wait_for(state="visible", timeout=10_000)
+        code = code_box.input_value()
+        assert "run = nbart.dream_run('sample:grace_hopper'" in code and "seed=0" in code, code
+        assert "    if event.step == " in code and "result = run.image()" in code, code
         # the whole panel, on a taller screen (an element screenshot inside JupyterLab's scroller is unreliable)
         page.set_viewport_size({"width": VIEWPORT["width"], "height": 1300})
         page.locator(".nbart-studio .widget-tab").first.scroll_into_view_if_needed()

@@ -47,6 +47,8 @@ def test_corpus_uploaded_to_a_studio(case: Case):
         return
     if expected_error:
         assert started and expected_error in s.error and "\n" not in s.error, s.error
+        if case.error:  # a file that can't be read is named by its own name, not "the image data"
+            assert case.name in s.error and "the image data" not in s.error, s.error
         assert s.error_details is None  # an expected error: plain words, no traceback
         assert "Error: " in s.message.value and s.history == []
         return

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
-import numpy as np
 from PIL import Image
 
 from nbart.errors import USER_ERRORS, ImageError, ParamError, error_message
@@ -29,7 +28,7 @@ from nbart.studio.driver import Driver, Frames, Job, WarmUp
 from nbart.studio.history import Result
 from nbart.studio.panel import Panel
 from nbart.studio.render import duration
-from nbart.studio.sources import SourcePicker
+from nbart.studio.sources import SourcePicker, names_in_caller, naming_uploads
 
 __all__ = ["Studio", "Result"]
 
@@ -61,8 +60,10 @@ class Studio(Panel):
         self._initial = self.params_cls.from_kwargs(**params)
         self._controls = ControlSet(self.params_cls, self._initial, self.layer_fields)
         self.controls: dict[str, widgets.Widget] = self._controls.widgets
-        self.pickers = {name: SourcePicker(label, sources.get(name), multiple, sample)
+        names = names_in_caller(sources)
+        self.pickers = {name: SourcePicker(label, sources.get(name), multiple, sample, names.get(name))
                         for name, label, multiple, sample in self.pickers_spec}
+        self.saved_inputs: export.Saved = {}  # uploads (and unnamed images) saved beside the notebook, for the code
         self.current: Result | None = None  # the result on show (None: the sources are on show)
         self.history: list[Result] = []
         self.error: str | None = None  # the last error shown, in words
@@ -101,12 +102,11 @@ class Studio(Panel):
     # so the engine reads them itself, in the worker, and the code reproduces the picture to the pixel.
 
     def _make_run(self, items: dict[str, tuple], params: Any) -> Any:
-        """The engine's Run for these sources and params."""
+        """The engine's Run for these sources and params (``params.seed`` None: the engine picks and records one)."""
         raise NotImplementedError
 
     def _continue_run(self, image: Image.Image, items: dict[str, tuple], params: Any, steps: int) -> Any:
-        """The engine's Run that goes on for ``steps`` more steps from ``image``: what "continue" means for the task
-        (the one place each studio says it)."""
+        """The engine's Run that goes on for ``steps`` more steps from ``image``: the task's ``continue_run``."""
         raise NotImplementedError
 
     def _extras(self) -> tuple[widgets.Widget, ...]:
@@ -161,10 +161,10 @@ class Studio(Panel):
         bad (the panel says why). ``block=True`` runs in the calling thread and returns when it ends (for notebooks
         executed headless); the default follows ``mode``."""
         def prepare() -> Job:
-            params = self._fill_seed(self.params())
+            params = self.params()
             sources = {name: p.source() for name, p in self.pickers.items()}
             items = {name: src.items for name, src in sources.items()}
-            return Job(lambda: self._make_run(items, params), params, sources)
+            return Job(naming_uploads(sources, lambda: self._make_run(items, params)), params, sources)
 
         return self.driver.launch(prepare, block, self._starting)
 
@@ -173,13 +173,15 @@ class Studio(Panel):
         def prepare() -> Job:
             if self.current is None:
                 raise ImageError("nothing to continue from yet: press Run first")
-            params = self._fill_seed(self.params())
+            params = self.params()
             n = int(steps if steps is not None else self.more_steps.value)
             if n < 1:
                 raise ParamError(f"steps to add must be >= 1 (got {n})")
-            sources, image = self.current.sources, self.current.image
+            parent = self.current
+            sources, image = parent.sources, parent.image
             items = {name: src.items for name, src in sources.items()}
-            return Job(lambda: self._continue_run(image, items, params, n), params, sources, continued=True)
+            return Job(naming_uploads(sources, lambda: self._continue_run(image, items, params, n)), params,
+                       sources, continued=True, parent=parent)
 
         return self.driver.launch(prepare, block, self._starting)
 
@@ -214,21 +216,42 @@ class Studio(Panel):
         self._set_busy(False)
 
     def code_text(self) -> str:
-        """The Python code that makes a picture with the current settings (what "Show code" shows)."""
-        return export.code_text(self.function, self.params(), [p.source() for p in self.pickers.values()])
+        """The Python code that makes the picture on show again, pixel for pixel (its seed, the steps it really
+        did, the runs it continued from); before any run, the code of a run with the current settings. What "Show
+        code" shows. An upload (or an image given in code the notebook has no name for) is saved beside the
+        notebook first, under a name that overwrites nothing, so the code can read it; the status line says so."""
+        entry = self.current
+        sources = entry.sources if entry is not None else {n: p.source() for n, p in self.pickers.items()}
+        codes, notes = self._input_codes(sources)
+        if entry is None:
+            return export.code_text(self.function, self.params(), list(codes.values()), notes)
+        return export.result_code(entry, self.function, codes, notes)
 
     def save(self, path: str | None = None, gif: bool | None = None) -> str:
         """Save the picture on show as PNG with its parameters in the metadata (and the run as GIF if ``gif``);
-        returns the path. The panel offers the file for download."""
+        returns the path. The panel offers the file for download. An upload it was made from is saved beside the
+        notebook too (see :meth:`code_text`), and the metadata names that file."""
         entry = self.current
         if entry is None:
             raise ImageError("nothing to save yet: press Run first")
+        codes, _notes = self._input_codes(entry.sources)
         path = path or self.save_name.value.strip() or export.free_name(self.task)
-        written = export.save_result(entry, self.task, path, gif if gif is not None else self.save_gif.value)
+        written = export.save_result(entry, self.task, path, gif if gif is not None else self.save_gif.value,
+                                     export.input_names(codes))
         export.offer(written, self.download)
         self.say(f"saved {' and '.join(written)} ({entry.image.size[0]}x{entry.image.size[1]} px, settings "
                  f"inside the PNG)", "ok")
         return written[0]
+
+    def _input_codes(self, sources: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+        """How code names each source (saving uploads beside the notebook; the status line says what was saved)
+        and the comments that explain them."""
+        codes, written = export.save_inputs(sources, self.saved_inputs)
+        if written:
+            self.set_status(f"saved {', '.join(written)} beside the notebook (in {os.getcwd()}), so the code can "
+                            f"read {'them' if len(written) > 1 else 'it'}")
+        notes = [f"{codes[name]}: {s.note}" for name, s in sources.items() if s.note]
+        return codes, notes
 
     # ----------------------------------------------------------------------------------------------------------
     # what the driver calls (any thread: these only set widget values)
@@ -250,8 +273,12 @@ class Studio(Panel):
             return
         self.say(" ".join(run.notices) if run.notices else None, "note")  # drop notes of the run's time
         image = run.image()
-        entry = Result(image, job.params, job.sources, steps, run.total, seconds, outcome, job.continued,
-                       frames.jpegs)
+        ran = run.params.replace(**run.prepared.ran()) if run.prepared is not None else run.params
+        inputs = [item for s in job.sources.values() for item in s.describe()]
+        meta = run.metadata(inputs=inputs, **({"ended": str(outcome)} if outcome != run.outcome else {}))
+        # the controls' values with the seed the engine picked: restoring shows it, and Run then repeats the picture
+        entry = Result(image, job.params.replace(seed=run.params.seed), job.sources, steps, run.total, seconds,
+                       outcome, job.continued, frames.jpegs, ran=ran, metadata=meta, parent=job.parent)
         self.history.append(entry)
         self.current = entry
         self.show_image(image, "png")
@@ -286,7 +313,8 @@ class Studio(Panel):
 
     def _show_code(self, _button: Any = None) -> None:
         self.code.value = self.code_text()
-        self.code.rows = self.code.value.count("\n") + 1
+        # a long call wraps in the box: a row for each ~100 characters, so the last line is never hidden
+        self.code.rows = sum(1 + len(line) // 100 for line in self.code.value.split("\n"))
         self.code.layout.display = None
 
     def _sources_changed(self) -> None:
@@ -297,12 +325,6 @@ class Studio(Panel):
         self._set_busy(False)
 
     # ----------------------------------------------------------------------------------------------------------
-
-    def _fill_seed(self, params: Any) -> Any:
-        """A run records the seed it used, so a result restored from the history reproduces exactly."""
-        if params.seed is None:
-            params = params.replace(seed=int(np.random.default_rng().integers(0, 2**31)))
-        return params
 
     def _starting(self) -> None:
         """The panel as a run is accepted (main thread): buttons for a run, old messages and code gone."""
@@ -321,3 +343,4 @@ class Studio(Panel):
     def _show_source(self) -> None:
         """Before a run: the preview shows the (first) input image."""
         self.show_source(next(iter(self.pickers.values())))
+

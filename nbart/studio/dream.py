@@ -6,7 +6,7 @@ from typing import Any
 
 from PIL import Image
 
-from nbart.deepdream import dream_run
+from nbart.deepdream import continue_run, dream_run
 from nbart.params import DreamParams
 from nbart.studio.base import Studio
 
@@ -43,5 +43,4 @@ class DreamStudio(Studio):
         return dream_run(items["image"][0], params)
 
     def _continue_run(self, image: Image.Image, items: dict[str, tuple], params: DreamParams, steps: int) -> Any:
-        # more steps at full size only: the octaves were done by the run that made the image
-        return dream_run(image, params.replace(octaves=1, steps=steps))
+        return continue_run(image, params, steps)  # one octave at full size: the run that made it did the octaves

@@ -40,6 +40,7 @@ class Job:
     params: Any
     sources: dict[str, Any]
     continued: bool = False
+    parent: Any = None  # the studio's result a Continue goes on from
 
 
 @dataclass

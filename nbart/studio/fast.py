@@ -148,8 +148,10 @@ class FastPreview:
                     self.studio.say(f"no fast preview: {error_message(e)}", "note")
             return
         seconds = run.latest.elapsed if run.latest is not None else 0.0
-        entry = Result(image, params, {"content": content, "style": style}, 1, 1, seconds, "completed",
-                       label=LABEL, task="fast_style", function=FUNCTION)
+        sources = {"content": content, "style": style}
+        entry = Result(image, params, sources, 1, 1, seconds, run.outcome, label=LABEL, task="fast_style",
+                       function=FUNCTION, ran=run.params,
+                       metadata=run.metadata(inputs=[i for s in sources.values() for i in s.describe()]))
         with self._lock:
             if self._stale(generation):
                 return

@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 from PIL import Image
 
+from nbart.events import Outcome
 from nbart.images import encode
 from nbart.params import to_code
 from nbart.studio.render import duration
@@ -28,7 +29,12 @@ THUMB_SIDE = 144  # px, the long side of a slot's JPEG (sharp at 2x pixel densit
 
 @dataclass
 class Result:
-    """A finished run: its image, the parameters and sources that made it, and how it ended."""
+    """A finished run: its image, the parameters and sources that made it, and how it ended.
+
+    ``params`` are the controls' values with the concrete seed the run used (what restoring puts back); ``ran`` the
+    parameters that really ran (after any fallback of backbone, weights or layers; a continuation's one octave or
+    output size), ``metadata`` the engine's ``Run.metadata()`` of the run, ``parent`` the result it continued from.
+    """
 
     image: Image.Image
     params: Any
@@ -36,7 +42,7 @@ class Result:
     steps_done: int
     total: int
     seconds: float
-    outcome: str  # the engine's "completed", "stopped" or "failed" (a non-finite loss), or "interrupted"
+    outcome: Outcome | str  # the engine's Outcome (completed, stopped, failed), or "interrupted" (a cell interrupt)
     continued: bool = False  # whether it went on from an earlier result rather than from the sources
     frames: list[bytes] = field(default_factory=list, repr=False)  # JPEG previews, for a GIF
     # made by another call than the studio's own run (a StyleStudio's fast preview): what to call it, the task its
@@ -44,6 +50,9 @@ class Result:
     label: str = ""  # "fast preview"
     task: str = ""  # "fast_style"
     function: str = ""  # "nbart.fast_style"
+    ran: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+    parent: Result | None = field(default=None, repr=False)
 
     @property
     def summary(self) -> str:

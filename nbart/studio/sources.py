@@ -7,6 +7,7 @@ kernel.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,27 +18,48 @@ from PIL import Image
 from nbart.images import ImageError, encode, load_image, sample_names
 from nbart.studio.compat import in_colab, set_tooltip, uploaded_files
 
-__all__ = ["Source", "SourcePicker"]
+__all__ = ["Source", "SourcePicker", "names_in_caller", "naming_uploads"]
 
 THUMB_SIZE = 72  # px, the long side of a source's thumbnail
 
 
 @dataclass(frozen=True)
 class Source:
-    """A snapshot of a picker: ``items`` are what :func:`nbart.load_image` reads; ``code`` is how a script names them;
-    ``note`` explains a name that only exists in the studio (an upload, an image given in code)."""
+    """A snapshot of a picker: ``items`` are what :func:`nbart.load_image` reads; ``code`` is how a script names them
+    (None: an image given in code that has no name in the notebook); ``note`` explains a name that only exists in the
+    studio (an upload, an image given in code). ``kind`` is the picker's choice (``sample``, ``url``, ``upload``,
+    ``given``); ``names`` the uploaded files' names, one per item; ``multiple``: a list is written for one item too
+    only where the picker takes several."""
 
     items: tuple
-    code: str
+    code: str | None
     note: str | None = None
+    kind: str = ""
+    names: tuple[str, ...] = ()
+    multiple: bool = False
 
     def load(self, max_size: int | None = None) -> list[Image.Image]:
         """The images, read (raises :class:`~nbart.images.ImageError` with a one-line reason)."""
         return [load_image(item, max_size=max_size) for item in self.items]
 
     def describe(self) -> list[str]:
-        """JSON-friendly names of the items, for a saved image's metadata."""
+        """JSON-friendly names of the items, for a saved image's metadata (an upload by its file's name)."""
+        if self.names:
+            return list(self.names)
         return [item if isinstance(item, str) else f"<{type(item).__name__}>" for item in self.items]
+
+    def name_error(self, error: ImageError) -> ImageError:
+        """``error`` with "the image data" replaced by the uploaded file's name where one of the uploads is what
+        fails to load (the engine reads the upload's bytes and knows no name); otherwise ``error`` itself."""
+        text = str(error)
+        if not self.names or "the image data" not in text:
+            return error
+        for name, item in zip(self.names, self.items):
+            try:
+                load_image(item, max_size=64)
+            except ImageError:
+                return ImageError(text.replace("the image data", name, 1))
+        return error
 
 
 def _pretty(name: str) -> str:
@@ -51,9 +73,11 @@ class SourcePicker(widgets.VBox):
     of those when ``multiple``.
     """
 
-    def __init__(self, label: str, value: Any = None, multiple: bool = False, default_sample: str = "grace_hopper"):
+    def __init__(self, label: str, value: Any = None, multiple: bool = False, default_sample: str = "grace_hopper",
+                 given_code: str | None = None):
         self.multiple = multiple
         self._given: tuple = ()
+        self._given_code = given_code  # how the notebook names an image given in code (None: no name found)
         self._uploads: list[tuple[str, bytes, int]] = []
         self._listeners: list[Callable[[], None]] = []
         samples = [(_pretty(n), n) for n in sample_names()]
@@ -156,13 +180,13 @@ class SourcePicker(widgets.VBox):
             if not names:
                 raise ImageError("choose at least one sample image")
             items = tuple(f"sample:{n}" for n in names)
-            return Source(items, self._code(items))
+            return Source(items, self._code(items), kind="sample", multiple=self.multiple)
         if kind == "url":
             items = tuple(v.strip() for v in (self.url.value.split(",") if self.multiple else [self.url.value]))
             items = tuple(v for v in items if v)
             if not items:
                 raise ImageError("type the address of an image (https://...) or the path of an image file")
-            return Source(items, self._code(items))
+            return Source(items, self._code(items), kind="url", multiple=self.multiple)
         if kind == "upload":
             if not self._uploads:
                 raise ImageError("choose a file to upload first")
@@ -175,10 +199,10 @@ class SourcePicker(widgets.VBox):
                     )
             names = tuple(name for name, _, _ in self._uploads)
             return Source(tuple(content for _, content, _ in self._uploads), self._code(names),
-                          f"{', '.join(names)}: the file{'s' if len(names) > 1 else ''} you uploaded, "
-                          f"saved beside the notebook")
-        return Source(self._given, "images" if self.multiple and len(self._given) > 1 else "image",
-                      "the image you passed to the studio")
+                          f"the file{'s' if len(names) > 1 else ''} you uploaded, saved beside the notebook",
+                          kind="upload", names=names, multiple=self.multiple)
+        return Source(self._given, self._given_code, "the image you passed to the studio", kind="given",
+                      multiple=self.multiple)
 
     def _code(self, items: tuple) -> str:
         return repr(list(items)) if self.multiple and len(items) > 1 else repr(items[0])
@@ -198,3 +222,49 @@ class SourcePicker(widgets.VBox):
                 w.layout.display = None
             else:
                 w.layout.display = "none"
+
+
+def naming_uploads(sources: dict[str, Any], make_run: Callable[[], Any]) -> Callable[[], Any]:
+    """``make_run`` whose image errors name the uploaded file that failed ("holiday.csv is not an image file")
+    instead of the engine's "the image data"."""
+    def make() -> Any:
+        try:
+            return make_run()
+        except ImageError as e:
+            for source in sources.values():
+                named = source.name_error(e)
+                if named is not e:
+                    raise named from None
+            raise
+    return make
+
+
+def names_in_caller(given: dict[str, Any]) -> dict[str, str]:
+    """How the notebook names each image given in code (``DreamStudio(photo)`` -> ``"photo"``): a variable of the
+    first frame outside nbart bound to that very object (a list of images: the list's name, or its items'), so
+    Show code can call it by that name."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "nbart":
+        frame = frame.f_back
+    if frame is None:
+        return {}
+    scopes = [frame.f_locals, frame.f_globals]
+
+    def name_of(obj: Any) -> str | None:
+        for scope in scopes:
+            for name, value in scope.items():
+                if value is obj and not name.startswith("_"):
+                    return name
+        return None
+
+    names = {}
+    for key, value in given.items():
+        if value is None or isinstance(value, str):
+            continue
+        name = name_of(value)
+        if name is None and isinstance(value, (list, tuple)):
+            parts = [name_of(v) for v in value]
+            name = f"[{', '.join(parts)}]" if parts and None not in parts else None
+        if name is not None:
+            names[key] = name
+    return names

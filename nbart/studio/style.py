@@ -12,7 +12,7 @@ from nbart.params import StyleParams
 from nbart.studio import fast
 from nbart.studio.base import Studio
 from nbart.studio.history import Result
-from nbart.styletransfer import style_run
+from nbart.styletransfer import continue_run, style_run
 
 __all__ = ["StyleStudio"]
 
@@ -63,9 +63,8 @@ class StyleStudio(Studio):
         return style_run(items["content"][0], self._styles(items), params)
 
     def _continue_run(self, image: Image.Image, items: dict[str, tuple], params: StyleParams, steps: int) -> Any:
-        # more steps at the result's own size, starting from it (a fast preview too: Continue refines it)
-        return style_run(items["content"][0], self._styles(items), params.replace(sizes=(max(image.size),),
-                                                                                   steps=steps), init_image=image)
+        # at the result's own size, starting from it (a fast preview too: Continue refines it)
+        return continue_run(image, items["content"][0], self._styles(items), params, steps)
 
     # ----------------------------------------------------------------------------------------------------------
     # the fast preview
