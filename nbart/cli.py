@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"where to write the result ({', '.join(SAVE_FORMATS)}); written atomically")
         p.add_argument("--gif", metavar="PATH", help="also write the run as an animated GIF")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--dry-run", action="store_true",  # nbart.estimate
+                       help="print the run's expected time and peak memory on this machine, and exit")
         add_spec_arguments(p, task.params_cls)
     return parser
 
@@ -230,8 +232,17 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     _check_paths(args, task.input_paths(args))
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
-    run = task.start(args, params)
+    run = task.start(args, params)  # checks the images; computes nothing until the first event is pulled
     _import_tensorflow_quietly()
+    # nbart.estimate: --dry-run, and refusing a run that won't fit (until the tasks' prepare() does it for the API)
+    if args.dry_run:
+        from nbart.estimate import estimate
+
+        print(f"nbart: {task.name}: {estimate(task.name, *_estimate_inputs(task, args), params=params).summary()}")
+        return 0
+    from nbart.estimate import check_fits
+
+    check_fits(task.name, _estimate_inputs(task, args), params)
     frames: list = []
     stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
     shown = 0
@@ -290,6 +301,10 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         what = "wrote" if run.completed else f"stopped at {steps}; wrote"
         print(f"nbart: {what} {args.output}" + (f" and {args.gif}" if args.gif and frames else ""), file=sys.stderr)
     return 0
+
+
+def _estimate_inputs(task: Task, args: argparse.Namespace) -> tuple:  # nbart.estimate: the images of a run
+    return tuple(getattr(args, name) for name, _ in task.inputs)
 
 
 def _warning_line(message: Any, category: Any, filename: str, lineno: int, file: Any = None,

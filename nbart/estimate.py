@@ -38,7 +38,7 @@ from typing import Any
 
 from nbart import registry, resources
 from nbart.deepdream import octave_sizes
-from nbart.errors import ParamError
+from nbart.errors import ImageError, ParamError
 from nbart.images import prepare
 from nbart.params import DreamParams, StyleParams
 from nbart.precision import cpu_model, resolve_precision
@@ -231,13 +231,15 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
 
 
 def _baseline_bytes() -> float:
-    """Resident bytes of a process after importing TensorFlow, Keras and nbart: measured here if TensorFlow is not
-    imported yet, else taken from the cache (or a default)."""
+    """Resident bytes of a process after importing TensorFlow, Keras and nbart: from the cache, else measured here
+    (importing them) unless this process already holds a network (then a default)."""
     cached = _load_cache().get("baseline_bytes")
     if isinstance(cached, (int, float)):
         return float(cached)
-    if "tensorflow" in sys.modules:
-        return FALLBACK_BASELINE
+    from nbart import extractors
+
+    if "tensorflow" in sys.modules and len(extractors.cached_models):
+        return FALLBACK_BASELINE  # this process holds networks already: its size is no baseline
     import keras  # noqa: F401
     import tensorflow  # noqa: F401
 
@@ -356,7 +358,6 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
     if len(images) != expected:
         raise ParamError(f"{task} takes {expected} image{'s' if expected > 1 else ''} (got {len(images)})")
     given = params.pop("params", None)
-    params.pop("force", None)
     cls = DreamParams if task == "dream" else StyleParams
     p = cls.from_kwargs(given, **params)
     baseline = _baseline_bytes()  # first: it measures the import of TensorFlow where it hasn't happened yet
@@ -432,13 +433,12 @@ def check_fits(task: str, images: tuple | list, params: Any = None, force: bool 
     ParamError with one line naming the largest ``max_size`` (a multiple of 32) that fits by the model, e.g. "needs
     about 4.1 GB, this process may use 2.0 GB (cgroup limit); try max_size=640, or force=True".
     """
-    if force:
+    if force or bool(getattr(params, "force", False)) or (isinstance(params, dict) and params.get("force")):
         return None
     limit = limit if limit is not None else resources.memory_limit()
     if limit is None:
         return None
     kwargs = dict(params) if isinstance(params, dict) else ({"params": params} if params is not None else {})
-    kwargs.pop("force", None)
     est = estimate(task, *images, probe_now=False, **kwargs)
     if est.increment_bytes <= limit.bytes:
         return est
@@ -453,7 +453,7 @@ def check_fits(task: str, images: tuple | list, params: Any = None, force: bool 
             changes["sizes"] = tuple(s for s in base.sizes if s < size) + (size,)
         try:
             trial = estimate(task, *images, probe_now=False, params=base.replace(**changes))
-        except ParamError:
+        except (ParamError, ImageError):  # too small for the backbone or the image's shape: nothing smaller fits
             break
         if trial.increment_bytes <= limit.bytes:
             fits = size
