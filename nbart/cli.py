@@ -25,7 +25,7 @@ from nbart.images import SAVE_FORMATS, ImageError, folder_problem, sample_names,
 from nbart.params import DreamParams, FieldInfo, ParamError, StyleParams, fields_of
 
 GIF_MAX_FRAMES = 120
-CLI_ONLY_FLAGS = ("output", "gif", "quiet")  # the flags that are not parameters of the engine
+CLI_ONLY_FLAGS = ("output", "gif", "quiet", "dry_run")  # the flags that are not parameters of the engine
 
 
 class CliError(Exception):
