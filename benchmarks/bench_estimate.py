@@ -98,7 +98,7 @@ def child(index: int) -> None:
 
 def score(row: dict) -> dict:
     """The estimate of a saved row, recomputed from its saved parts with the current MEMORY_FIT."""
-    from nbart import estimate as E
+    from nbart import cost as E
 
     parts = row["parts"]
     task = row["task"]
@@ -134,7 +134,7 @@ def main() -> None:
             saved = json.load(f)
         rows = [score(r) for r in saved["rows"]]
     else:
-        from nbart import estimate as E
+        from nbart import cost as E
         from nbart.precision import cpu_model
 
         indices = [int(i) for i in args.only.split(",")] if args.only else range(len(SETTINGS))
@@ -161,7 +161,7 @@ def main() -> None:
         saved = {"machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.python_version()}",
                  "note": "float32; wall = call of dream_run/style_run to the last event in a fresh process after "
                          "importing TensorFlow; peak = VmHWM of that process"}
-    from nbart import estimate as E
+    from nbart import cost as E
 
     iterations = [(r["evaluations"], r["steps"]) for r in rows if r.get("evaluations")]
     saved.update(rows=rows, memory_fit=E.MEMORY_FIT,

@@ -4,6 +4,7 @@ The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_ima
 widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
+from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Run, StepEvent
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "dream", "dream_run", "style_transfer", "style_run", "load_image", "save_image", "sample_names", "DreamParams",
     "StyleParams", "Run", "StepEvent", "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
+    "estimate", "check_fits", "Estimate",
     "DreamStudio", "StyleStudio", "__version__",
 ]
 

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"where to write the result ({', '.join(SAVE_FORMATS)}); written atomically")
         p.add_argument("--gif", metavar="PATH", help="also write the run as an animated GIF")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
-        p.add_argument("--dry-run", action="store_true",  # nbart.estimate
+        p.add_argument("--dry-run", action="store_true",  # nbart.cost
                        help="print the run's expected time and peak memory on this machine, and exit")
         add_spec_arguments(p, task.params_cls)
     return parser
@@ -234,13 +234,13 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     params = task.params_cls(**values)
     run = task.start(args, params)  # checks the images; computes nothing until the first event is pulled
     _import_tensorflow_quietly()
-    # nbart.estimate: --dry-run, and refusing a run that won't fit (until the tasks' prepare() does it for the API)
+    # nbart.cost: --dry-run, and refusing a run that won't fit (until the tasks' prepare() does it for the API)
     if args.dry_run:
-        from nbart.estimate import estimate
+        from nbart.cost import estimate
 
         print(f"nbart: {task.name}: {estimate(task.name, *_estimate_inputs(task, args), params=params).summary()}")
         return 0
-    from nbart.estimate import check_fits
+    from nbart.cost import check_fits
 
     check_fits(task.name, _estimate_inputs(task, args), params)
     frames: list = []
@@ -303,7 +303,7 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     return 0
 
 
-def _estimate_inputs(task: Task, args: argparse.Namespace) -> tuple:  # nbart.estimate: the images of a run
+def _estimate_inputs(task: Task, args: argparse.Namespace) -> tuple:  # nbart.cost: the images of a run
     return tuple(getattr(args, name) for name, _ in task.inputs)
 
 

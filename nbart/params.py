@@ -94,7 +94,7 @@ def _seed_field() -> Any:
     return param(None, "random seed for reproducible runs (None: random)", low=0, high=2**32 - 1, group="advanced")
 
 
-def _force_field() -> Any:  # read by nbart.estimate.check_fits before a run starts
+def _force_field() -> Any:  # read by nbart.cost.check_fits before a run starts
     return param(False, "start even if the memory estimate says the run won't fit in what this process may use",
                  group="advanced")
 

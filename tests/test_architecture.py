@@ -24,7 +24,7 @@ LAYERS = [
     ["events"],  # StepEvent and the Run handle
     ["runs", "optimizers"],  # plumbing shared by the tasks
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
-    ["warmup", "estimate"],  # builds and traces what the tasks will run; what a run will cost
+    ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
     ["cli", "studio", "__main__", "__init__"],  # front-ends and the public surface
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY
 
 from nbart import cli, events, resources
-from nbart import estimate as E
+from nbart import cost as E
 from nbart.errors import ParamError
 
 FAKE_RATE = {"s_per_gflop": 0.01, "call_s": 0.02, "setup_s": 1.0}

@@ -1,6 +1,7 @@
-"""How long a run will take and how much memory it will need, before it starts; and refusing one that won't fit.
+"""The cost of a run: how long it will take and how much memory it will need, known before it starts; and
+refusing a run that won't fit.
 
-``estimate(task, *images, **params)`` combines
+``nbart.estimate(task, *images, **params)`` combines
 
 - a **cost model**: the forward FLOPs of the backbone's layers up to the deepest one the run uses (convolutions
   ``2 * kh * kw * cin * cout`` per output pixel, one per element elsewhere, plus the Gram matrices of style layers),
