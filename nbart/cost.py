@@ -187,9 +187,11 @@ def _machine_key(precision: str) -> str:
 
 def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     """Time this machine on ``backbone``: a forward and backward pass to its deepest default dream layer at two small
-    sizes (random weights), interleaved ``repeats`` times; returns ``{"s_per_gflop", "call_s", "setup_s"}``:
-    seconds per forward GFLOP of a gradient call (the backward pass is counted in the rate), the fixed cost of a
-    call, and the seconds to build the network and trace the gradient. Takes 2-5 s on a 2-core EPYC."""
+    sizes (random weights), interleaved ``repeats`` times. Returns seconds per forward GFLOP of a gradient call
+    (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call (``call_s``), the time to
+    build the network (``build_s``), to trace a function (``trace_s``: first call less a steady one) and to run a
+    traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its kernels per shape).
+    Takes 2-5 s on an idle 2-core EPYC (inception_v3's build is the longest part)."""
     import numpy as np
     import tensorflow as tf
 
@@ -201,6 +203,7 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     had = (bb.name, "none", precision) in extractors.cached_models
     t0 = time.perf_counter()
     ext = extractors.Extractor(bb, "none", precision, layers)
+    build = time.perf_counter() - t0
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)], autograph=False)
     def gradient(image: Any) -> Any:
@@ -213,22 +216,27 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     sides = (small, 2 * small)
     rng = np.random.default_rng(0)
     images = [tf.constant(rng.random((s, s, 3), np.float32)) for s in sides]
-    gradient(images[0]).numpy()
-    setup = time.perf_counter() - t0
-    gradient(images[1]).numpy()
+
+    def timed(image: Any) -> float:
+        t = time.perf_counter()
+        gradient(image).numpy()
+        return time.perf_counter() - t
+
+    first = timed(images[0])  # trace, and the first shape
+    first_big = timed(images[1])  # a new shape
     times: list[list[float]] = [[], []]
     for _ in range(repeats):
         for k, image in enumerate(images):
-            t = time.perf_counter()
-            gradient(image).numpy()
-            times[k].append(time.perf_counter() - t)
+            times[k].append(timed(image))
     t_small, t_big = (float(np.median(t)) for t in times)
     g_small, g_big = (gflops * (s / REFERENCE_SIDE) ** 2 for s in sides)
     rate = max((t_big - t_small) / (g_big - g_small), t_big / g_big * 0.5)
     call = max(0.0, t_big - rate * g_big)
+    new_shape = max(0.0, first_big - t_big)
     if not had:  # the probe's random-weight network must not stay in the run's caches
         extractors.cached_models.pop((bb.name, "none", precision), None)
-    return {"s_per_gflop": rate, "call_s": call, "setup_s": setup}
+    return {"s_per_gflop": rate, "call_s": call, "build_s": build, "trace_s": max(0.0, first - t_small - new_shape),
+            "new_shape_s": new_shape}
 
 
 def _baseline_bytes() -> float:
@@ -261,7 +269,7 @@ def calibration(backbone: str, precision: str = "float32", run_probe: bool = Tru
             return _calibrations[key]
         disk_key = f"rate|{_machine_key(precision)}|{backbone}"
         cached = _load_cache().get(disk_key)
-        if isinstance(cached, dict) and "s_per_gflop" in cached:
+        if isinstance(cached, dict) and "new_shape_s" in cached:
             _calibrations[key] = cached
             return cached
         if not run_probe:
@@ -368,15 +376,20 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
         table = network_table(bb.name)
         fwd, elements, weights_count = _upto(table, layers)
         compute, largest = 0.0, 0.0
-        calls = 0
+        calls, traces = 0, 2  # the means and the gradient functions
+        shapes: set = set()
         for h, w in stages:
             tiles = [(a, b) for a in _tiles(h, p.tile_size, bb.min_size) for b in _tiles(w, p.tile_size, bb.min_size)]
+            shapes.update(tiles)
             per_step = sum(a * b for a, b in tiles) / REFERENCE_SIDE ** 2 * fwd
             compute += p.steps * per_step
             calls += p.steps * len(tiles)
             largest = max(largest, max(a * b for a, b in tiles))
         compute += FORWARD_SHARE * stages[0][0] * stages[0][1] / REFERENCE_SIDE ** 2 * fwd  # the first means
-        calls += 1
+        first = stages[0]
+        calls += len(_tiles(first[0], p.tile_size, bb.min_size)) * len(_tiles(first[1], p.tile_size, bb.min_size))
+        new_shapes = len(shapes) + len({(a, b) for a in _tiles(first[0], p.tile_size, bb.min_size)
+                                        for b in _tiles(first[1], p.tile_size, bb.min_size)})
         h, w = stages[-1]
         activations = elements * largest / REFERENCE_SIDE ** 2
         image_bytes = 8 * h * w * 3 * 4.0  # the original, base, image, detail, gradient and composites, float32
@@ -387,7 +400,7 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
         layers = content_layers + style_layers
         fwd, elements, weights_count = _upto(table, layers)
         evaluations = LBFGS_EVALUATIONS if p.optimizer == "lbfgs" else 1.0
-        compute, calls = 0.0, 0
+        compute, calls, traces, new_shapes = 0.0, 0, 2, 0  # the features and the loss-and-gradient functions
         per_stage = max(1, len(style_sizes) // len(stages))
         for k, (h, w) in enumerate(stages):
             pixels = h * w
@@ -396,6 +409,7 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
             compute += FORWARD_SHARE * sum(t / REFERENCE_SIDE ** 2 * fwd for t in targets)
             compute += p.steps * evaluations * grad
             calls += len(targets) + math.ceil(p.steps * evaluations)
+            new_shapes += 1 + len(set(style_sizes[k * per_stage:(k + 1) * per_stage]) - {(h, w)}) + 1
         h, w = stages[-1]
         n = h * w * 3
         activations = elements * h * w / REFERENCE_SIDE ** 2
@@ -405,8 +419,9 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
         image_bytes = 6 * n * 4.0
     rate = calibration(bb.name, precision, run_probe=probe_now)
     calibrated = rate is not None
-    rate = rate or {"s_per_gflop": 0.02, "call_s": 0.01, "setup_s": 3.0}
-    seconds = rate["setup_s"] + calls * rate["call_s"] + compute * rate["s_per_gflop"]
+    rate = rate or {"s_per_gflop": 0.02, "call_s": 0.01, "build_s": 2.0, "trace_s": 1.0, "new_shape_s": 0.2}
+    setup = rate["build_s"] + traces * rate["trace_s"] + new_shapes * rate["new_shape_s"]
+    seconds = setup + calls * rate["call_s"] + compute * rate["s_per_gflop"]
     peak = _peak(task, weights_count, activations, optimizer_bytes, image_bytes, baseline)
     if "tensorflow" in sys.modules:
         increment = peak - baseline  # nothing of the run assumed reusable, whatever this process already holds
@@ -416,7 +431,8 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
                     tuple(stages), calibrated,
                     parts={"weights_count": weights_count, "activation_elements": activations,
                            "optimizer_bytes": optimizer_bytes, "image_bytes": image_bytes, "baseline_bytes": baseline, "calls": calls,
-                           "forward_gflops": compute, "rate": rate})
+                           "forward_gflops": compute, "rate": rate, "setup_s": setup,
+                           "new_shapes": new_shapes})
 
 
 # ---- refusing runs that won't fit ----

@@ -11,7 +11,7 @@ from nbart import cli, events, resources
 from nbart import cost as E
 from nbart.errors import ParamError
 
-FAKE_RATE = {"s_per_gflop": 0.01, "call_s": 0.02, "setup_s": 1.0}
+FAKE_RATE = {"s_per_gflop": 0.01, "call_s": 0.02, "build_s": 1.0, "trace_s": 0.5, "new_shape_s": 0.25}
 
 
 @pytest.fixture
@@ -120,7 +120,8 @@ def test_estimate_grows_with_size_and_steps_as_the_model_says(fake_probe, photo)
     assert longer.gflops == pytest.approx((8 + E.FORWARD_SHARE) / (4 + E.FORWARD_SHARE) * small.gflops)
     # time: setup + calls * call_s + forward GFLOPs * s_per_gflop, with the fake rate
     compute = small.gflops / 3
-    assert small.seconds == pytest.approx(1.0 + 5 * 0.02 + compute * 0.01)
+    # one tile: 1 build, 2 traces, 2 new shapes (the first means and the gradient), 4 + 1 calls
+    assert small.seconds == pytest.approx(1.0 + 2 * 0.5 + 2 * 0.25 + 5 * 0.02 + compute * 0.01)
     assert small.peak_bytes < big.peak_bytes and big.peak_bytes - small.peak_bytes > 4 * small.parts[
         "activation_elements"]  # at least the float32 activations of the extra pixels
     assert small.calibrated and small.increment_bytes <= small.peak_bytes
