@@ -50,6 +50,11 @@ SETTINGS = [
     ("style", {"model": "inception_v3", "weights": "none", "max_size": 384, "steps": 3}),
     ("style", {"model": "vgg16", "weights": "offline", "max_size": 1024, "steps": 1}),
     ("style", {"model": "vgg16", "weights": "offline", "max_size": 384, "steps": 4, "optimizer": "adam"}),
+    # added after MEMORY_FIT was fitted to the rows above (first run): left out of that fit
+    ("dream", {"model": "vgg16", "weights": "offline", "max_size": 768, "octaves": 3, "steps": 2}),
+    ("style", {"model": "vgg19", "weights": "none", "max_size": 384, "steps": 3}),
+    ("dream", {"model": "inception_v3", "weights": "none", "max_size": 384, "octaves": 2, "steps": 4,
+               "layers": ("mixed7",)}),
 ]
 
 
@@ -101,11 +106,43 @@ def score(row: dict) -> dict:
     from nbart import cost as E
 
     parts = row["parts"]
-    task = row["task"]
-    peak = E._peak(task, parts["weights_count"], parts["activation_elements"], parts["optimizer_bytes"],
-                   parts["image_bytes"], parts["baseline_bytes"])
+    peak = E._peak(row["params"]["model"], parts["weights_count"], parts["activation_elements"],
+                   parts["optimizer_bytes"], parts["image_bytes"], parts["baseline_bytes"])
     return {**row, "est_peak": peak, "peak_error": peak / row["peak_vmhwm"] - 1,
             "time_error": row["est_seconds"] / row["wall_s"] - 1}
+
+
+def _family(row: dict) -> str:
+    return "inception_v3" if row["params"]["model"] == "inception_v3" else "vgg"
+
+
+def fit(rows: list[dict]) -> None:
+    """Least squares for MEMORY_FIT's fixed bytes and bytes per activation element (one per family: VGG, Inception),
+    per_weight held at 2 (Keras' float32 variables and the lean network's copy); then each row left out in turn."""
+    import numpy as np
+
+    families = sorted({_family(r) for r in rows})
+
+    def design(subset: list[dict]) -> tuple:
+        a, b = [], []
+        for r in subset:
+            q = r["parts"]
+            a.append([1.0] + [q["activation_elements"] if _family(r) == f else 0.0 for f in families])
+            b.append(r["peak_vmhwm"] - q["baseline_bytes"] - q["optimizer_bytes"] - q["image_bytes"]
+                     - 2 * 4.0 * q["weights_count"])
+        return np.array(a), np.array(b)
+
+    def solve(subset: list[dict]) -> np.ndarray:
+        a, b = design(subset)
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+
+    x = solve(rows)
+    print("fixed", round(x[0] / 1e6, 1), "MB;", {f: round(v, 2) for f, v in zip(families, x[1:])}, "bytes/element")
+    for i, r in enumerate(rows):
+        xi = solve(rows[:i] + rows[i + 1:])
+        a, b = design([r])
+        predicted = float(a[0] @ xi) + r["peak_vmhwm"] - b[0]
+        print(r["index"], r["task"], r["params"]["model"], f"left-out error {predicted / r['peak_vmhwm'] - 1:+.1%}")
 
 
 def table(rows: list[dict]) -> str:
@@ -124,11 +161,16 @@ def main() -> None:
     parser.add_argument("--child", type=int, default=None)
     parser.add_argument("--only", default="")
     parser.add_argument("--rescore", action="store_true")
+    parser.add_argument("--fit", action="store_true", help="print MEMORY_FIT fitted to the saved rows (least squares, "
+                        "with each row's error when left out of the fit)")
     args = parser.parse_args()
     if args.child is not None:
         return child(args.child)
     sys.path.insert(0, ROOT)
     path = os.path.join(RESULTS, "estimate-accuracy.json")
+    if args.fit:
+        with open(path) as f:
+            return fit(json.load(f)["rows"])
     if args.rescore:
         with open(path) as f:
             saved = json.load(f)

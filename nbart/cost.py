@@ -55,13 +55,12 @@ REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this si
 LBFGS_EVALUATIONS = 1.2
 # How a forward-only call (style targets, a dream's first means) compares with a forward and backward one.
 FORWARD_SHARE = 0.4
-# Fitted to the fresh-process peaks of benchmarks/bench_estimate.py (float32, AVX2 EPYC; see MEMORY_FIT's comment
-# in benchmarks/results/estimate-accuracy.md): bytes of resident peak per float32 activation element kept for the
-# backward pass, per weight byte, and the fixed extra of a run over the TensorFlow baseline.
-MEMORY_FIT = {
-    "dream": {"per_activation": 4.0 * 2.0, "per_weight": 2.0, "fixed": 150e6},
-    "style": {"per_activation": 4.0 * 2.0, "per_weight": 2.0, "fixed": 150e6},
-}
+# The memory model's factors, fitted by least squares to fresh-process peaks (``python benchmarks/bench_estimate.py
+# --fit``; float32 on a 2-core AVX2 EPYC, see benchmarks/results/estimate-accuracy.md): the fixed bytes of a run
+# over the TensorFlow baseline, bytes per weight byte (held at 2: Keras' float32 variables and the lean network's
+# copy), and resident bytes per float32 activation element of the network cut after its deepest used layer (every
+# layer's output counted once), per family: VGG (convolutions with fused ReLUs) and Inception (with BatchNorm).
+MEMORY_FIT = {"fixed": 150e6, "per_weight": 2.0, "per_activation": {"vgg": 8.0, "inception_v3": 8.0}}
 FALLBACK_BASELINE = 620e6  # resident bytes after importing TensorFlow, Keras and nbart, if never measured
 
 _lock = threading.RLock()
@@ -345,10 +344,11 @@ def _gram_gflops(table: dict, style_layers: tuple[str, ...], pixels: float) -> f
     return total
 
 
-def _peak(task: str, weights_count: float, activations: float, optimizer_bytes: float, image_bytes: float,
-          baseline: float) -> float:
-    fit = MEMORY_FIT[task]
-    return (baseline + fit["fixed"] + fit["per_weight"] * 4.0 * weights_count + fit["per_activation"] * activations
+def _peak(backbone: str, weights_count: float, activations: float, optimizer_bytes: float,
+          image_bytes: float, baseline: float) -> float:
+    fit = MEMORY_FIT
+    per_activation = fit["per_activation"]["inception_v3" if backbone == "inception_v3" else "vgg"]
+    return (baseline + fit["fixed"] + fit["per_weight"] * 4.0 * weights_count + per_activation * activations
             + optimizer_bytes + image_bytes)
 
 
@@ -422,7 +422,7 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
     rate = rate or {"s_per_gflop": 0.02, "call_s": 0.01, "build_s": 2.0, "trace_s": 1.0, "new_shape_s": 0.2}
     setup = rate["build_s"] + traces * rate["trace_s"] + new_shapes * rate["new_shape_s"]
     seconds = setup + calls * rate["call_s"] + compute * rate["s_per_gflop"]
-    peak = _peak(task, weights_count, activations, optimizer_bytes, image_bytes, baseline)
+    peak = _peak(bb.name, weights_count, activations, optimizer_bytes, image_bytes, baseline)
     if "tensorflow" in sys.modules:
         increment = peak - baseline  # nothing of the run assumed reusable, whatever this process already holds
     else:
@@ -430,9 +430,9 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
     return Estimate(task, float(seconds), int(peak), int(max(0.0, increment)), float(compute * 3.0),
                     tuple(stages), calibrated,
                     parts={"weights_count": weights_count, "activation_elements": activations,
-                           "optimizer_bytes": optimizer_bytes, "image_bytes": image_bytes, "baseline_bytes": baseline, "calls": calls,
-                           "forward_gflops": compute, "rate": rate, "setup_s": setup,
-                           "new_shapes": new_shapes})
+                           "optimizer_bytes": optimizer_bytes, "image_bytes": image_bytes,
+                           "baseline_bytes": baseline, "calls": calls, "forward_gflops": compute, "rate": rate,
+                           "setup_s": setup, "new_shapes": new_shapes})
 
 
 # ---- refusing runs that won't fit ----
