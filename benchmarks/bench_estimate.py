@@ -161,6 +161,7 @@ def main() -> None:
     parser.add_argument("--child", type=int, default=None)
     parser.add_argument("--only", default="")
     parser.add_argument("--rescore", action="store_true")
+    parser.add_argument("--fit-from", default="", help="the saved results --fit reads (default: the latest)")
     parser.add_argument("--fit", action="store_true", help="print MEMORY_FIT fitted to the saved rows (least squares, "
                         "with each row's error when left out of the fit)")
     args = parser.parse_args()
@@ -169,7 +170,7 @@ def main() -> None:
     sys.path.insert(0, ROOT)
     path = os.path.join(RESULTS, "estimate-accuracy.json")
     if args.fit:
-        with open(path) as f:
+        with open(args.fit_from or path) as f:
             return fit(json.load(f)["rows"])
     if args.rescore:
         with open(path) as f:
