@@ -90,12 +90,15 @@ class Estimate:
     calibrated: bool = True
     parts: dict = field(default_factory=dict, compare=False)
 
+    def short(self) -> str:
+        """'about 40 s, 1.1 GB': for a label next to a Run button."""
+        when = f"{self.seconds:.0f} s" if self.seconds < 120 else f"{self.seconds / 60:.1f} min"
+        return f"about {when}{'' if self.calibrated else ' (uncalibrated)'}, {self.peak_bytes / 1e9:.1f} GB"
+
     def summary(self) -> str:
-        """One line: 'about 40 s, 1.1 GB peak (0.5 GB more than now)'."""
-        seconds = self.seconds
-        when = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-        return (f"about {when}, {self.peak_bytes / 1e9:.1f} GB peak "
-                f"({self.increment_bytes / 1e9:.1f} GB more than this process holds now)")
+        """One line: 'about 40 s, 1.1 GB peak in a fresh process (0.5 GB more than this one holds now)'."""
+        return (f"{self.short()} peak in a fresh process ({self.increment_bytes / 1e9:.1f} GB more than this one "
+                f"holds now)")
 
 
 # ---- the network: FLOPs, activations and weights per layer ----
