@@ -4,6 +4,7 @@ The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_ima
 widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
+from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Outcome, Run, StepEvent
@@ -20,6 +21,7 @@ __all__ = [
     "dream", "dream_run", "style_transfer", "style_run", "fast_style", "fast_style_run", "style_sheet", "load_image",
     "save_image", "sample_names", "DreamParams", "StyleParams", "FastStyleParams", "Run", "StepEvent", "Outcome",
     "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
+    "estimate", "check_fits", "Estimate",
     "DreamStudio", "StyleStudio", "__version__",
 ]
 

@@ -24,7 +24,7 @@ from nbart.events import error_message
 from nbart.images import GIF_MAX_FRAMES, SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
 from nbart.params import DreamParams, FastStyleParams, FieldInfo, ParamError, StyleParams, fields_of
 
-CLI_ONLY_FLAGS = ("output", "gif", "quiet")  # the flags that are not parameters of the engine
+CLI_ONLY_FLAGS = ("output", "gif", "quiet", "dry_run")  # the flags that are not parameters of the engine
 
 
 class CliError(Exception):
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"where to write the result ({', '.join(SAVE_FORMATS)}); written atomically")
         p.add_argument("--gif", metavar="PATH", help="also write the run as an animated GIF")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--dry-run", action="store_true",  # nbart.cost
+                       help="print the run's expected time and peak memory on this machine, and exit")
         add_spec_arguments(p, task.params_cls)
     return parser
 
@@ -273,9 +275,21 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     _check_paths(args, task.input_paths(args))
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
-    run = task.start(args, params)
+    run = task.start(args, params)  # checks the images; computes nothing until the first event is pulled
     if task.tensorflow:
         _import_tensorflow_quietly()
+        # nbart.cost: --dry-run, and refusing a run that won't fit (until the tasks' prepare() does it for the API)
+        if args.dry_run:
+            from nbart.cost import estimate
+
+            print(f"nbart: {task.name}: {estimate(task.name, *_estimate_inputs(task, args), params=params).summary()}")
+            return 0
+        from nbart.cost import check_fits
+
+        check_fits(task.name, _estimate_inputs(task, args), params)
+    elif args.dry_run:
+        print(f"nbart: {task.name}: no estimate for this task (one forward pass of the fast style networks)")
+        return 0
     frames: list = []
     stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
     shown = 0
@@ -335,6 +349,10 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         what = "wrote" if run.completed else f"stopped at {steps}; wrote"
         print(f"nbart: {what} {args.output}" + (f" and {args.gif}" if args.gif and frames else ""), file=sys.stderr)
     return 0
+
+
+def _estimate_inputs(task: Task, args: argparse.Namespace) -> tuple:  # nbart.cost: the images of a run
+    return tuple(getattr(args, name) for name, _ in task.inputs)
 
 
 def _warning_line(message: Any, category: Any, filename: str, lineno: int, file: Any = None,

@@ -94,6 +94,11 @@ def _seed_field() -> Any:
     return param(None, "random seed for reproducible runs (None: random)", low=0, high=2**32 - 1, group="advanced")
 
 
+def _force_field() -> Any:  # read by nbart.cost.check_fits before a run starts
+    return param(False, "start even if the memory estimate says the run won't fit in what this process may use",
+                 group="advanced")
+
+
 def _precision_field() -> Any:
     return param("auto", "compute precision: auto uses bfloat16 only where this machine runs it faster",
                  group="advanced")
@@ -128,6 +133,7 @@ class DreamParams(_Params):
     max_size: int = _max_size_field("the input is downscaled so its long side is at most this")
     seed: int | None = _seed_field()
     precision: Literal["auto", "float32", "bfloat16"] = _precision_field()
+    force: bool = _force_field()
 
     def _task_rules(self) -> None:
         self._check_layers("layers", allow_channels=True)
@@ -183,6 +189,7 @@ class StyleParams(_Params):
     max_size: int = _max_size_field("long side of the output (when sizes is empty)")
     seed: int | None = _seed_field()
     precision: Literal["auto", "float32", "bfloat16"] = _precision_field()
+    force: bool = _force_field()
 
     def _task_rules(self) -> None:
         self._check_layers("content_layers", allow_channels=False)

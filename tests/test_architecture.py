@@ -15,7 +15,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbart"
 # module or the package and its submodules; `nbart.studio` for every studio module.
 LAYERS = [
     ["errors"],  # error types and the one advice table: imports nothing of nbart
-    ["spec", "registry", "images"],  # spec machinery; backbone data; image I/O
+    ["spec", "registry", "images", "resources"],  # spec machinery; backbone data; image I/O; memory limits
     ["params", "weights"],  # the task parameter specs; which weights, loading them
     ["precision", "objectives", "lean", "runtime", "executor", "pixels"],  # float32/bfloat16; the paper's losses;
     # the lean executor; the single-threaded TF executor; float image resizing and colour transforms
@@ -25,7 +25,7 @@ LAYERS = [
     ["events"],  # StepEvent and the Run handle
     ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
-    ["warmup"],  # builds and traces what the tasks will run
+    ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
     ["cli", "studio", "__main__", "__init__"],  # front-ends and the public surface
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -1,0 +1,487 @@
+"""The cost of a run: how long it will take and how much memory it will need, known before it starts; and
+refusing a run that won't fit.
+
+``nbart.estimate(task, *images, **params)`` combines
+
+- a **cost model**: the forward FLOPs of the backbone's layers up to the deepest one the run uses (convolutions
+  ``2 * kh * kw * cin * cout`` per output pixel, one per element elsewhere, plus the Gram matrices of style layers),
+  counted once per backbone on a Keras network built without weights and scaled with each stage's pixels; summed over
+  the schedule the run follows (dream: octaves x steps, tile by tile; style: each resolution's target features and
+  ``steps`` optimizer iterations, L-BFGS evaluating the gradient at the start and :data:`LBFGS_EVALUATIONS` times
+  per iteration);
+- a **calibration** of this machine: seconds per GFLOP of a forward and backward pass and the fixed cost of a call,
+  timed by :func:`probe` on a small image for each backbone and precision (2-5 s), plus the time to build and trace
+  a network; kept per process and on disk beside the precision probe (``nbart_estimate.json`` in Keras' folder),
+  keyed by CPU, TensorFlow version and thread count;
+- a **memory model** of the peak resident set: what a process holds after importing TensorFlow (measured), the
+  weights, the activations kept for the backward pass at the largest stage (or tile), the optimizer's state (scipy's
+  L-BFGS-B works in float64 with ``maxcor`` corrections), with factors for what the allocator keeps, fitted to
+  fresh-process peaks measured by ``benchmarks/bench_estimate.py`` (see :data:`MEMORY_FIT`).
+
+Method: the FLOP-count and roofline-style calibration of e.g. Justus et al. 2018, "Predicting the computational
+cost of deep learning models" (arXiv:1811.11880), reduced to one measured rate per backbone and precision.
+
+``check_fits(task, images, params)`` compares the expected peak with :func:`nbart.resources.memory_limit` and
+raises ParamError naming a ``max_size`` that fits. Nothing here runs at import; TensorFlow is imported only to
+count a backbone's FLOPs the first time (then cached on disk) and by the probe.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbart import registry, resources
+from nbart.deepdream import octave_sizes
+from nbart.errors import ImageError, ParamError
+from nbart.images import prepare
+from nbart.params import DreamParams, StyleParams
+from nbart.precision import cpu_model, resolve_precision
+from nbart.styletransfer import LBFGS_MAXCOR
+from nbart.weights import keras_home, resolve
+
+__all__ = ["Estimate", "estimate", "check_fits", "probe", "calibration", "network_table", "LBFGS_EVALUATIONS"]
+
+CACHE_FILE = "nbart_estimate.json"
+REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this side, then scaled with pixels
+# Gradient evaluations per L-BFGS iteration, besides the one at each stage's start (with nbart's tolerances off, the
+# line search rarely evaluates twice). Measured with a counting wrapper around scipy's fmin_l_bfgs_b: 62 evaluations
+# for 60 iterations (offline VGG16, golden_gate.jpg + starry_night.jpg, 96 px), and steps + stages exactly in the
+# six L-BFGS settings of benchmarks/bench_estimate.py (1-5 iterations per stage).
+LBFGS_EVALUATIONS = 1.02
+# How a forward-only call (style targets, a dream's first means) compares with a forward and backward one.
+FORWARD_SHARE = 0.4
+# The memory model's factors, fitted by least squares to fresh-process peaks (``python benchmarks/bench_estimate.py
+# --fit``; float32 on a 2-core AVX2 EPYC, see benchmarks/results/estimate-accuracy.md): the fixed bytes of a run
+# over the TensorFlow baseline, bytes per weight byte (held at 2: Keras' float32 variables and the lean network's
+# copy), and resident bytes per float32 activation element of the network cut after its deepest used layer (every
+# layer's output counted once), per family: VGG (convolutions with fused ReLUs) and Inception (with BatchNorm).
+MEMORY_FIT = {"fixed": 189e6, "per_weight": 2.0, "per_activation": {"vgg": 11.4, "inception_v3": 3.75}}
+FALLBACK_BASELINE = 620e6  # resident bytes after importing TensorFlow, Keras and nbart, if never measured
+
+_lock = threading.RLock()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a run is expected to cost on this machine.
+
+    ``seconds``: wall time of the run, from its start to its last step, building and tracing the network included
+    (not the import of TensorFlow). ``peak_bytes``: peak resident set of a fresh process that runs it (``ru_maxrss``).
+    ``increment_bytes``: how much more this process is expected to hold at the peak than now (a notebook already
+    holding TensorFlow needs less than a fresh process). ``gflops``: forward and backward GFLOPs of the whole run.
+    ``stages``: the (height, width) of each octave or resolution. ``calibrated``: False while this machine's rate is
+    a default guess (no probe run yet).
+    """
+
+    task: str
+    seconds: float
+    peak_bytes: int
+    increment_bytes: int
+    gflops: float
+    stages: tuple[tuple[int, int], ...]
+    calibrated: bool = True
+    parts: dict = field(default_factory=dict, compare=False)
+
+    def short(self) -> str:
+        """'about 40 s, 1.1 GB': for a label next to a Run button."""
+        when = f"{self.seconds:.0f} s" if self.seconds < 120 else f"{self.seconds / 60:.1f} min"
+        return f"about {when}{'' if self.calibrated else ' (uncalibrated)'}, {self.peak_bytes / 1e9:.1f} GB"
+
+    def summary(self) -> str:
+        """One line: 'about 40 s, 1.1 GB peak in a fresh process (0.5 GB more than this one holds now)'."""
+        return (f"{self.short()} peak in a fresh process ({self.increment_bytes / 1e9:.1f} GB more than this one "
+                f"holds now)")
+
+
+# ---- the network: FLOPs, activations and weights per layer ----
+
+def _table_key(bb: registry.Backbone) -> str:
+    import keras
+
+    return f"net|{bb.name}|keras {keras.__version__}"
+
+
+def _count(bb: registry.Backbone) -> dict:
+    """Cumulative forward GFLOPs, activation elements and weights (per REFERENCE_SIDE square) after each layer."""
+    import keras
+
+    net = getattr(keras.applications, bb.app)(include_top=False, weights=None,
+                                              input_shape=(REFERENCE_SIDE, REFERENCE_SIDE, 3))
+    names, flops, elements, params = [], [], [], []
+    f = e = w = 0.0
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        out = layer.output.shape
+        n_out = math.prod(d for d in out[1:])
+        if isinstance(layer, keras.layers.Conv2D):
+            cin = layer.input.shape[-1]
+            f += 2.0 * math.prod(layer.kernel_size) * cin * n_out
+        else:
+            f += n_out
+        e += n_out
+        w += layer.count_params()
+        names.append(layer.name)
+        flops.append(f / 1e9)
+        elements.append(e)
+        params.append(w)
+    return {"layers": names, "gflops": flops, "elements": elements, "params": params,
+            "channels": {n: int(c) for n, c in zip(bb.layers, bb.channels)}}
+
+
+def _load_cache() -> dict:
+    try:
+        with open(os.path.join(keras_home(), CACHE_FILE)) as f:
+            cached = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return cached if isinstance(cached, dict) else {}
+
+
+def _save_cache(key: str, value: Any) -> None:
+    """Add ``key`` to the disk cache, written atomically; a read-only folder only costs the work next time."""
+    path = os.path.join(keras_home(), CACHE_FILE)
+    try:
+        with _lock:
+            cached = _load_cache()
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump({**cached, key: value}, f)
+            os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+@functools.cache
+def network_table(backbone: str) -> dict:
+    """The per-layer cost table of a backbone (see :func:`_count`), from the disk cache or counted once (builds the
+    network without weights: about a second)."""
+    bb = registry.get(backbone)
+    key = _table_key(bb)
+    cached = _load_cache().get(key)
+    if isinstance(cached, dict) and cached.get("layers"):
+        return cached
+    table = _count(bb)
+    _save_cache(key, table)
+    return table
+
+
+def _upto(table: dict, layers: tuple[str, ...]) -> tuple[float, float, float]:
+    """(forward GFLOPs, activation elements, weights) of the network cut after the deepest of ``layers``, per
+    REFERENCE_SIDE square."""
+    i = max(table["layers"].index(name) for name in layers)
+    return table["gflops"][i], table["elements"][i], table["params"][i]
+
+
+# ---- the machine: calibration ----
+
+def _machine_key(precision: str) -> str:
+    import tensorflow as tf
+
+    return f"{cpu_model()}|tf {tf.__version__}|{os.cpu_count()} cpus|{precision}"
+
+
+def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
+    """Time this machine on ``backbone``: a forward and backward pass to its deepest default dream layer at two small
+    sizes (random weights), interleaved ``repeats`` times. Returns seconds per forward GFLOP of a gradient call
+    (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call (``call_s``), the time to
+    build the network (``build_s``), to trace a function (``trace_s``: first call less a steady one) and to run a
+    traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its kernels per shape).
+    Takes 2-5 s on an idle 2-core EPYC (inception_v3's build is the longest part)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from nbart import extractors
+
+    bb = registry.get(backbone)
+    layers = bb.dream_layers
+    gflops, _, _ = _upto(network_table(backbone), layers)
+    had = (bb.name, "none", precision) in extractors.cached_models
+    t0 = time.perf_counter()
+    ext = extractors.Extractor(bb, "none", precision, layers)
+    build = time.perf_counter() - t0
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)], autograph=False)
+    def gradient(image: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss = tf.add_n([tf.reduce_mean(a) for a in ext(image[None])])
+        return tape.gradient(loss, image)
+
+    small = max(bb.min_size, 96)
+    sides = (small, 2 * small)
+    rng = np.random.default_rng(0)
+    images = [tf.constant(rng.random((s, s, 3), np.float32)) for s in sides]
+
+    def timed(image: Any) -> float:
+        t = time.perf_counter()
+        gradient(image).numpy()
+        return time.perf_counter() - t
+
+    first = timed(images[0])  # trace, and the first shape
+    first_big = timed(images[1])  # a new shape
+    times: list[list[float]] = [[], []]
+    for _ in range(repeats):
+        for k, image in enumerate(images):
+            times[k].append(timed(image))
+    t_small, t_big = (float(np.median(t)) for t in times)
+    g_small, g_big = (gflops * (s / REFERENCE_SIDE) ** 2 for s in sides)
+    rate = max((t_big - t_small) / (g_big - g_small), t_big / g_big * 0.5)
+    call = max(0.0, t_big - rate * g_big)
+    new_shape = max(0.0, first_big - t_big)
+    if not had:  # the probe's random-weight network must not stay in the run's caches
+        extractors.cached_models.pop((bb.name, "none", precision), None)
+    return {"s_per_gflop": rate, "call_s": call, "build_s": build, "trace_s": max(0.0, first - t_small - new_shape),
+            "new_shape_s": new_shape}
+
+
+def _baseline_bytes() -> float:
+    """Resident bytes of a process after importing TensorFlow, Keras and nbart: from the cache, else measured here
+    (importing them) unless this process already holds a network (then a default)."""
+    cached = _load_cache().get("baseline_bytes")
+    if isinstance(cached, (int, float)):
+        return float(cached)
+    from nbart import extractors
+
+    if "tensorflow" in sys.modules and len(extractors.cached_models):
+        return FALLBACK_BASELINE  # this process holds networks already: its size is no baseline
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    measured = float(resources.current_rss())
+    _save_cache("baseline_bytes", measured)
+    return measured
+
+
+_calibrations: dict[tuple[str, str], dict] = {}
+
+
+def calibration(backbone: str, precision: str = "float32", run_probe: bool = True) -> dict | None:
+    """This machine's rate for ``backbone`` and ``precision`` (see :func:`probe`): from this process, the disk cache,
+    or a probe run now (unless ``run_probe`` is False: then None)."""
+    key = (backbone, precision)
+    with _lock:
+        if key in _calibrations:
+            return _calibrations[key]
+        disk_key = f"rate|{_machine_key(precision)}|{backbone}"
+        cached = _load_cache().get(disk_key)
+        if isinstance(cached, dict) and "new_shape_s" in cached:
+            _calibrations[key] = cached
+            return cached
+        if not run_probe:
+            return None
+        measured = probe(backbone, precision)
+        _save_cache(disk_key, measured)
+        _calibrations[key] = measured
+        return measured
+
+
+# ---- the schedules ----
+
+def _dream_plan(image: Any, p: DreamParams) -> tuple[registry.Backbone, tuple[str, ...], list[tuple[int, int]]]:
+    bb = resolve(p.model, p.weights).backbone
+    start, _ = prepare(image, p.max_size, bb.min_size)
+    names = tuple(spec.partition(":")[0] for spec in p.layers) if p.layers and bb.name == p.model else bb.dream_layers
+    return bb, names, octave_sizes(start.size[1], start.size[0], p.octaves, p.octave_scale, bb.min_size)
+
+
+def _tiles(length: int, tile: int, min_size: int) -> list[int]:
+    """Tile lengths along one side, as the dream splits it (nbart.deepdream's tiling)."""
+    n = max(1, min(math.ceil(length / tile), length // max(1, min_size)))
+    edges = [round(i * length / n) for i in range(n + 1)]
+    return [b - a for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _style_plan(content: Any, style: Any, p: StyleParams) -> tuple[registry.Backbone, tuple[str, ...],
+                                                                    tuple[str, ...], list[tuple[int, int]],
+                                                                    list[tuple[int, int]]]:
+    """(backbone, content layers, style layers, stage sizes, style sizes per stage), as style_run computes them."""
+    bb = resolve(p.model, p.weights).backbone
+    img, original = prepare(content, max_size=max(p.resolution_sizes()))
+    sizes = p.resolution_sizes()
+    w, h = img.size
+    needed = math.ceil(bb.min_size * max(original) / min(original))
+    if not p.sizes and max(w, h) < p.max_size:
+        sizes = p.replace(max_size=min(p.max_size, max(max(w, h), needed))).resolution_sizes()
+    if not p.sizes:
+        sizes = tuple(s for s in sizes if s >= needed) or sizes[-1:]
+
+    def stage(width: int, height: int, long_side: int) -> tuple[int, int]:
+        scale = long_side / max(width, height)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    stages = [stage(w, h, s) for s in sizes]
+    sources = list(style) if isinstance(style, (list, tuple)) else [style]
+    style_sizes = []
+    cap = max(bb.min_size, round(sizes[-1] * p.style_scale))
+    shapes = [prepare(s, max_size=cap)[0].size for s in sources]
+    for size in stages:
+        for sw, sh in shapes:
+            grown = math.ceil(bb.min_size * max(sw, sh) / min(sw, sh))
+            style_sizes.append(stage(sw, sh, max(bb.min_size, grown, round(max(size) * p.style_scale))))
+    same = bb.name == p.model
+    content_layers = (p.content_layers if same and p.content_layers else bb.content_layers)
+    style_layers = (p.style_layers if same and p.style_layers else bb.style_layers)
+    return bb, content_layers, style_layers, stages, style_sizes
+
+
+# ---- the estimate ----
+
+def _gram_gflops(table: dict, style_layers: tuple[str, ...], pixels: float) -> float:
+    """Forward GFLOPs of the Gram matrices: 2 * positions * channels^2 per layer (positions scale with the layer's
+    stride; counted from its activation elements per channel)."""
+    total = 0.0
+    index = {n: i for i, n in enumerate(table["layers"])}
+    for name in style_layers:
+        i = index[name]
+        channels = table["channels"].get(name, 1)
+        elements = table["elements"][i] - (table["elements"][i - 1] if i else 0)
+        positions = elements / channels * pixels / REFERENCE_SIDE ** 2
+        total += 2.0 * positions * channels ** 2 / 1e9
+    return total
+
+
+def _peak(backbone: str, weights_count: float, activations: float, optimizer_bytes: float,
+          image_bytes: float, baseline: float) -> float:
+    fit = MEMORY_FIT
+    per_activation = fit["per_activation"]["inception_v3" if backbone == "inception_v3" else "vgg"]
+    return (baseline + fit["fixed"] + fit["per_weight"] * 4.0 * weights_count + per_activation * activations
+            + optimizer_bytes + image_bytes)
+
+
+def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> Estimate:
+    """The expected wall time and peak memory of a run (see the module docstring for the model).
+
+    ``task``: "dream" (one image) or "style" (content, then style image(s) as one image or a list). ``images``:
+    anything :func:`nbart.load_image` reads. ``params``: the task's parameters (:class:`DreamParams` or
+    :class:`StyleParams` fields), or ``params=`` an instance. The first estimate for a backbone and precision on a
+    machine runs :func:`probe` (2-5 s; ``probe_now=False`` gives an uncalibrated guess instead); later ones read the
+    cache and take milliseconds. ParamError for a bad task, parameter or image count.
+    """
+    if task not in ("dream", "style"):
+        raise ParamError(f"task must be dream or style (got {task!r})")
+    expected = 1 if task == "dream" else 2
+    if len(images) != expected:
+        raise ParamError(f"{task} takes {expected} image{'s' if expected > 1 else ''} (got {len(images)})")
+    given = params.pop("params", None)
+    cls = DreamParams if task == "dream" else StyleParams
+    p = cls.from_kwargs(given, **params)
+    baseline = _baseline_bytes()  # first: it measures the import of TensorFlow where it hasn't happened yet
+    precision = resolve_precision(p.precision)
+    if task == "dream":
+        bb, layers, stages = _dream_plan(images[0], p)
+        table = network_table(bb.name)
+        fwd, elements, weights_count = _upto(table, layers)
+        compute, largest = 0.0, 0.0
+        calls, traces = 0, 2  # the means and the gradient functions
+        shapes: set = set()
+        for h, w in stages:
+            tiles = [(a, b) for a in _tiles(h, p.tile_size, bb.min_size) for b in _tiles(w, p.tile_size, bb.min_size)]
+            shapes.update(tiles)
+            per_step = sum(a * b for a, b in tiles) / REFERENCE_SIDE ** 2 * fwd
+            compute += p.steps * per_step
+            calls += p.steps * len(tiles)
+            largest = max(largest, max(a * b for a, b in tiles))
+        compute += FORWARD_SHARE * stages[0][0] * stages[0][1] / REFERENCE_SIDE ** 2 * fwd  # the first means
+        first = stages[0]
+        calls += len(_tiles(first[0], p.tile_size, bb.min_size)) * len(_tiles(first[1], p.tile_size, bb.min_size))
+        new_shapes = len(shapes) + len({(a, b) for a in _tiles(first[0], p.tile_size, bb.min_size)
+                                        for b in _tiles(first[1], p.tile_size, bb.min_size)})
+        h, w = stages[-1]
+        activations = elements * largest / REFERENCE_SIDE ** 2
+        image_bytes = 8 * h * w * 3 * 4.0  # the original, base, image, detail, gradient and composites, float32
+        optimizer_bytes = 0.0
+    else:
+        bb, content_layers, style_layers, stages, style_sizes = _style_plan(images[0], images[1], p)
+        table = network_table(bb.name)
+        layers = content_layers + style_layers
+        fwd, elements, weights_count = _upto(table, layers)
+        # per stage: L-BFGS evaluates the start, then LBFGS_EVALUATIONS per iteration; Adam once per step
+        evaluations = 1 + LBFGS_EVALUATIONS * p.steps if p.optimizer == "lbfgs" else p.steps
+        compute, calls, traces, new_shapes = 0.0, 0, 2, 0  # the features and the loss-and-gradient functions
+        per_stage = max(1, len(style_sizes) // len(stages))
+        for k, (h, w) in enumerate(stages):
+            pixels = h * w
+            grad = pixels / REFERENCE_SIDE ** 2 * fwd + _gram_gflops(table, style_layers, pixels)
+            targets = [pixels] + [a * b for a, b in style_sizes[k * per_stage:(k + 1) * per_stage]]
+            compute += FORWARD_SHARE * sum(t / REFERENCE_SIDE ** 2 * fwd for t in targets)
+            compute += evaluations * grad
+            calls += len(targets) + math.ceil(evaluations)
+            new_shapes += 1 + len(set(style_sizes[k * per_stage:(k + 1) * per_stage]) - {(h, w)}) + 1
+        h, w = stages[-1]
+        n = h * w * 3
+        activations = elements * h * w / REFERENCE_SIDE ** 2
+        # scipy L-BFGS-B (float64): the workspace (2 maxcor + 5) n, x, gradient and the callback's copies; Adam:
+        # the variable, its two moments and the gradient in float32
+        optimizer_bytes = 8.0 * n * (2 * LBFGS_MAXCOR + 5 + 6) if p.optimizer == "lbfgs" else 4.0 * n * 5
+        image_bytes = 6 * n * 4.0
+    rate = calibration(bb.name, precision, run_probe=probe_now)
+    calibrated = rate is not None
+    rate = rate or {"s_per_gflop": 0.02, "call_s": 0.01, "build_s": 2.0, "trace_s": 1.0, "new_shape_s": 0.2}
+    setup = rate["build_s"] + traces * rate["trace_s"] + new_shapes * rate["new_shape_s"]
+    seconds = setup + calls * rate["call_s"] + compute * rate["s_per_gflop"]
+    peak = _peak(bb.name, weights_count, activations, optimizer_bytes, image_bytes, baseline)
+    if "tensorflow" in sys.modules:
+        increment = peak - baseline  # nothing of the run assumed reusable, whatever this process already holds
+    else:
+        increment = peak - resources.current_rss()
+    return Estimate(task, float(seconds), int(peak), int(max(0.0, increment)), float(compute * 3.0),
+                    tuple(stages), calibrated,
+                    parts={"weights_count": weights_count, "activation_elements": activations,
+                           "optimizer_bytes": optimizer_bytes, "image_bytes": image_bytes,
+                           "baseline_bytes": baseline, "calls": calls, "forward_gflops": compute, "rate": rate,
+                           "setup_s": setup, "new_shapes": new_shapes})
+
+
+# ---- refusing runs that won't fit ----
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def check_fits(task: str, images: tuple | list, params: Any = None, force: bool = False,
+               limit: resources.Limit | None = None) -> Estimate | None:
+    """Refuse a run whose expected peak (the increment over this process) exceeds what this process may use.
+
+    ``images`` as for :func:`estimate`; ``params`` a Params instance or a dict of keywords. ``limit`` defaults to
+    :func:`nbart.resources.memory_limit`. Returns the estimate (None when ``force`` or no limit is known); raises
+    ParamError with one line naming the largest ``max_size`` (a multiple of 32) that fits by the model, e.g. "needs
+    about 4.1 GB, this process may use 2.0 GB (cgroup limit); try max_size=640, or force=True".
+    """
+    if force or bool(getattr(params, "force", False)) or (isinstance(params, dict) and params.get("force")):
+        return None
+    limit = limit if limit is not None else resources.memory_limit()
+    if limit is None:
+        return None
+    kwargs = dict(params) if isinstance(params, dict) else ({"params": params} if params is not None else {})
+    est = estimate(task, *images, probe_now=False, **kwargs)
+    if est.increment_bytes <= limit.bytes:
+        return est
+    cls = DreamParams if task == "dream" else StyleParams
+    base = cls.from_kwargs(kwargs.pop("params", None), **kwargs)
+    bb = registry.get(base.model)
+    fits = None
+    low = max(32, bb.min_size)
+    for size in range(base.max_size - base.max_size % 32, low - 1, -32):  # the largest multiple of 32 that fits
+        changes = {"max_size": size}
+        if task == "style" and base.sizes:
+            changes["sizes"] = tuple(s for s in base.sizes if s < size) + (size,)
+        try:
+            trial = estimate(task, *images, probe_now=False, params=base.replace(**changes))
+        except (ParamError, ImageError):  # too small for the backbone or the image's shape: nothing smaller fits
+            break
+        if trial.increment_bytes <= limit.bytes:
+            fits = size
+            break
+    advice = f"try max_size={fits}, or force=True" if fits else "no max_size fits; free memory, or force=True"
+    raise ParamError(f"this {task} needs about {_gb(est.increment_bytes)}, this process may use "
+                     f"{_gb(limit.bytes)} ({limit.source}); {advice}")
