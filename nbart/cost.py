@@ -42,9 +42,9 @@ from nbart import registry, resources
 from nbart.deepdream import octave_sizes
 from nbart.errors import ImageError, ParamError
 from nbart.images import prepare
+from nbart.optimizers import LBFGS_MAXCOR
 from nbart.params import DreamParams, StyleParams
 from nbart.precision import cpu_model, resolve_precision
-from nbart.styletransfer import LBFGS_MAXCOR
 from nbart.weights import keras_home, resolve
 
 __all__ = ["Estimate", "estimate", "check_fits", "probe", "calibration", "network_table", "LBFGS_EVALUATIONS"]
