@@ -1,0 +1,71 @@
+"""nbart.convgrad: the stride-1 convolution whose input gradient is a forward convolution equals plain autodiff."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from nbart import convgrad  # noqa: E402
+
+CASES = [((3, 3), "SAME"), ((1, 1), "SAME"), ((1, 7), "SAME"), ((5, 3), "SAME"),
+         ((3, 3), "VALID"), ((1, 1), "VALID"), ((7, 1), "VALID")]
+
+
+def _value_and_gradient(conv, x, kernel, padding, weights):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = conv(x, kernel, 1, padding)
+        loss = tf.reduce_sum(tf.nn.relu(y) * weights)  # a ReLU, so the upstream gradient has zeros as in a network
+    return y, tape.gradient(loss, x)
+
+
+@pytest.mark.parametrize("kernel_size,padding", CASES)
+@pytest.mark.parametrize("traced", [False, True])
+def test_value_and_input_gradient_equal_autodiff(kernel_size, padding, traced):
+    rng = np.random.default_rng(0)
+    kh, kw = kernel_size
+    x = tf.constant(rng.standard_normal((2, 9, 11, 4)), tf.float32)
+    kernel = tf.constant(rng.standard_normal((kh, kw, 4, 5)), tf.float32)
+    out = (9, 11) if padding == "SAME" else (9 - kh + 1, 11 - kw + 1)
+    weights = tf.constant(rng.standard_normal((2, *out, 5)), tf.float32)
+    assert convgrad.covers(kernel.shape, 1, padding, 1, tf.float32)
+    ours = (tf.function(convgrad.conv2d, autograph=False) if traced else convgrad.conv2d)
+    y_ref, g_ref = _value_and_gradient(lambda *a: tf.nn.conv2d(*a), x, kernel, padding, weights)
+    y, g = _value_and_gradient(ours, x, kernel, padding, weights)
+    assert y.shape == y_ref.shape and g.shape == x.shape
+    np.testing.assert_array_equal(y.numpy(), y_ref.numpy())  # the forward pass is the same op
+    scale = float(tf.reduce_max(tf.abs(g_ref)))
+    assert scale > 0
+    np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=0, atol=1e-5 * scale)
+
+
+def test_kernel_gets_no_gradient():
+    x = tf.ones((1, 5, 5, 2))
+    kernel = tf.Variable(tf.ones((3, 3, 2, 2)))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(convgrad.conv2d(x, kernel))
+    assert tape.gradient(loss, kernel) is None
+
+
+def test_dilated_convolutions_are_not_covered():
+    assert not convgrad.covers((3, 3, 2, 2), 1, "SAME", 2, "float32")
+    assert not convgrad.covers((3, 3, 2, 2), (1, 1), "VALID", (2, 1), "float32")
+
+
+@pytest.mark.parametrize("kernel_shape,strides,padding,dilations,dtype", [
+    ((3, 3, 2, 2), 2, "SAME", 1, "float32"),       # strided
+    ((2, 2, 2, 2), 1, "SAME", 1, "float32"),       # even kernel: SAME pads it asymmetrically
+    ((3, 3, 2, 2), 1, "SAME", 1, "bfloat16"),      # 16-bit types keep TensorFlow's gradient
+])
+def test_uncovered_convolutions_are_plain(kernel_shape, strides, padding, dilations, dtype):
+    assert not convgrad.covers(kernel_shape, strides, padding, dilations, dtype)
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.standard_normal((1, 8, 8, 2)), dtype)
+    kernel = tf.constant(rng.standard_normal(kernel_shape), dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, kernel])
+        y = convgrad.conv2d(x, kernel, strides, padding, dilations)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32))
+    expected = tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations)
+    np.testing.assert_array_equal(tf.cast(y, tf.float32).numpy(), tf.cast(expected, tf.float32).numpy())
+    assert tape.gradient(loss, kernel) is not None  # TensorFlow's own gradient, kernel included
