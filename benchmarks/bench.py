@@ -468,9 +468,29 @@ def child(kind: str, size: int) -> dict:
         TutorialStyle(base, to_float(_image(size)), to_float(_image(size, STYLE))).run(20, 10, on_preview)
     else:
         raise SystemExit(f"unknown child kind {kind!r}")
-    return {"kind": kind + ("-warm" if warm else ""), "size": size, "first_preview_s": first,
-            "wall_s": time.perf_counter() - t0,
-            "peak_rss_mb": _peak_rss_mb()}
+    wall = time.perf_counter() - t0
+    return {"kind": kind + ("-warm" if warm else ""), "size": size, "first_preview_s": first, "wall_s": wall,
+            "peak_rss_mb": _peak_rss_mb(), **_precision_of(kind)}
+
+
+def _cpu_flags() -> str:
+    """The CPU's bfloat16 and AVX-512 flags from /proc/cpuinfo, space-separated ('' when it has none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.partition(":")[2].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return " ".join(sorted({f for f in flags if "bf16" in f or f in ("avx2", "avx512f", "amx_tile")}))
+
+
+def _precision_of(kind: str) -> dict:
+    """What a fresh-process row ran with: the CPU, whether it has bfloat16 instructions, and the compute precision
+    (the tutorials always run float32; nbart's runs use precision='auto', resolved here as the run resolved it)."""
+    from nbart import backbones
+
+    precision = "float32" if kind.endswith("tutorial") else backbones.resolve_precision("auto")
+    return {"precision": precision, "cpu": backbones._cpu_model(), "cpu_bf16": backbones._cpu_has_bf16(),
+            "cpu_flags": _cpu_flags()}
 
 
 def in_subprocess(kind: str, size: int) -> dict:
@@ -558,13 +578,15 @@ def report(results: dict) -> str:
                 f"{p['frames']} frames, {p['preview_s'] * 1000:.0f} ms of {p['wall_s']:.1f} s = "
                 f"{100 * p['fraction']:.2f}% of run time"]
     if results.get("fresh"):
-        rows = [["fresh process", "size", "first preview (s)", "peak RSS (MB)", "wall (s)"]]
+        rows = [["fresh process", "size", "precision", "CPU bfloat16", "first preview (s)", "peak RSS (MB)",
+                 "wall (s)"]]
         for c in results["fresh"]:
             if "error" in c:
-                rows.append([c["kind"], c["size"], "error", "", ""])
+                rows.append([c["kind"], c["size"], "", "", "error", "", ""])
                 continue
             fp = f"{c['first_preview_s']:.2f}" if c["first_preview_s"] is not None else "-"
-            rows.append([c["kind"], c["size"], fp, f"{c['peak_rss_mb']:.0f}", f"{c['wall_s']:.1f}"])
+            rows.append([c["kind"], c["size"], c.get("precision", "?"), "yes" if c.get("cpu_bf16") else "no", fp,
+                         f"{c['peak_rss_mb']:.0f}", f"{c['wall_s']:.1f}"])
         out += ["", table(rows)]
     return "\n".join(out)
 
