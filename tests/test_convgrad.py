@@ -69,3 +69,28 @@ def test_uncovered_convolutions_are_plain(kernel_shape, strides, padding, dilati
     expected = tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations)
     np.testing.assert_array_equal(tf.cast(y, tf.float32).numpy(), tf.cast(expected, tf.float32).numpy())
     assert tape.gradient(loss, kernel) is not None  # TensorFlow's own gradient, kernel included
+
+
+@pytest.mark.parametrize("model, layers", [("inception_v3", ("mixed0", "mixed2")), ("vgg16", ("block1_conv1",
+                                                                                             "block3_conv2"))])
+def test_lean_extractor_input_gradient_matches_the_keras_model(model, layers, monkeypatch):
+    # the lean executor's stride-1 convolutions use convgrad.conv2d; the Keras model uses TensorFlow's gradient
+    from nbart import backbones
+
+    bb = backbones.get(model)
+    backbones.clear_cache()
+    lean = backbones.Extractor(bb, "none", "float32", layers)
+    monkeypatch.setattr(backbones, "LEAN", False)
+    plain = backbones.Extractor(bb, "none", "float32", layers)
+    assert lean.lean is not None and plain.lean is None
+    x = tf.constant(np.random.default_rng(2).random((1, 80, 96, 3)), tf.float32)
+    gradients = []
+    for ext in (lean, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.add_n([tf.reduce_mean(tf.square(a)) for a in ext(x)])
+        gradients.append(tape.gradient(loss, x).numpy())
+    scale = float(np.abs(gradients[1]).max())
+    assert scale > 0
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=0, atol=1e-3 * scale)
+    backbones.clear_cache()
