@@ -393,8 +393,10 @@ def style_loss_target(size: int, adam_steps: int, full_steps: int = 1000, nbart_
 # Fresh-process measurements: time to first preview and peak memory
 
 
-def child(kind: str, size: int) -> dict:
-    """One run in this (fresh) process; returns time to first preview and peak RSS."""
+def child(kind: str, size: int, steps: int | None = None) -> dict:
+    """One run in this (fresh) process; returns time to first preview and peak RSS. ``steps``: style iterations per
+    size or dream steps per octave instead of the defaults (for memory rows at large sizes: the peak is reached once
+    L-BFGS holds all its corrections, after 7 iterations)."""
     import tensorflow as tf  # imported before the clock starts: "from Run", not from kernel start
 
     from nbart.events import preview_jpeg
@@ -405,6 +407,8 @@ def child(kind: str, size: int) -> dict:
     kind = kind.removesuffix("-warm")
     dream_params = dict(model="inception_v3", weights="none", seed=0, max_size=size)
     style_params = dict(model="vgg19", weights="none", seed=0, max_size=size)
+    if steps is not None:
+        dream_params["steps"] = style_params["steps"] = steps
     if warm:
         import nbart
 
@@ -414,7 +418,7 @@ def child(kind: str, size: int) -> dict:
     if kind.startswith("dream-nbart"):
         from nbart import dream_run
 
-        extra = {"steps": 1} if kind == "dream-nbart-steps1" else {}
+        extra = {"steps": 1} if kind == "dream-nbart-steps1" and steps is None else {}
         for event in dream_run(_image(size), **dream_params, **extra):
             if first is None:
                 preview_jpeg(event)
@@ -470,7 +474,7 @@ def child(kind: str, size: int) -> dict:
         raise SystemExit(f"unknown child kind {kind!r}")
     wall = time.perf_counter() - t0
     return {"kind": kind + ("-warm" if warm else ""), "size": size, "first_preview_s": first, "wall_s": wall,
-            "peak_rss_mb": _peak_rss_mb(), **_precision_of(kind)}
+            "peak_rss_mb": _peak_rss_mb(), **({"steps": steps} if steps is not None else {}), **_precision_of(kind)}
 
 
 def _cpu_flags() -> str:
@@ -608,9 +612,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-size", type=int, default=512, help=argparse.SUPPRESS)
+    ap.add_argument("--child-steps", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.child_size)))
+        print(json.dumps(child(args.child, args.child_size, args.child_steps)))
         return 0
     if args.quick:
         args.sizes, args.repeats, args.dream_steps, args.style_steps = "96", 1, 2, 2
