@@ -73,15 +73,14 @@ def test_uncovered_convolutions_are_plain(kernel_shape, strides, padding, dilati
 
 @pytest.mark.parametrize("model, layers", [("inception_v3", ("mixed0", "mixed2")), ("vgg16", ("block1_conv1",
                                                                                              "block3_conv2"))])
-def test_lean_extractor_input_gradient_matches_the_keras_model(model, layers, monkeypatch):
+def test_lean_extractor_input_gradient_matches_the_keras_model(model, layers):
     # the lean executor's stride-1 convolutions use convgrad.conv2d; the Keras model uses TensorFlow's gradient
     from nbart import backbones
 
     bb = backbones.get(model)
     backbones.clear_cache()
     lean = backbones.Extractor(bb, "none", "float32", layers)
-    monkeypatch.setattr(backbones, "LEAN", False)
-    plain = backbones.Extractor(bb, "none", "float32", layers)
+    plain = backbones.Extractor(bb, "none", "float32", layers, lean=False)
     assert lean.lean is not None and plain.lean is None
     x = tf.constant(np.random.default_rng(2).random((1, 80, 96, 3)), tf.float32)
     gradients = []
