@@ -49,6 +49,7 @@ def _checkpoint_seconds() -> float:
 
 
 CHECKPOINT_SECONDS = _checkpoint_seconds()
+CHECKPOINT_COST_RATIO = 100  # the interval is at least this many times a checkpoint's cost: at most 1 % of the run
 # The signals a scheduler, `timeout` or a closed terminal send to end a process: they end a run as Ctrl-C does.
 ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -397,29 +398,37 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
 
 class _Checkpoints:
     """Writes the run's latest image to the output path, atomically, every CHECKPOINT_SECONDS and at every stage's
-    end, so that a death nothing can catch (SIGKILL, an out-of-memory abort) leaves recent work on disk."""
+    end, so that a death nothing can catch (SIGKILL, an out-of-memory abort) leaves recent work on disk.
+
+    The interval grows to CHECKPOINT_COST_RATIO times the last checkpoint's cost when that is longer (a huge
+    image), so that checkpoints never take more than 1/CHECKPOINT_COST_RATIO of the run between stage ends."""
 
     def __init__(self, run: Any, path: str, inputs: list[str], bar: Any):
         self.run, self.path, self.inputs, self.bar = run, path, inputs, bar
         self.last = time.monotonic()
         self.failed = False
         self.seconds = 0.0  # time spent writing checkpoints (what they cost the run)
+        self.cost = 0.0  # the last checkpoint's seconds
         self.count = 0
 
     def after(self, event: Any) -> None:
         if event.done or self.failed:
             return  # the final image is written next
         stage_end = (event.step * event.stages) % event.total == 0
-        if not stage_end and time.monotonic() - self.last < CHECKPOINT_SECONDS:
+        # 0 (a test's setting): after every step, whatever it costs
+        interval = CHECKPOINT_SECONDS and max(CHECKPOINT_SECONDS, CHECKPOINT_COST_RATIO * self.cost)
+        if not stage_end and time.monotonic() - self.last < interval:
             return
         t0 = time.monotonic()
         try:
-            save_image(event.pil(), self.path, self.run.metadata(ended="checkpoint", inputs=self.inputs))
+            save_image(event.pil(), self.path, self.run.metadata(ended="checkpoint", inputs=self.inputs),
+                       checkpoint=True)
         except ImageError as e:  # the final write reports it again; the run goes on
             self.failed = True
             self.bar.write(f"nbart: warning: no checkpoint written: {e}", file=sys.stderr)
         self.last = time.monotonic()
-        self.seconds += self.last - t0
+        self.cost = self.last - t0
+        self.seconds += self.cost
         self.count += 1
 
 

@@ -121,7 +121,7 @@ def _recorded_checkpoints(monkeypatch):
     real = cli.save_image
 
     def recording(img, path, params=None, **kw):
-        saved.append(dict(params))
+        saved.append(dict(params, checkpoint_write=kw.get("checkpoint", False)))
         return real(img, path, params, **kw)
 
     monkeypatch.setattr(cli, "save_image", recording)
@@ -138,6 +138,7 @@ def test_checkpoints_at_every_stage_end_and_every_interval(tmp_path, gradient_im
     assert cli.main(["dream", str(photo), "-o", str(out), *FLAGS, "--quiet", "--max-size=64", "--octaves=2",
                      "--steps=2"]) == 0
     checkpoints = [m for m in saved if m["ended"] == "checkpoint"]
+    assert all(m["checkpoint_write"] for m in checkpoints) and not saved[-1]["checkpoint_write"]  # fast, no fsync
     assert [m["steps_done"] for m in checkpoints] == at_steps
     assert saved[-1]["ended"] == "completed" and saved[-1]["steps_done"] == 4 and len(saved) == len(at_steps) + 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photo.png"]  # no temporary file left
