@@ -251,7 +251,7 @@ def test_ctrl_c_before_the_first_step_and_again_while_saving(photo, tmp_path, mo
 
     monkeypatch.setattr(events.Run, "__next__", interrupt_at_2)
     monkeypatch.setattr(Image.Image, "save", impatient_save)
-    assert cli.main(["dream", str(photo), "-o", str(out), *FLAGS, "--max-size=64"]) == 130
+    assert cli.main(["dream", str(photo), "-o", str(out), *FLAGS, "--max-size=64", "--octaves=2"]) == 130
     assert capsys.readouterr().err.splitlines() == ["nbart: interrupted"]
     assert _files(tmp_path) == ["photo.png"]  # no partial output, no temporary file
 
