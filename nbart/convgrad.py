@@ -4,7 +4,8 @@ TensorFlow's CPU kernel for the gradient of a float32 ``Conv2D`` with respect to
 (``Conv2DBackpropInput``) first unfolds the whole output gradient into a column buffer of (output pixels) x
 (kernel height x kernel width x output channels) floats: for VGG's ``block1_conv2`` at 437x512 px that is 516 MB,
 allocated at every gradient; measured here (AMD EPYC, AVX2, TensorFlow 2.21), one such gradient peaks at 1318 MB
-RSS against 828 MB for the forward convolution. The forward ``Conv2D`` kernel does not do that. For a stride-1, undilated convolution the input
+RSS against 828 MB for the forward convolution. The forward ``Conv2D`` kernel does not do that. For a stride-1,
+undilated convolution the input
 gradient *is* a forward convolution (Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", 2016,
 section 4: the transpose of a stride-1 convolution is a convolution with the kernel flipped in space and its input and
 output channels swapped, padded by ``k - 1 - p``), so :func:`conv2d` computes it as one: the same values up to float

@@ -60,6 +60,7 @@ class DreamPrepared(runs.Prepared):
     specs: tuple[tuple[str, int | None], ...] = ()
     layer_weights: tuple[float, ...] = ()
     fell_back: bool = False  # the asked layers were replaced: the fallback backbone lacks them
+    octaves: int | None = None  # the octaves that run, where fewer than asked fit the image (set by the run)
 
     def layers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(name for name, _ in self.specs))
@@ -88,6 +89,8 @@ class DreamPrepared(runs.Prepared):
         ran = super().ran()
         if self.fell_back:
             ran.update(layers=self.backbone.dream_layers, layer_weights=())
+        if self.octaves is not None:
+            ran.update(octaves=self.octaves)
         return ran
 
 
@@ -181,6 +184,11 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
     if min(start.size) > round(min(original) * min(1.0, p.max_size / max(original))):  # beyond the downscale
         notices.append(runs.upscaled("image", original, start.size, bb))
     sizes = octave_sizes(start.size[1], start.size[0], p.octaves, p.octave_scale, bb.min_size)
+    if len(sizes) < p.octaves:  # the coarse octaves would be smaller than the backbone accepts
+        prepared.octaves = len(sizes)
+        notices.append(f"running {len(sizes)} of the {p.octaves} octaves asked: at {start.size[0]}x{start.size[1]} "
+                       f"px with octave_scale {p.octave_scale:g}, the others would have a side under the "
+                       f"{bb.min_size} px {bb.name} accepts; raise max_size or lower octave_scale for more")
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
         return _dream_steps(to_float(start), prepared, sizes, stop)
@@ -254,6 +262,10 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
             except Stopped:
                 return Outcome.STOPPED
             loss = -float(np.dot(weights, means))
+            if step == 0 and math.isfinite(loss) and not bool(tf.reduce_any(gradient != 0.0)):
+                # nothing to climb (a layer whose activation is 0 everywhere): the run goes on, leaving it as is
+                notices.append(f"nothing to dream at {size[1]}x{size[0]}: the layers' activation "
+                               f"({-loss:.4g}) has a zero gradient, so the image stays as it is; try other layers")
             if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(gradient)))):
                 notices.append(runs.non_finite(step + 1, "the loss or gradient"))
                 return Outcome.FAILED

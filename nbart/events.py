@@ -19,7 +19,8 @@ from PIL import Image
 from nbart.errors import Stopped, error_message  # noqa: F401  (re-exported: their old home)
 from nbart.images import encode, to_uint8
 
-__all__ = ["StepEvent", "Outcome", "Run", "Stopped", "run_with_notices", "error_message", "preview_jpeg"]
+__all__ = ["StepEvent", "Outcome", "Run", "Control", "Stopped", "run_with_notices", "Interrupted", "error_message",
+           "preview_jpeg"]
 
 
 class Outcome(str, enum.Enum):
@@ -104,6 +105,20 @@ class StepEvent:
                 f"elapsed={self.elapsed:.1f}s)")
 
 
+class Control(threading.Event):
+    """A run's stop flag (a ``threading.Event``: ``set()`` asks the run to stop) that also carries its progress within
+    the current step: the engine calls ``report(done, total)`` as parts of a long step finish (a tiled dream step's
+    tiles), and :attr:`Run.progress` reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progress: tuple[int, int] | None = None
+
+    def report(self, done: int, total: int) -> None:
+        """``done`` of the current step's ``total`` parts are finished (called from the engine's thread)."""
+        self.progress = (done, total)
+
+
 class Run:
     """A run in progress: iterate it for :class:`StepEvent`; ``stop()`` from any thread; ``image()`` any time.
 
@@ -128,7 +143,7 @@ class Run:
         self.prepared = prepared
         self.inputs = inputs  # what the images came from, as the metadata names them
         self.error: Exception | None = None  # what ended the run, if it failed
-        self._stop = threading.Event()
+        self._stop = Control()
         self._steps = steps
         self._continue_with = continue_with
         self._gen: Iterator[StepEvent] | None = None
@@ -164,6 +179,7 @@ class Run:
                 self._finished, self.outcome = True, Outcome.STOPPED
                 raise
             self.latest = event
+            self._stop.progress = None  # the next step has done none of its parts yet
             return event
         finally:
             self._pulling.release()
@@ -176,6 +192,13 @@ class Run:
     def stopped(self) -> bool:
         """Whether a stop was asked for (a run may still have completed: the stop came after its last step)."""
         return self._stop.is_set()
+
+    @property
+    def progress(self) -> tuple[int, int] | None:
+        """Progress within the step being computed, as (parts done, parts), or None when the step has no parts
+        reported (one network call). A tiled dream step reports its tiles. Safe to read from any thread while
+        another pulls events: a front-end polls it (the CLI bar every half second) to show a long step moving."""
+        return self._stop.progress
 
     @property
     def finished(self) -> bool:
@@ -198,12 +221,15 @@ class Run:
         ``params`` holds the values that ran (the backbone, weights and precision after any fallback, the layers
         used, the concrete seed), so ``task(inputs, **params)`` gives the same pixels; ``requested`` the values
         asked for, where they differ. Also ``task``, ``steps_done``, ``ended`` (the outcome, or None while
-        running) and ``inputs``. ``extra`` keys are added or replace these (a CLI's ``ended="interrupted"``).
+        running), ``inputs`` and ``size``, the output's [width, height] in px (which ``max_size``, an upscale to
+        the backbone's minimum or the input's own size decided). ``extra`` keys are added or replace these (a
+        CLI's ``ended="interrupted"``).
         """
         asked = self.params.to_dict()
         ran = self.params.replace(**self.prepared.ran()).to_dict() if self.prepared is not None else asked
         meta: dict[str, Any] = {"task": self.task, "params": ran, "steps_done": self.latest.step if self.latest else 0,
-                                "ended": str(self.outcome) if self.outcome else None, "inputs": list(self.inputs)}
+                                "ended": str(self.outcome) if self.outcome else None, "inputs": list(self.inputs),
+                                "size": list(self.start_image.size)}
         if ran != asked:
             meta["requested"] = {k: v for k, v in asked.items() if ran[k] != v}
         meta.update(extra)
@@ -255,8 +281,18 @@ class Run:
         self.close()
 
 
+class Interrupted(UserWarning):
+    """The warning of a one-call function (``nbart.dream``...) interrupted after some steps: it returned the image
+    it had."""
+
+
 def run_with_notices(run: Run) -> Image.Image:
-    """Run to the end and return the final image, issuing the run's notices as warnings as they appear."""
+    """Run to the end and return the final image, issuing the run's notices as warnings as they appear.
+
+    Interrupted (``KeyboardInterrupt``: a notebook kernel's interrupt button) after at least one step, it returns
+    the image of the last finished step with an :class:`Interrupted` warning naming that step, so the finished
+    work is kept; interrupted before the first step, it raises as before (there is nothing to return).
+    """
     import warnings
 
     shown = 0
@@ -268,7 +304,15 @@ def run_with_notices(run: Run) -> Image.Image:
         shown = len(run.notices)
 
     show()
-    result = run.run(show)
+    try:
+        result = run.run(show)
+    except KeyboardInterrupt:
+        show()
+        if run.latest is None:
+            raise
+        warnings.warn(f"interrupted at step {run.latest.step}/{run.total}: returned the image of that step",
+                      Interrupted, stacklevel=3)
+        return run.image()
     show()
     return result
 

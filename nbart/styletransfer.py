@@ -268,6 +268,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
             return loss_and_gradient(x, content_targets, style_targets, weights, style_layer_weights)
 
         label = f"size {stage + 1}/{len(stages)} · {size[1]}x{size[0]}"
+        stage_start = step
         iterations = optimizers.lbfgs(evaluate, x0, p.steps, stop) if p.optimizer == "lbfgs" else \
             optimizers.adam(evaluate, x0, p.steps, stop, p.learning_rate)
         try:
@@ -288,9 +289,24 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
             iterations.close()  # ends L-BFGS's helper thread at once
         if stop.is_set():
             return Outcome.STOPPED
-        if image is None:  # not stopped, yet not one step: the optimizer could not move from the start
-            notices.append(f"the optimizer made no progress at {label}; try optimizer='adam' or other weights")
-            return Outcome.FAILED
+        if step == stage_start:  # not stopped, yet not one step: L-BFGS returned at once
+            loss, parts, gradient = evaluate(tf.constant(x0, tf.float32))
+            degenerate = float(loss) == 0.0 or not bool(tf.reduce_any(gradient != 0.0))
+            if degenerate:  # nothing to optimize (zero loss or gradient): the start image is the right answer
+                notices.append(f"nothing to optimize at {label}: the loss is {float(loss):.4g} with a zero gradient "
+                               f"at the start image, which is kept (check the weights: content "
+                               f"{p.content_weight:g}, style {p.style_weight:g}, tv {p.tv_weight:g})")
+            else:
+                notices.append(f"the optimizer made no progress at {label}; kept its start image; try "
+                               f"optimizer='adam' or other weights")
+            image = x0
+            step = (stage + 1) * p.steps
+            yield StepEvent(step=step, total=total, stage=stage, stages=len(stages), label=label, loss=float(loss),
+                            elapsed=time.perf_counter() - t0, size=output_size, render=lambda x=x0: finish(x),
+                            done=degenerate and step == total,
+                            metrics=dict(zip(("content", "style", "tv"), map(float, parts.numpy()))))
+            if not degenerate:
+                return Outcome.FAILED
         step = (stage + 1) * p.steps  # a stage whose optimizer ended early still counts its planned steps
     return Outcome.COMPLETED
 

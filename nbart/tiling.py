@@ -31,15 +31,21 @@ def _over_tiles(image: Any, tile_size: int, min_size: int, stop: threading.Event
     :class:`Stopped`."""
     height, width = int(image.shape[0]), int(image.shape[1])
     rows, total = [], 0.0
-    for y0, y1 in tiles(height, tile_size, min_size):
+    ys, xs = tiles(height, tile_size, min_size), tiles(width, tile_size, min_size)
+    report = getattr(stop, "report", None)  # a Run's Control: the front-end shows tiles done / tiles
+    if report is not None:
+        report(0, len(ys) * len(xs))
+    for y0, y1 in ys:
         row = []
-        for x0, x1 in tiles(width, tile_size, min_size):
+        for x0, x1 in xs:
             if stop is not None and stop.is_set():
                 raise Stopped
             share = (y1 - y0) * (x1 - x0) / (height * width)
             first, second = fn(image[y0:y1, x0:x1])
             total = total + share * first.numpy()
             row.append(None if second is None else second * share)
+            if report is not None:
+                report(len(rows) * len(xs) + len(row), len(ys) * len(xs))
         rows.append(row)
     return total, rows
 

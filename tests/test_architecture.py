@@ -17,8 +17,8 @@ LAYERS = [
     ["errors"],  # error types and the one advice table: imports nothing of nbart
     ["spec", "registry", "images", "resources"],  # spec machinery; backbone data; image I/O; memory limits
     ["params", "weights"],  # the task parameter specs; which weights, loading them
-    ["precision", "objectives", "lean", "runtime", "executor", "pixels", "convgrad"],  # float32/bfloat16; the paper's losses;
-    # the lean executor; the single-threaded TF executor; float image resizing and colour transforms; the
+    ["precision", "objectives", "lean", "runtime", "executor", "pixels", "convgrad"],
+    # float32/bfloat16; the paper's losses; the lean executor; the single-threaded TF executor; float image resizing and colour transforms; the
     # convolutions whose input gradient is a forward convolution (lean's float32 memory)
     ["grams"],  # the Gram matrices' memory-saving custom gradients (on objectives.gram_matrix)
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
