@@ -8,6 +8,7 @@ Ctrl-C (the current image is still written). No traceback reaches the user unles
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import re
@@ -34,6 +35,26 @@ class CliError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, no usage dump
         raise CliError(f"{message} (see {self.prog} --help)")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an unknown flag is named with the closest real one (``--stepz``: ``--steps``)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            sub = self._subparser(getattr(parsed, "command", None))
+            known = list(sub._option_string_actions)  # noqa: SLF001 (argparse keeps no public list of flags)
+            hints = [f"did you mean {close[0]}?" for flag in extras if flag.startswith("--")
+                     for close in [difflib.get_close_matches(flag.split("=", 1)[0], known, n=1, cutoff=0.6)]
+                     if close]
+            where = sub.prog if sub is not self else self.prog
+            raise CliError(f"unrecognized arguments: {' '.join(extras)}" + (f"; {' '.join(hints)}" if hints else "")
+                           + f" (see {where} --help)")
+        return parsed
+
+    def _subparser(self, command: str | None) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:  # noqa: SLF001
+                return action.choices[command]
+        return self
 
 
 def _flag(name: str) -> str:

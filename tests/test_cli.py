@@ -91,6 +91,18 @@ def test_bad_inputs_and_outputs_exit_2_with_one_line(photo, tmp_path, capsys):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_errors_say_where_they_looked_and_suggest_the_likely_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["dream", "grace_hopper", "-o", "o.png"]) == 2
+    assert _error_line(capsys).endswith(f"no such file: grace_hopper (looked in {tmp_path}); "
+                                        "did you mean sample:grace_hopper?")
+    assert cli.main(["dream", "sample:grace_hopper", "-o", "o.png", "--stepz", "3", "--octavs=2"]) == 2
+    line = _error_line(capsys)
+    assert "unrecognized arguments: --stepz 3 --octavs=2" in line
+    assert "did you mean --steps?" in line and "did you mean --octaves?" in line and "nbart dream --help" in line
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_ctrl_c_writes_the_current_image_and_exits_130(photo, tmp_path, monkeypatch, capsys):
     real_next = events.Run.__next__
 

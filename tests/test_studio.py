@@ -2,6 +2,7 @@
 panel, history, Show code and Save. Runs against ipywidgets 8 + ipykernel 7 and against Colab's ipywidgets 7.7 +
 ipykernel 6.17 (see .ci/run)."""
 
+import os
 import sys
 import threading
 import time
@@ -160,10 +161,11 @@ def test_a_bad_image_shows_an_error_in_the_panel_and_keeps_the_picture(tmp_path)
     s = tiny_studio()
     before = bytes(s.preview.value)
     s.pickers["image"].kind.value = "url"
-    s.pickers["image"].url.value = str(tmp_path / "missing.jpg")
+    s.pickers["image"].url.value = "missing.jpg"
     assert s.start()
     assert s.wait(60)
     assert "no such file" in s.message.value and "Error" in s.message.value
+    assert f"looked in {os.getcwd()}" in s.message.value  # the kernel's working folder, where a relative path points
     assert "Traceback" not in s.message.value  # plain words for an expected error
     assert bytes(s.preview.value) == before and s.history == [] and not s.running
     assert not s.buttons["run"].disabled
