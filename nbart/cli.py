@@ -11,9 +11,7 @@ import argparse
 import difflib
 import math
 import os
-import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -255,37 +253,11 @@ def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
                 raise CliError(f"output {path} is the input; choose another file name so the input is kept")
 
 
-# TensorFlow's native start-up lines (oneDNN, CUDA probing on CPU machines, CPU-feature hints): informational.
-_NATIVE_NOISE = re.compile(
-    r"^(I0000 |WARNING: All log messages before absl|E0000 .*(cuInit|CUDA)|W0000 .*(cuda|TensorRT)|"
-    r"To enable the following instructions|.*rebuild TensorFlow with the appropriate compiler flags)"
-)
-
-
 def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its native start-up chatter hidden from the terminal; other lines are replayed.
+    """Import TensorFlow before the progress bar starts, with its native start-up chatter hidden (nbart.quiet)."""
+    from nbart.quiet import tensorflow
 
-    TensorFlow writes these from C++ straight to file descriptor 2, before any Python logging exists, so the only
-    way to keep a progress bar readable is to hold fd 2 while it starts.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")  # CUDA probing happens here, once
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines():
-                if line.strip() and not _NATIVE_NOISE.search(line):
-                    print(line, file=sys.stderr)
+    tensorflow()
 
 
 def _run_task(task: Task, args: argparse.Namespace) -> int:

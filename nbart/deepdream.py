@@ -78,7 +78,8 @@ class DreamPrepared(runs.Prepared):
 
     def trace(self) -> None:
         """Build the network and trace both functions on a tiny image, as a run's first step would."""
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         image = tf.zeros([self.backbone.min_size, self.backbone.min_size, 3], tf.float32)
         self.means(image)  # a run's first step needs the layer means
@@ -134,7 +135,8 @@ def traced_functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | Non
 
 
 def _trace(ext: backbones.Extractor, names: tuple[str, ...]) -> tuple[Any, Any]:
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     index = [ext.layers.index(name) for name in names]
 
@@ -203,7 +205,8 @@ def _continued(run: Run, steps: int) -> Run:
 
 def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tuple[int, int]],
                  stop: threading.Event) -> Iterator[StepEvent]:
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     t0 = time.perf_counter()
     p, notices = prepared.params, prepared.notices

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import tensorflow as tf
+from nbart.quiet import tensorflow
+
+tf = tensorflow()
 
 from nbart import objectives
 

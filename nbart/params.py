@@ -66,9 +66,26 @@ class _Params(SpecParams):
             raise ParamError(f"{w!r} is not a Keras weights file (HDF5 .weights.h5/.h5, or .keras)")
 
     def _check_layers(self, attr: str, allow_channels: bool) -> None:
+        """Layers of the model, or with ``weights="auto"`` of the backbone that will really run (the offline
+        fallback's layers when ImageNet weights can't be had here), so that the layers a notice names are accepted."""
         bb = registry.get(self.model)
         for spec in getattr(self, attr):
-            bb.parse_layer(spec, allow_channels=allow_channels)
+            try:
+                bb.parse_layer(spec, allow_channels=allow_channels)
+            except ParamError:
+                if self.weights != "auto":
+                    raise
+                from nbart.weights import resolve  # same layer; imported here only on this rare path
+
+                ran = resolve(self.model, "auto").backbone
+                if ran is bb:
+                    raise
+                try:
+                    ran.parse_layer(spec, allow_channels=allow_channels)
+                except ParamError:
+                    raise ParamError(f"unknown layer {spec.partition(':')[0]!r} for {bb.name} or for {ran.name}, "
+                                     f"which runs here instead; choose from {bb.layer_range()} or "
+                                     f"{ran.layer_range()}") from None
 
     def _check_max_size(self) -> None:
         bb = registry.get(self.model)

@@ -65,7 +65,8 @@ class StylePrepared(runs.Prepared):
     def trace(self) -> None:
         """Build the network and trace both functions on a tiny image, as a run's first step would."""
         import scipy.optimize  # noqa: F401  L-BFGS's first iteration would import it: 0.3-0.5 s of the first preview
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         image = tf.fill([self.backbone.min_size, self.backbone.min_size, 3], 0.5)
         content_targets, grams = self.features(image)
@@ -177,7 +178,8 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
     key = ("style", n_content, n_style)
     if key in ext.functions:
         return ext.functions[key]
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     from nbart import objectives
 
@@ -218,7 +220,8 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
 def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: tuple[float, ...],
                  content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
                  init: np.ndarray | None = None) -> Iterator[StepEvent]:
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     from nbart import objectives
 

@@ -1,8 +1,9 @@
+import re
 import subprocess
 import sys
 
 import pytest
-from conftest import TINY
+from conftest import ROOT, TINY
 from PIL import Image
 
 from nbart import cli, events, images
@@ -101,6 +102,20 @@ def test_errors_say_where_they_looked_and_suggest_the_likely_fix(tmp_path, monke
     assert "unrecognized arguments: --stepz 3 --octavs=2" in line
     assert "did you mean --steps?" in line and "did you mean --octaves?" in line and "nbart dream --help" in line
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_layer_of_the_offline_fallback_is_accepted_and_the_readmes_layer_example_runs(photo, tmp_path,
+                                                                                        monkeypatch, capsys):
+    monkeypatch.setenv("NBART_OFFLINE", "1")  # the default inception_v3 falls back to the offline VGG16
+    out = tmp_path / "o.png"
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"`--layers (\S+)` dreams a single channel", readme).group(1)
+    for layers in ("block4_conv3", example):
+        assert cli.main(["dream", str(photo), "-o", str(out), "--max-size=80", "--steps=1", "--octaves=1",
+                         "--quiet", "--seed=0", f"--layers={layers}"]) == 0, capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "don't exist" not in err and "unknown layer" not in err, err
+        assert list(images.read_params(out)["params"]["layers"]) == [layers]
 
 
 def test_ctrl_c_writes_the_current_image_and_exits_130(photo, tmp_path, monkeypatch, capsys):
