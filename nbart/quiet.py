@@ -32,7 +32,10 @@ def tensorflow() -> Any:
     it is returned as is."""
     with _LOCK:
         if "tensorflow" in sys.modules:
-            return sys.modules["tensorflow"]
+            tf = sys.modules["tensorflow"]
+            if not _filtered:  # imported by someone else (Keras, the user) first: the warning filter still goes in
+                _quiet_retracing()
+            return tf
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the later native INFO/WARNING lines
         sys.stderr.flush()
         saved = os.dup(2)
@@ -49,8 +52,16 @@ def tensorflow() -> Any:
                 for line in captured.read().decode(errors="replace").splitlines():
                     if line.strip() and not NATIVE_NOISE.search(line):
                         print(line, file=sys.stderr)
-        logging.getLogger("tensorflow").addFilter(_no_retracing)
+        _quiet_retracing()
         return tf
+
+
+_filtered: list[bool] = []
+
+
+def _quiet_retracing() -> None:
+    logging.getLogger("tensorflow").addFilter(_no_retracing)
+    _filtered.append(True)
 
 
 def _no_retracing(record: logging.LogRecord) -> bool:
