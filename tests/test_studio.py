@@ -494,3 +494,23 @@ def test_a_studio_warms_its_network_up_in_the_background():
     studio.warm_up_thread.join(120)
     assert ("vgg16", "none", "float32", ("block3_conv1",)) in backbones._extractors
     assert nbart.DreamStudio(warm_up=False).warm_up_thread is None
+
+
+def test_offline_the_layer_lists_offer_the_layers_of_the_network_that_runs_and_the_model_control_says_so(monkeypatch):
+    monkeypatch.setenv("NBART_OFFLINE", "1")  # inception_v3's ImageNet weights can't be had: the VGG16 runs
+    s = DreamStudio(None, model="inception_v3", weights="auto")
+    vgg = nbart.backbones.get("vgg16")
+    layers = s.controls["layers"]
+    assert set(vgg.layers) <= set(layers.options) and "mixed0" not in layers.options
+    assert layers.value == tuple(vgg.dream_layers)
+    note = s._controls.model_note.value
+    assert "runs vgg16 here" in note and "inception_v3" in note
+    layers.value = ("block4_conv3",)
+    assert s.params().layers == ("block4_conv3",)  # accepted: a layer of the network that really runs
+    s.controls["weights"].value = "none"  # no fallback: inception_v3 itself runs, with its own layers
+    assert "mixed0" in layers.options and s._controls.model_note.value == ""
+    s.controls["weights"].value = "auto"
+    assert "mixed0" not in layers.options and "runs vgg16 here" in s._controls.model_note.value
+    s2 = nbart.StyleStudio(None, None, model="vgg19", weights="auto")
+    assert set(s2.controls["style_layers"].options) == set(vgg.layers)
+    assert "runs vgg16 here" in s2._controls.model_note.value
