@@ -77,6 +77,14 @@ def _show_default(info: FieldInfo) -> str:
     return str(value)
 
 
+def _help_of(info: FieldInfo) -> str:
+    """A flag's help with its default, unless the help already says what empty means and empty is the default."""
+    shown = _show_default(info)
+    if shown == "empty" and "(empty:" in info.spec.help:
+        return info.spec.help
+    return f"{info.spec.help} (default: {shown})"
+
+
 def add_spec_arguments(parser: argparse.ArgumentParser, params_cls: type) -> None:
     """One flag per field of ``params_cls``: ``--octave-scale``, ``--layers a,b``, ``--preserve-colors/--no-...``.
 
@@ -85,7 +93,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, params_cls: type) -> Non
     group = parser.add_argument_group("parameters")
     for info in fields_of(params_cls):
         kw: dict[str, Any] = dict(dest=info.name, default=argparse.SUPPRESS,
-                                  help=f"{info.spec.help} (default: {_show_default(info)})")
+                                  help=_help_of(info))
         if info.kind == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif info.choices:
@@ -188,7 +196,7 @@ def _add_style_sheet(sub: Any, samples: str) -> None:
     for info in fields_of(FastStyleParams):
         if info.name in SHEET_FIELDS:
             kw: dict[str, Any] = dict(dest=info.name, default=argparse.SUPPRESS,
-                                      help=f"{info.spec.help} (default: {_show_default(info)})")
+                                      help=_help_of(info))
             if info.kind == "bool":
                 kw["action"] = argparse.BooleanOptionalAction
             else:

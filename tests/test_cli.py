@@ -179,3 +179,11 @@ def test_offline_notice_is_one_line_on_stderr(photo, tmp_path, capsys):
 def test_python_dash_m_and_version():
     done = subprocess.run([sys.executable, "-m", "nbart", "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("nbart ")
+
+
+def test_help_texts_do_not_repeat_what_empty_means(capsys):
+    for command in ("dream", "style"):
+        assert cli.main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "defaults) (default: empty)" not in text and "(empty: equal) (default: empty)" not in text
+        assert "(default: " in text  # the others still give theirs
