@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from nbart import backbones, images, runs
-from nbart.events import Outcome, Run, StepEvent, Stopped, run_with_notices
+from nbart.events import Outcome, Pace, Run, StepEvent, Stopped, run_with_notices
 from nbart.images import to_float
 from nbart.params import DreamParams, takes
 from nbart.tiling import tiled_gradient, tiled_means, tiles
@@ -238,6 +238,7 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
         return tf.clip_by_value(small_originals[size] + resize(image - base, size), 0.0, 1.0).numpy()
 
     step, total, detail, means = 0, len(sizes) * p.steps, None, None
+    pace = Pace([h * w for h, w in sizes], p.steps)
     for octave, size in enumerate(sizes):
         base = resize(full, size)
         image = base if detail is None else tf.clip_by_value(base + resize(detail, size), 0.0, 1.0)
@@ -263,10 +264,11 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
             gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
             image = tf.clip_by_value(image + p.step_size * gradient, 0.0, 1.0)
             step += 1
+            elapsed = time.perf_counter() - t0
             yield StepEvent(
                 step=step, total=total, stage=octave, stages=len(sizes),
                 label=f"octave {octave + 1}/{len(sizes)} · {size[1]}x{size[0]}",
-                loss=loss, elapsed=time.perf_counter() - t0, size=full_size,
+                loss=loss, elapsed=elapsed, size=full_size, eta=pace.seconds_left(step, elapsed),
                 render=lambda image=image, base=base: composite(image, base), done=step == total,
                 metrics={"activation": -loss},
                 render_small=lambda size, image=image, base=base: composite_small(image, base, size),

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from nbart import backbones, images, optimizers, pixels, runs, styleplan
-from nbart.events import Outcome, Run, StepEvent, run_with_notices
+from nbart.events import Outcome, Pace, Run, StepEvent, run_with_notices
 from nbart.executor import SingleThreaded as _InFixedOrder
 from nbart.images import ImageError, load_image, to_float
 from nbart.params import ParamError, StyleParams, takes
@@ -247,6 +247,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
         return pixels.ycbcr_to_rgb(np.concatenate([pixels.rgb_to_ycbcr(x)[..., :1], chroma], axis=-1))
 
     step, total, image = 0, len(stages) * p.steps, None
+    pace = Pace([h * w for h, w in stages], p.steps)
     if init is not None:  # going on from an earlier result: it is the first stage's start
         image = pixels.luminance(init) if p.preserve_colors else init
     for stage, size in enumerate(stages):
@@ -282,8 +283,10 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
                     return Outcome.FAILED
                 image = x
                 step += 1
+                elapsed = time.perf_counter() - t0
                 yield StepEvent(step=step, total=total, stage=stage, stages=len(stages), label=label, loss=loss,
-                                elapsed=time.perf_counter() - t0, size=output_size, render=lambda x=x: finish(x),
+                                elapsed=elapsed, eta=pace.seconds_left(step, elapsed), size=output_size,
+                                render=lambda x=x: finish(x),
                                 done=step == total, metrics=dict(zip(("content", "style", "tv"), map(float, parts))))
                 if stop.is_set():
                     return Outcome.STOPPED

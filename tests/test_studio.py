@@ -73,7 +73,7 @@ def test_controls_start_from_the_keywords_and_read_back_as_params():
 
 
 def test_layer_list_follows_the_model():
-    s = DreamStudio()
+    s = DreamStudio(weights="none")  # no fallback: each model runs itself (offline, auto: see the test below)
     layers = s.controls["layers"]
     assert layers.options == nbart.backbones.get("inception_v3").layers
     assert layers.value == ("mixed3", "mixed5")
