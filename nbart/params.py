@@ -72,8 +72,8 @@ class _Params(SpecParams):
         for spec in getattr(self, attr):
             try:
                 bb.parse_layer(spec, allow_channels=allow_channels)
-            except ParamError:
-                if self.weights != "auto":
+            except ParamError as e:
+                if self.weights != "auto" or spec.partition(":")[0] in bb.layers:  # a bad channel, say
                     raise
                 from nbart.weights import resolve  # same layer; imported here only on this rare path
 
@@ -83,9 +83,7 @@ class _Params(SpecParams):
                 try:
                     ran.parse_layer(spec, allow_channels=allow_channels)
                 except ParamError:
-                    raise ParamError(f"unknown layer {spec.partition(':')[0]!r} for {bb.name} or for {ran.name}, "
-                                     f"which runs here instead; choose from {bb.layer_range()} or "
-                                     f"{ran.layer_range()}") from None
+                    raise ParamError(f"{e} (or, as {ran.name} runs here instead, {ran.layer_range()})") from None
 
     def _check_max_size(self) -> None:
         bb = registry.get(self.model)
