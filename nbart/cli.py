@@ -14,12 +14,11 @@ atomically (with the settings and the step reached in its metadata, ``ended: "ch
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
-import re
 import signal
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -86,6 +85,26 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, no usage dump
         raise CliError(f"{message} (see {self.prog} --help)")
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an unknown flag is named with the closest real one (``--stepz``: ``--steps``)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            sub = self._subparser(getattr(parsed, "command", None))
+            known = list(sub._option_string_actions)  # noqa: SLF001 (argparse keeps no public list of flags)
+            hints = [f"did you mean {close[0]}?" for flag in extras if flag.startswith("--")
+                     for close in [difflib.get_close_matches(flag.split("=", 1)[0], known, n=1, cutoff=0.6)]
+                     if close]
+            where = sub.prog if sub is not self else self.prog
+            raise CliError(f"unrecognized arguments: {' '.join(extras)}" + (f"; {' '.join(hints)}" if hints else "")
+                           + f" (see {where} --help)")
+        return parsed
+
+    def _subparser(self, command: str | None) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:  # noqa: SLF001
+                return action.choices[command]
+        return self
+
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -109,6 +128,14 @@ def _show_default(info: FieldInfo) -> str:
     return str(value)
 
 
+def _help_of(info: FieldInfo) -> str:
+    """A flag's help with its default, unless the help already says what empty means and empty is the default."""
+    shown = _show_default(info)
+    if shown == "empty" and "(empty:" in info.spec.help:
+        return info.spec.help
+    return f"{info.spec.help} (default: {shown})"
+
+
 def add_spec_arguments(parser: argparse.ArgumentParser, params_cls: type) -> None:
     """One flag per field of ``params_cls``: ``--octave-scale``, ``--layers a,b``, ``--preserve-colors/--no-...``.
 
@@ -117,7 +144,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, params_cls: type) -> Non
     group = parser.add_argument_group("parameters")
     for info in fields_of(params_cls):
         kw: dict[str, Any] = dict(dest=info.name, default=argparse.SUPPRESS,
-                                  help=f"{info.spec.help} (default: {_show_default(info)})")
+                                  help=_help_of(info))
         if info.kind == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif info.choices:
@@ -222,7 +249,7 @@ def _add_style_sheet(sub: Any, samples: str) -> None:
     for info in fields_of(FastStyleParams):
         if info.name in SHEET_FIELDS:
             kw: dict[str, Any] = dict(dest=info.name, default=argparse.SUPPRESS,
-                                      help=f"{info.spec.help} (default: {_show_default(info)})")
+                                      help=_help_of(info))
             if info.kind == "bool":
                 kw["action"] = argparse.BooleanOptionalAction
             else:
@@ -287,37 +314,11 @@ def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
                 raise CliError(f"output {path} is the input; choose another file name so the input is kept")
 
 
-# TensorFlow's native start-up lines (oneDNN, CUDA probing on CPU machines, CPU-feature hints): informational.
-_NATIVE_NOISE = re.compile(
-    r"^(I0000 |WARNING: All log messages before absl|E0000 .*(cuInit|CUDA)|W0000 .*(cuda|TensorRT)|"
-    r"To enable the following instructions|.*rebuild TensorFlow with the appropriate compiler flags)"
-)
-
-
 def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its native start-up chatter hidden from the terminal; other lines are replayed.
+    """Import TensorFlow before the progress bar starts, with its native start-up chatter hidden (nbart.quiet)."""
+    from nbart.quiet import tensorflow
 
-    TensorFlow writes these from C++ straight to file descriptor 2, before any Python logging exists, so the only
-    way to keep a progress bar readable is to hold fd 2 while it starts.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")  # CUDA probing happens here, once
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines():
-                if line.strip() and not _NATIVE_NOISE.search(line):
-                    print(line, file=sys.stderr)
+    tensorflow()
 
 
 def _run_task(task: Task, args: argparse.Namespace) -> int:

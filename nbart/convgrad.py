@@ -35,7 +35,9 @@ def covers(kernel_shape: Any, strides: Any, padding: str, dilations: Any, dtype:
     meaning); strides and dilations an int or a sequence of ints (all must be 1); only float32 is covered (the
     16-bit types keep TensorFlow's gradient, which was not measured to need the column buffer).
     """
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+
+    tf = tensorflow()
 
     if tf.as_dtype(dtype) != tf.float32 or not _ones(strides) or not _ones(dilations):
         return False
@@ -52,7 +54,9 @@ def conv2d(x: Any, kernel: Any, strides: Any = 1, padding: str = "SAME", dilatio
     ``x``: (batch, height, width, in channels); ``kernel``: (kh, kw, in channels, out channels), same dtype.
     Returns (batch, out height, out width, out channels).
     """
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+
+    tf = tensorflow()
 
     if not covers(kernel.shape, strides, padding, dilations, x.dtype):
         return tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations)
@@ -66,7 +70,9 @@ def _stride1(padding: str) -> Any:
     """The custom-gradient stride-1 convolution for one padding ("SAME" with odd kernels, or "VALID")."""
     if padding in _functions:
         return _functions[padding]
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+
+    tf = tensorflow()
 
     @tf.autograph.experimental.do_not_convert  # autograph would convert the returned gradient function
     @tf.custom_gradient

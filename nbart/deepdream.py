@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from nbart import backbones, images, runs
-from nbart.events import Outcome, Run, StepEvent, Stopped, run_with_notices
+from nbart.events import Outcome, Pace, Run, StepEvent, Stopped, run_with_notices
 from nbart.images import to_float
 from nbart.params import DreamParams, takes
 from nbart.tiling import tiled_gradient, tiled_means, tiles
@@ -79,7 +79,8 @@ class DreamPrepared(runs.Prepared):
 
     def trace(self) -> None:
         """Build the network and trace both functions on a tiny image, as a run's first step would."""
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         image = tf.zeros([self.backbone.min_size, self.backbone.min_size, 3], tf.float32)
         self.means(image)  # a run's first step needs the layer means
@@ -137,7 +138,8 @@ def traced_functions(ext: backbones.Extractor, specs: tuple[tuple[str, int | Non
 
 
 def _trace(ext: backbones.Extractor, names: tuple[str, ...]) -> tuple[Any, Any]:
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     index = [ext.layers.index(name) for name in names]
 
@@ -211,7 +213,8 @@ def _continued(run: Run, steps: int) -> Run:
 
 def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tuple[int, int]],
                  stop: threading.Event) -> Iterator[StepEvent]:
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     t0 = time.perf_counter()
     p, notices = prepared.params, prepared.notices
@@ -243,6 +246,7 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
         return tf.clip_by_value(small_originals[size] + resize(image - base, size), 0.0, 1.0).numpy()
 
     step, total, detail, means = 0, len(sizes) * p.steps, None, None
+    pace = Pace([h * w for h, w in sizes], p.steps)
     for octave, size in enumerate(sizes):
         base = resize(full, size)
         image = base if detail is None else tf.clip_by_value(base + resize(detail, size), 0.0, 1.0)
@@ -272,10 +276,11 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
             gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
             image = tf.clip_by_value(image + p.step_size * gradient, 0.0, 1.0)
             step += 1
+            elapsed = time.perf_counter() - t0
             yield StepEvent(
                 step=step, total=total, stage=octave, stages=len(sizes),
                 label=f"octave {octave + 1}/{len(sizes)} · {size[1]}x{size[0]}",
-                loss=loss, elapsed=time.perf_counter() - t0, size=full_size,
+                loss=loss, elapsed=elapsed, size=full_size, eta=pace.seconds_left(step, elapsed),
                 render=lambda image=image, base=base: composite(image, base), done=step == total,
                 metrics={"activation": -loss},
                 render_small=lambda size, image=image, base=base: composite_small(image, base, size),

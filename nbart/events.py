@@ -8,8 +8,9 @@ of a tiled step) and ends, keeping the last good image. Images are made only whe
 from __future__ import annotations
 
 import enum
+import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,42 @@ class Outcome(str, enum.Enum):
         return self.value
 
     __format__ = str.__format__
+
+
+class Pace:
+    """The seconds a run has left, from a per-stage cost model: a step costs ``rate`` seconds per pixel of its
+    stage, and the first step of each stage (a new image size) also traces the step function once (``trace``
+    seconds). ``rate`` is measured on steady steps only (not the first of a stage), so the tracing of the first
+    steps does not inflate the estimate; until one steady step is known the estimate is nan.
+
+    ``pixels[i]`` is the pixel count of stage ``i``, ``steps`` the steps per stage.
+    """
+
+    def __init__(self, pixels: Sequence[int], steps: int):
+        self.pixels, self.steps = list(pixels), steps
+        self._steady_time = self._steady_pixels = 0.0
+        self._first_extra: list[float] = []  # per stage seen: its first step's time beyond the steady cost
+        self._first_time: dict[int, float] = {}
+        self._last = 0.0
+
+    def seconds_left(self, step: int, elapsed: float) -> float:
+        """After ``step`` (1-based, over all stages) ended at ``elapsed`` seconds: the estimate, or nan."""
+        took, self._last = elapsed - self._last, elapsed
+        stage, within = divmod(step - 1, self.steps)
+        if within == 0:
+            self._first_time[stage] = took
+        else:
+            self._steady_time += took
+            self._steady_pixels += self.pixels[stage]
+        if self._steady_pixels == 0:
+            return float("nan")
+        rate = self._steady_time / self._steady_pixels
+        # tracing: measured on the stages seen, as a fraction of the first step's cost beyond a steady step
+        extras = [max(0.0, t - rate * self.pixels[s]) for s, t in self._first_time.items()]
+        trace_per_pixel = sum(extras) / sum(self.pixels[s] for s in self._first_time)
+        left = rate * (self.pixels[stage] * (self.steps - within - 1)
+                       + sum(p * self.steps for p in self.pixels[stage + 1:]))
+        return left + trace_per_pixel * sum(self.pixels[stage + 1:])
 
 
 @dataclass(kw_only=True, slots=True)
@@ -64,6 +101,7 @@ class StepEvent:
     done: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     render_small: Callable[[tuple[int, int]], Any] | None = None
+    eta: float = float("nan")  # the engine's estimate of the seconds left (a :class:`Pace`), nan when unknown
     _pixels: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def image(self) -> np.ndarray:
@@ -97,7 +135,12 @@ class StepEvent:
 
     @property
     def seconds_left(self) -> float:
-        """Estimated seconds to the end, from the mean pace so far."""
+        """Estimated seconds to the end: the engine's per-stage estimate (:class:`Pace`) where it gave one, else
+        the mean pace so far; nan while unknown (0 at the end)."""
+        if self.step >= self.total:
+            return 0.0
+        if not math.isnan(self.eta):
+            return self.eta
         return self.elapsed / self.step * (self.total - self.step) if self.step else float("nan")
 
     def __repr__(self) -> str:

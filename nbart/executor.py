@@ -21,13 +21,15 @@ class SingleThreaded:
     """
 
     def __init__(self, function: Callable):
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         self.function = function
         self.fixed_order = not tf.config.list_physical_devices("GPU")
 
     def __call__(self, *args: Any) -> Any:
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         if self.fixed_order:
             try:

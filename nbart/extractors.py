@@ -142,7 +142,8 @@ class Extractor:
     def __call__(self, images: Any, float32: bool = True) -> list:
         """The chosen layers' activations, each (batch, H', W', C): float32, or with ``float32=False`` in the
         compute dtype (bfloat16 under that precision), for a caller that casts them itself."""
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         x = self.backbone.preprocess(images)
         if self.lean is not None:
@@ -162,7 +163,8 @@ class Extractor:
         layer's output goes on (:func:`~nbart.grams.gram_junction`); with the Keras model beside it
         (:func:`~nbart.grams.gram_of`).
         """
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         from nbart import grams  # imports TensorFlow: not at import time, so `import nbart` stays fast
 

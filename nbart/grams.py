@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import tensorflow as tf
-
 from nbart import objectives
+from nbart.quiet import tensorflow
+
+tf = tensorflow()
 
 __all__ = ["gram_of", "gram_junction"]
 

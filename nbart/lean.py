@@ -80,7 +80,9 @@ class LeanNetwork:
 
     def __init__(self, model: Any, compute_dtype: str = "float32", probe: Any = None):
         import keras
-        import tensorflow as tf
+
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         if not hasattr(model, "_run_through_graph") or not hasattr(model, "_nodes_by_depth"):
             raise ValueError("not a Keras 3 functional model")
@@ -129,7 +131,8 @@ class LeanNetwork:
 
     def _prove(self, probe: Any) -> None:
         """Compare this network's outputs with the Keras model's on ``probe``; LeanMismatch names the worst."""
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         ours = self(probe)
         theirs = self.model(tf.cast(probe, tf.float32))
@@ -149,7 +152,8 @@ class LeanNetwork:
                                    f"(tolerance {tolerance:g})")
 
     def _constant(self, value: np.ndarray) -> Any:
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         variable = tf.Variable(np.asarray(value, np.float32), trainable=False, dtype=tf.float32)
         if self.dtype != tf.float32:
@@ -158,7 +162,8 @@ class LeanNetwork:
         return variable
 
     def _conv(self, conv: Any, affine: tuple[np.ndarray, np.ndarray] | None) -> Any:
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         from nbart import convgrad
 
@@ -194,7 +199,8 @@ class LeanNetwork:
         ``taps`` maps an output's index to a function applied to that layer's output inside the network: what it
         returns goes on to the next layers and out (see :func:`nbart.grams.gram_junction`).
         """
-        import tensorflow as tf
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         x = tf.cast(images, self.dtype)
         ops = self._ops

@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import tensorflow as tf
+from nbart.quiet import tensorflow
+
+tf = tensorflow()
 
 __all__ = ["gram_matrix", "content_loss", "style_loss", "total_variation", "blend_grams"]
 

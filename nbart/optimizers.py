@@ -31,7 +31,9 @@ def adam(evaluate: Callable, x0: np.ndarray, steps: int, stop: threading.Event,
     """The TensorFlow tutorial's optimizer: Adam(learning_rate, beta_1=0.99, epsilon=0.1), clipping to [0, 1] each
     step; at most ``steps`` iterations."""
     import keras
-    import tensorflow as tf
+
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     image = tf.Variable(x0, dtype=tf.float32)
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.99, epsilon=0.1)
@@ -58,7 +60,8 @@ def lbfgs(evaluate: Callable, x0: np.ndarray, steps: int, stop: threading.Event)
     is (at most LBFGS_MAX_RESTARTS times without progress). A non-finite loss or gradient ends it with a last
     iterate whose loss is NaN, for the consumer to stop on.
     """
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
     from scipy.optimize import fmin_l_bfgs_b
 
     shape = x0.shape

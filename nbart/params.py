@@ -66,9 +66,24 @@ class _Params(SpecParams):
             raise ParamError(f"{w!r} is not a Keras weights file (HDF5 .weights.h5/.h5, or .keras)")
 
     def _check_layers(self, attr: str, allow_channels: bool) -> None:
+        """Layers of the model, or with ``weights="auto"`` of the backbone that will really run (the offline
+        fallback's layers when ImageNet weights can't be had here), so that the layers a notice names are accepted."""
         bb = registry.get(self.model)
         for spec in getattr(self, attr):
-            bb.parse_layer(spec, allow_channels=allow_channels)
+            try:
+                bb.parse_layer(spec, allow_channels=allow_channels)
+            except ParamError as e:
+                if self.weights != "auto" or spec.partition(":")[0] in bb.layers:  # a bad channel, say
+                    raise
+                from nbart.weights import resolve  # same layer; imported here only on this rare path
+
+                ran = resolve(self.model, "auto").backbone
+                if ran is bb:
+                    raise
+                try:
+                    ran.parse_layer(spec, allow_channels=allow_channels)
+                except ParamError:
+                    raise ParamError(f"{e} (or, as {ran.name} runs here instead, {ran.layer_range()})") from None
 
     def _check_max_size(self) -> None:
         bb = registry.get(self.model)

@@ -34,7 +34,8 @@ def luminance(rgb: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
 
 def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a float image (H, W, 3) to (height, width): antialiased bilinear down, bicubic up, clipped to [0, 1]."""
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     if array.shape[:2] == tuple(size):
         return array

@@ -36,7 +36,8 @@ def resolve_precision(precision: str) -> str:
     timing probe (:func:`bf16_speedup`) finds it at least 15% faster; emulated bfloat16 is slower than float32."""
     if precision != "auto":
         return precision
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -56,7 +57,8 @@ def bf16_speedup() -> float:
     means faster. Measured once (about half a second, :func:`probe_bf16`) and remembered per process
     (``bf16_speedup.cache_clear()`` forgets it) and in Keras' cache folder (``nbart_precision.json``), keyed by CPU,
     TensorFlow version and thread count, so later kernels skip the probe."""
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     key = f"{cpu_model()}|tf {tf.__version__}|{os.cpu_count()} cpus"
     path = os.path.join(keras_home(), "nbart_precision.json")
@@ -100,7 +102,9 @@ def probe_bf16(repeats: int = 5) -> float:
     import time
 
     import numpy as np
-    import tensorflow as tf
+
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     rng = np.random.default_rng(0)
     x32 = tf.constant(rng.standard_normal((1, 64, 64, 64)), tf.float32)

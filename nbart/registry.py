@@ -53,7 +53,8 @@ def _mean_like(x: Any) -> Any:
     mean = np.asarray(_CAFFE_MEAN_BGR, dtype="float32")
     if isinstance(x, np.ndarray):
         return mean
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     return tf.constant(mean, dtype=x.dtype)
 

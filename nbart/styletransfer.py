@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from nbart import backbones, images, optimizers, pixels, runs, styleplan
-from nbart.events import Outcome, Run, StepEvent, run_with_notices
+from nbart.events import Outcome, Pace, Run, StepEvent, run_with_notices
 from nbart.executor import SingleThreaded as _InFixedOrder
 from nbart.images import ImageError, load_image, to_float
 from nbart.params import ParamError, StyleParams, takes
@@ -65,7 +65,9 @@ class StylePrepared(runs.Prepared):
     def trace(self) -> None:
         """Build the network and trace both functions on a tiny image, as a run's first step would."""
         import scipy.optimize  # noqa: F401  L-BFGS's first iteration would import it: 0.3-0.5 s of the first preview
-        import tensorflow as tf
+
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
 
         image = tf.fill([self.backbone.min_size, self.backbone.min_size, 3], 0.5)
         content_targets, grams = self.features(image)
@@ -177,7 +179,8 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
     key = ("style", n_content, n_style)
     if key in ext.functions:
         return ext.functions[key]
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     from nbart import objectives
 
@@ -218,7 +221,8 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
 def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: tuple[float, ...],
                  content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
                  init: np.ndarray | None = None) -> Iterator[StepEvent]:
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     from nbart import objectives
 
@@ -244,6 +248,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
         return pixels.ycbcr_to_rgb(np.concatenate([pixels.rgb_to_ycbcr(x)[..., :1], chroma], axis=-1))
 
     step, total, image = 0, len(stages) * p.steps, None
+    pace = Pace([h * w for h, w in stages], p.steps)
     if init is not None:  # going on from an earlier result: it is the first stage's start
         image = pixels.luminance(init) if p.preserve_colors else init
     for stage, size in enumerate(stages):
@@ -280,8 +285,10 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
                     return Outcome.FAILED
                 image = x
                 step += 1
+                elapsed = time.perf_counter() - t0
                 yield StepEvent(step=step, total=total, stage=stage, stages=len(stages), label=label, loss=loss,
-                                elapsed=time.perf_counter() - t0, size=output_size, render=lambda x=x: finish(x),
+                                elapsed=elapsed, eta=pace.seconds_left(step, elapsed), size=output_size,
+                                render=lambda x=x: finish(x),
                                 done=step == total, metrics=dict(zip(("content", "style", "tv"), map(float, parts))))
                 if stop.is_set():
                     return Outcome.STOPPED

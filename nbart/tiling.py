@@ -70,7 +70,8 @@ def tiled_gradient(fn: Any, image: Any, coefficients: Any, tile_size: int, shift
     is that of the whole image's mean activations, up to what the tile borders hide from each tile. No tile is
     shorter than ``min_size``. A stop requested between tiles raises :class:`Stopped`.
     """
-    import tensorflow as tf
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
 
     height, width = int(image.shape[0]), int(image.shape[1])
     rolled = tf.roll(image, shift=list(shift), axis=[0, 1]) if any(shift) else image

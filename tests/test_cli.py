@@ -1,8 +1,9 @@
+import re
 import subprocess
 import sys
 
 import pytest
-from conftest import TINY
+from conftest import ROOT, TINY
 from PIL import Image
 
 from nbart import cli, events, images
@@ -91,6 +92,32 @@ def test_bad_inputs_and_outputs_exit_2_with_one_line(photo, tmp_path, capsys):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_errors_say_where_they_looked_and_suggest_the_likely_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["dream", "grace_hopper", "-o", "o.png"]) == 2
+    assert _error_line(capsys).endswith(f"no such file: grace_hopper (looked in {tmp_path}); "
+                                        "did you mean sample:grace_hopper?")
+    assert cli.main(["dream", "sample:grace_hopper", "-o", "o.png", "--stepz", "3", "--octavs=2"]) == 2
+    line = _error_line(capsys)
+    assert "unrecognized arguments: --stepz 3 --octavs=2" in line
+    assert "did you mean --steps?" in line and "did you mean --octaves?" in line and "nbart dream --help" in line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_layer_of_the_offline_fallback_is_accepted_and_the_readmes_layer_example_runs(photo, tmp_path,
+                                                                                        monkeypatch, capsys):
+    monkeypatch.setenv("NBART_OFFLINE", "1")  # the default inception_v3 falls back to the offline VGG16
+    out = tmp_path / "o.png"
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"`--layers (\S+)` dreams a single channel", readme).group(1)
+    for layers in ("block4_conv3", example):
+        assert cli.main(["dream", str(photo), "-o", str(out), "--max-size=80", "--steps=1", "--octaves=1",
+                         "--quiet", "--seed=0", f"--layers={layers}"]) == 0, capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "don't exist" not in err and "unknown layer" not in err, err
+        assert list(images.read_params(out)["params"]["layers"]) == [layers]
+
+
 def test_ctrl_c_writes_the_current_image_and_exits_130(photo, tmp_path, monkeypatch, capsys):
     real_next = events.Run.__next__
 
@@ -152,3 +179,11 @@ def test_offline_notice_is_one_line_on_stderr(photo, tmp_path, capsys):
 def test_python_dash_m_and_version():
     done = subprocess.run([sys.executable, "-m", "nbart", "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("nbart ")
+
+
+def test_help_texts_do_not_repeat_what_empty_means(capsys):
+    for command in ("dream", "style"):
+        assert cli.main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "defaults) (default: empty)" not in text and "(empty: equal) (default: empty)" not in text
+        assert "(default: " in text  # the others still give theirs

@@ -20,6 +20,10 @@ SMALL = {
     "02_style_transfer.ipynb": "SIZE = 96\nSTEPS = 4\nRUN_STUDIO = True",
 }
 
+# TensorFlow's native start-up lines and tf.function's retracing advice: a participant reads them as "it is broken".
+NOISE = ("Could not find cuda drivers", "cpu_feature_guard", "failed call to cuInit", "rebuild TensorFlow",
+         "tf.function retracing", "absl::InitializeLog")
+
 
 def _tags(cell) -> list[str]:
     return cell.metadata.get("tags", [])
@@ -51,6 +55,11 @@ def test_notebook_runs_offline_and_shows_every_figure(path, tmp_path, monkeypatc
     ))
     monkeypatch.setenv("NBART_OFFLINE", "1")
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    streams = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                        if o.output_type == "stream")
+    for noise in NOISE:
+        assert noise not in streams, f"{path.name} shows TensorFlow's start-up noise {noise!r}:\n{streams[:2000]}"
 
     figures = [c for c in nb.cells if "figure" in _tags(c)]
     assert figures or path.name == "00_quickstart.ipynb"

@@ -2,6 +2,7 @@
 fallback, a typed outcome; its metadata reproduces the picture, and each task prepares its run in one place."""
 
 import ast
+import math
 import pathlib
 
 import numpy as np
@@ -141,3 +142,33 @@ def test_no_module_reaches_into_another_modules_private_names():
                     and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
                     and node.value.id in aliases]
     assert reaches == []
+
+
+def test_the_pace_model_leaves_out_tracing_and_weighs_later_larger_stages():
+    """A run of three octaves whose steps cost 1 us per pixel, and whose first step of each octave also traces
+    (10x a step, as building and tracing a network is next to a small step): the first estimate is within 1.5x of
+    the truth, later ones closer."""
+    from nbart.events import Pace
+
+    pixels, steps = [100_000, 200_000, 400_000], 10
+    costs = [p * 1e-6 * (10.0 if i == 0 else 1.0) for p in pixels for i in range(steps)]
+    pace, elapsed, estimates = Pace(pixels, steps), 0.0, []
+    for step, cost in enumerate(costs, 1):
+        elapsed += cost
+        estimates.append((pace.seconds_left(step, elapsed), sum(costs[step:])))
+    assert math.isnan(estimates[0][0])  # after only a tracing step nothing is known yet
+    first, truth = estimates[1]
+    assert truth / 1.5 <= first <= truth * 1.5, (first, truth)
+    for guess, truth in estimates[steps:]:  # once the first octave's tracing was measured: close
+        assert abs(guess - truth) <= 0.05 * truth + 1e-9, (guess, truth)
+    # the old estimate (the mean pace so far, shown after step 1) was far off: the tracing counted as a step
+    old, truth = costs[0] * (len(costs) - 1), estimates[0][1]
+    assert old > 2 * truth
+
+
+def test_a_dream_event_carries_the_engines_estimate(gradient_image):
+    run = nbart.dream_run(gradient_image, model="vgg16", weights="none", max_size=64, octaves=2, steps=3, seed=0,
+                          precision="float32")
+    events = list(run)
+    assert math.isnan(events[0].eta) and all(math.isfinite(e.eta) for e in events[1:])
+    assert events[-1].seconds_left == 0.0 and events[1].seconds_left == events[1].eta

@@ -2,6 +2,7 @@
 panel, history, Show code and Save. Runs against ipywidgets 8 + ipykernel 7 and against Colab's ipywidgets 7.7 +
 ipykernel 6.17 (see .ci/run)."""
 
+import os
 import sys
 import threading
 import time
@@ -72,7 +73,7 @@ def test_controls_start_from_the_keywords_and_read_back_as_params():
 
 
 def test_layer_list_follows_the_model():
-    s = DreamStudio()
+    s = DreamStudio(weights="none")  # no fallback: each model runs itself (offline, auto: see the test below)
     layers = s.controls["layers"]
     assert layers.options == nbart.backbones.get("inception_v3").layers
     assert layers.value == ("mixed3", "mixed5")
@@ -160,10 +161,11 @@ def test_a_bad_image_shows_an_error_in_the_panel_and_keeps_the_picture(tmp_path)
     s = tiny_studio()
     before = bytes(s.preview.value)
     s.pickers["image"].kind.value = "url"
-    s.pickers["image"].url.value = str(tmp_path / "missing.jpg")
+    s.pickers["image"].url.value = "missing.jpg"
     assert s.start()
     assert s.wait(60)
     assert "no such file" in s.message.value and "Error" in s.message.value
+    assert f"looked in {os.getcwd()}" in s.message.value  # the kernel's working folder, where a relative path points
     assert "Traceback" not in s.message.value  # plain words for an expected error
     assert bytes(s.preview.value) == before and s.history == [] and not s.running
     assert not s.buttons["run"].disabled
@@ -492,3 +494,23 @@ def test_a_studio_warms_its_network_up_in_the_background():
     studio.warm_up_thread.join(120)
     assert ("vgg16", "none", "float32", ("block3_conv1",)) in backbones._extractors
     assert nbart.DreamStudio(warm_up=False).warm_up_thread is None
+
+
+def test_offline_the_layer_lists_offer_the_layers_of_the_network_that_runs_and_the_model_control_says_so(monkeypatch):
+    monkeypatch.setenv("NBART_OFFLINE", "1")  # inception_v3's ImageNet weights can't be had: the VGG16 runs
+    s = DreamStudio(None, model="inception_v3", weights="auto")
+    vgg = nbart.backbones.get("vgg16")
+    layers = s.controls["layers"]
+    assert set(vgg.layers) <= set(layers.options) and "mixed0" not in layers.options
+    assert layers.value == tuple(vgg.dream_layers)
+    note = s._controls.model_note.value
+    assert "runs vgg16 here" in note and "inception_v3" in note
+    layers.value = ("block4_conv3",)
+    assert s.params().layers == ("block4_conv3",)  # accepted: a layer of the network that really runs
+    s.controls["weights"].value = "none"  # no fallback: inception_v3 itself runs, with its own layers
+    assert "mixed0" in layers.options and s._controls.model_note.value == ""
+    s.controls["weights"].value = "auto"
+    assert "mixed0" not in layers.options and "runs vgg16 here" in s._controls.model_note.value
+    s2 = nbart.StyleStudio(None, None, model="vgg19", weights="auto")
+    assert set(s2.controls["style_layers"].options) == set(vgg.layers)
+    assert "runs vgg16 here" in s2._controls.model_note.value

@@ -6,6 +6,7 @@ Decoding is where untrusted input meets Pillow: big JPEGs decode at a reduced sc
 
 from __future__ import annotations
 
+import difflib
 import http.client
 import io
 import os
@@ -21,7 +22,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from nbart.images.convert import ImageError, fit, from_array, normalize, one_line
-from nbart.images.samples import sample_path
+from nbart.images.samples import sample_names, sample_path
 
 __all__ = ["load_image", "prepare", "URL_TIMEOUT", "URL_MAX_BYTES"]
 
@@ -109,7 +110,7 @@ def _open_file(text: str) -> Any:
             raise ImageError(f"{text} is a folder, not an image file")
         f = open(path, "rb")  # noqa: SIM115 (the caller closes it)
     except FileNotFoundError:
-        raise ImageError(f"no such file: {text}") from None
+        raise ImageError(_missing(text)) from None
     except PermissionError:
         raise ImageError(f"can't read {text}: permission denied") from None
     except OSError as e:
@@ -118,6 +119,15 @@ def _open_file(text: str) -> Any:
         f.close()
         raise ImageError(f"{text} is empty (0 bytes)")
     return f
+
+
+def _missing(text: str) -> str:
+    """``no such file`` naming the folder a relative path was looked for in, and a close sample name if any."""
+    where = "" if os.path.isabs(os.path.expanduser(text)) else f" (looked in {os.getcwd()})"
+    stem = os.path.splitext(os.path.basename(text))[0]
+    close = difflib.get_close_matches(stem.lower(), sample_names(), n=1, cutoff=0.75)
+    hint = f"; did you mean sample:{close[0]}?" if close else ""
+    return f"no such file: {text}{where}{hint}"
 
 
 # warnings.catch_warnings swaps process-wide state, so two threads (two studios) must not decode at once.

@@ -55,18 +55,32 @@ class ControlSet:
             self.widgets[name] = self._make(info, getattr(values, name))
         if "model" in self.widgets and layer_fields:
             self.widgets["model"].observe(self._model_changed, names="value")
+            if "weights" in self.widgets:
+                self.widgets["weights"].observe(self._weights_changed, names="value")
         # a layer list is taller than its few rows: a line under it says what is picked
         self.notes = {name: widgets.HTML(layout=widgets.Layout(margin=f"0 0 4px {DESCRIPTION_WIDTH}"))
                       for name in layer_fields}
         for name in layer_fields:
             self.widgets[name].observe(lambda _change, name=name: self._note(name), names="value")
             self._note(name)
+        # under the model: which network really runs when weights="auto" falls back (offline: the VGG16)
+        self.model_note = widgets.HTML(layout=widgets.Layout(margin=f"0 0 4px {DESCRIPTION_WIDTH}"))
+        self._note_model()
 
     def view(self, name: str) -> widgets.Widget:
         """What the panel shows for a field: its control, and for a layer list the line saying what is picked."""
         if name in self.notes:
             return widgets.VBox([self.widgets[name], self.notes[name]])
+        if name == "model" and self.layer_fields:
+            return widgets.VBox([self.widgets[name], self.model_note])
         return self.widgets[name]
+
+    def _note_model(self) -> None:
+        model = self._model()
+        ran = self._backbone(model)
+        self.model_note.value = "" if ran.name == model else (
+            f'<div style="font-size:12px;line-height:1.35;color:#8a5a00">runs {ran.name} here: no ImageNet '
+            f'weights for {model} (offline); the layers below are {ran.name}\'s</div>')
 
     def _note(self, name: str) -> None:
         picked = self.widgets[name].value
@@ -110,8 +124,20 @@ class ControlSet:
         w.add_class(f"nbart-param-{info.name}")
         return w
 
+    def _backbone(self, model: str, weights: str | None = None) -> Any:
+        """The backbone that a run of ``model`` really uses with the chosen weights: ``auto`` is resolved (offline
+        it falls back to the VGG16), so the layer lists offer layers that will run."""
+        if weights is None:
+            weights = self.widgets["weights"].value if "weights" in self.widgets else "auto"
+        if weights == "auto":
+            try:
+                return backbones.resolve(model, weights).backbone
+            except Exception:  # noqa: BLE001 (the run itself reports a weights problem; the list keeps the model's)
+                pass
+        return backbones.get(model)
+
     def _defaults_of(self, field: str, model: str) -> tuple[str, ...]:
-        return tuple(getattr(backbones.get(model), self.layer_fields[field]))
+        return tuple(getattr(self._backbone(model), self.layer_fields[field]))
 
     def _model(self) -> str:
         return self.widgets["model"].value if "model" in self.widgets else self.infos["model"].default
@@ -119,19 +145,30 @@ class ControlSet:
     def _fill_layers(self, w: widgets.SelectMultiple, field: str, value: tuple[str, ...], model: str | None = None):
         """Offer the layers of ``model`` (plus any 'layer:channel' picks) and select ``value`` or the defaults."""
         model = model or self._model()
-        layers = backbones.get(model).layers
+        layers = self._backbone(model).layers
         extra = tuple(v for v in value if v not in layers)
         w.options = layers + extra
         w.value = tuple(value) or self._defaults_of(field, model)
 
     def _model_changed(self, change: dict) -> None:
+        self._relist(self._backbone(change["old"]), change["new"])
+
+    def _weights_changed(self, change: dict) -> None:
+        if change["old"] == "auto" or change["new"] == "auto":  # the network that runs may change with them
+            model = self._model()
+            self._relist(self._backbone(model, change["old"]), model)
+
+    def _relist(self, before: Any, model: str) -> None:
+        """Refill the layer lists for ``model`` after the network that runs was ``before``; its defaults become the
+        new network's defaults, picks that exist in both are kept."""
+        after = self._backbone(model)
         for field in self.layer_fields:
             w = self.widgets[field]
-            layers = backbones.get(change["new"]).layers
-            kept = tuple(v for v in w.value if v in layers)
-            if set(w.value) == set(self._defaults_of(field, change["old"])):
-                kept = ()  # the old model's defaults become the new model's defaults
-            self._fill_layers(w, field, kept, change["new"])
+            kept = tuple(v for v in w.value if v.partition(":")[0] in after.layers)
+            if set(w.value) == set(getattr(before, self.layer_fields[field])):
+                kept = ()
+            self._fill_layers(w, field, kept, model)
+        self._note_model()
 
     # ----------------------------------------------------------------------------------------------------------
     # values
@@ -169,3 +206,5 @@ class ControlSet:
                 w.value = value
             else:
                 w.value = value
+        if self.layer_fields:
+            self._note_model()

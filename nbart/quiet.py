@@ -1,0 +1,70 @@
+"""Importing TensorFlow without its native start-up chatter, for the CLI, the notebooks and the studios alike.
+
+TensorFlow's C++ start-up lines ("Could not find cuda drivers", "cpu_feature_guard ... rebuild TensorFlow",
+"failed call to cuInit" on a machine without a GPU) are written straight to file descriptor 2 before absl logging
+is set up, so ``TF_CPP_MIN_LOG_LEVEL`` does not hide them; a notebook shows them as a red block. The only way is to
+hold fd 2 while TensorFlow starts and probes its devices, then replay every line that is not one of these.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+from typing import Any
+
+__all__ = ["tensorflow", "NATIVE_NOISE"]
+
+# TensorFlow's native start-up lines (oneDNN, CUDA probing on CPU machines, CPU-feature hints): informational.
+NATIVE_NOISE = re.compile(
+    r"^(I0000 |WARNING: All log messages before absl|E0000 .*(cuInit|CUDA)|W0000 .*(cuda|TensorRT)|"
+    r"To enable the following instructions|.*rebuild TensorFlow with the appropriate compiler flags)"
+)
+_LOCK = threading.Lock()
+
+
+def tensorflow() -> Any:
+    """The ``tensorflow`` module, imported (once per process) with its start-up chatter hidden; other lines that
+    TensorFlow writes meanwhile (real errors) are written to ``sys.stderr``. If TensorFlow was already imported,
+    it is returned as is."""
+    with _LOCK:
+        if "tensorflow" in sys.modules:
+            tf = sys.modules["tensorflow"]
+            if not _filtered:  # imported by someone else (Keras, the user) first: the warning filter still goes in
+                _quiet_retracing()
+            return tf
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the later native INFO/WARNING lines
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")  # CUDA probing happens here, once
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                for line in captured.read().decode(errors="replace").splitlines():
+                    if line.strip() and not NATIVE_NOISE.search(line):
+                        print(line, file=sys.stderr)
+        _quiet_retracing()
+        return tf
+
+
+_filtered: list[bool] = []
+
+
+def _quiet_retracing() -> None:
+    logging.getLogger("tensorflow").addFilter(_no_retracing)
+    _filtered.append(True)
+
+
+def _no_retracing(record: logging.LogRecord) -> bool:
+    """Drop tf.function's "triggered tf.function retracing" advice: nbart traces one function per image size on
+    purpose (octaves, style stages), which is what the warning counts."""
+    return "tf.function retracing" not in record.getMessage()
