@@ -6,9 +6,9 @@ Ctrl-C, 128 + N after a catchable signal N that ends a process (SIGTERM from ``t
 both writing the current image. No traceback reaches the user unless NBART_DEBUG=1.
 
 What can't be caught (SIGKILL, an out-of-memory abort, a crash in a native library) can't lose more than
-``CHECKPOINT_SECONDS`` of work: during a run, the output path holds a checkpoint, the latest image written
-atomically (with the settings and the step reached in its metadata, ``ended: "checkpoint"``), renewed every
-``CHECKPOINT_SECONDS`` and at the end of every stage (octave, resolution).
+``CHECKPOINT_SECONDS`` of work (:mod:`nbart.safety`): during a run, the output path holds a checkpoint, the latest
+image written atomically (with the settings and the step reached in its metadata, ``ended: "checkpoint"``), renewed
+every ``CHECKPOINT_SECONDS`` and at the end of every stage (octave, resolution).
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import math
 import os
 import signal
 import sys
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nbart import backbones
+from nbart import backbones, safety
 from nbart.backbones import WeightsError
 from nbart.events import error_message
 from nbart.images import GIF_MAX_FRAMES, SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
@@ -36,49 +35,6 @@ CLI_ONLY_FLAGS = ("output", "gif", "quiet", "dry_run")  # the flags that are not
 
 class CliError(Exception):
     """Bad command-line input: printed as one line, exit status 2."""
-
-
-def _checkpoint_seconds() -> float:
-    """Seconds between checkpoints: NBART_CHECKPOINT_SECONDS (0: after every step; "inf": only at stage ends)."""
-    text = os.environ.get("NBART_CHECKPOINT_SECONDS", "")
-    try:
-        return max(0.0, float(text)) if text else 5.0
-    except ValueError:
-        return 5.0
-
-
-CHECKPOINT_SECONDS = _checkpoint_seconds()
-CHECKPOINT_COST_RATIO = 100  # the interval is at least this many times a checkpoint's cost: at most 1 % of the run
-# The signals a scheduler, `timeout` or a closed terminal send to end a process: they end a run as Ctrl-C does.
-ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class Signalled(KeyboardInterrupt):
-    """A catchable ending signal (SIGTERM, SIGHUP) raised where the run is, so it ends as Ctrl-C does."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_signalled(signum: int, frame: Any) -> None:
-    raise Signalled(signum)
-
-
-class _EndingSignals:
-    """While inside: ENDING_SIGNALS raise :class:`Signalled` in the main thread (only there can handlers be set)."""
-
-    def __enter__(self) -> None:
-        import threading
-
-        self.saved = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in ENDING_SIGNALS:
-                self.saved[signum] = signal.signal(signum, _raise_signalled)
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self.saved.items():
-            signal.signal(signum, handler)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -355,10 +311,10 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         shown = len(run.notices)
 
     interrupted, failure, signalled = False, None, 0
-    saver = _Checkpoints(run, args.output, task.input_paths(args), bar)
-    poller = _ProgressPoller(run, bar)
+    saver = safety.Checkpoints(run, args.output, task.input_paths(args), bar)
+    poller = safety.ProgressPoller(run, bar)
     try:
-        with _EndingSignals():
+        with safety.EndingSignals():
             poller.start()
             note_new()
             for event in run:
@@ -413,72 +369,6 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
 
 def _estimate_inputs(task: Task, args: argparse.Namespace) -> tuple:  # nbart.cost: the images of a run
     return tuple(getattr(args, name) for name, _ in task.inputs)
-
-
-class _Checkpoints:
-    """Writes the run's latest image to the output path, atomically, every CHECKPOINT_SECONDS and at every stage's
-    end, so that a death nothing can catch (SIGKILL, an out-of-memory abort) leaves recent work on disk.
-
-    The interval grows to CHECKPOINT_COST_RATIO times the last checkpoint's cost when that is longer (a huge
-    image), so that checkpoints never take more than 1/CHECKPOINT_COST_RATIO of the run between stage ends."""
-
-    def __init__(self, run: Any, path: str, inputs: list[str], bar: Any):
-        self.run, self.path, self.inputs, self.bar = run, path, inputs, bar
-        self.last = time.monotonic()
-        self.failed = False
-        self.seconds = 0.0  # time spent writing checkpoints (what they cost the run)
-        self.cost = 0.0  # the last checkpoint's seconds
-        self.count = 0
-
-    def after(self, event: Any) -> None:
-        if event.done or self.failed:
-            return  # the final image is written next
-        stage_end = (event.step * event.stages) % event.total == 0
-        # 0 (a test's setting): after every step, whatever it costs
-        interval = CHECKPOINT_SECONDS and max(CHECKPOINT_SECONDS, CHECKPOINT_COST_RATIO * self.cost)
-        if not stage_end and time.monotonic() - self.last < interval:
-            return
-        t0 = time.monotonic()
-        try:
-            save_image(event.pil(), self.path, self.run.metadata(ended="checkpoint", inputs=self.inputs),
-                       checkpoint=True)
-        except ImageError as e:  # the final write reports it again; the run goes on
-            self.failed = True
-            self.bar.write(f"nbart: warning: no checkpoint written: {e}", file=sys.stderr)
-        self.last = time.monotonic()
-        self.cost = self.last - t0
-        self.seconds += self.cost
-        self.count += 1
-
-
-class _ProgressPoller:
-    """Shows the progress within a long step (``run.progress``: a tiled dream step's tiles) on the bar, polled
-    from a helper thread every half second, since the main thread is inside the step."""
-
-    def __init__(self, run: Any, bar: Any):
-        import threading
-
-        self.run, self.bar = run, bar
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True, name="nbart-progress")
-        self.shown: tuple[int, int] | None = None
-
-    def start(self) -> None:
-        if not self.bar.disable:
-            self.thread.start()
-
-    def _poll(self) -> None:
-        while not self.done.wait(0.5):
-            progress = self.run.progress
-            if progress != self.shown and progress is not None and progress[1] > 1:
-                label = self.run.latest.label if self.run.latest is not None else ""
-                self.bar.set_postfix_str(f"{label} tile {progress[0]}/{progress[1]}".strip(), refresh=True)
-            self.shown = progress
-
-    def stop(self) -> None:
-        self.done.set()
-        if self.thread.is_alive():
-            self.thread.join()
 
 
 def _warning_line(message: Any, category: Any, filename: str, lineno: int, file: Any = None,

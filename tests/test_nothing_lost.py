@@ -16,7 +16,7 @@ from conftest import ROOT, TINY, TINY_STYLE
 from PIL import Image
 
 import nbart
-from nbart import cli, deepdream, events, images, styletransfer
+from nbart import cli, deepdream, events, images, safety, styletransfer
 from nbart.deepdream import dream_run
 from nbart.styletransfer import style_run
 
@@ -118,13 +118,14 @@ def test_a_style_run_that_aborts_leaves_its_last_checkpoint(tmp_path):
 
 def _recorded_checkpoints(monkeypatch):
     saved = []
-    real = cli.save_image
+    real = cli.save_image  # the same function in both modules: checkpoints (safety) and the final write (cli)
 
     def recording(img, path, params=None, **kw):
         saved.append(dict(params, checkpoint_write=kw.get("checkpoint", False)))
         return real(img, path, params, **kw)
 
     monkeypatch.setattr(cli, "save_image", recording)
+    monkeypatch.setattr(safety, "save_image", recording)
     return saved
 
 
@@ -132,7 +133,7 @@ def _recorded_checkpoints(monkeypatch):
 def test_checkpoints_at_every_stage_end_and_every_interval(tmp_path, gradient_image, monkeypatch, seconds, at_steps):
     photo = tmp_path / "photo.png"
     gradient_image.save(photo)
-    monkeypatch.setattr(cli, "CHECKPOINT_SECONDS", seconds)
+    monkeypatch.setattr(safety, "CHECKPOINT_SECONDS", seconds)
     saved = _recorded_checkpoints(monkeypatch)
     out = tmp_path / "out.png"
     assert cli.main(["dream", str(photo), "-o", str(out), *FLAGS, "--quiet", "--max-size=64", "--octaves=2",
