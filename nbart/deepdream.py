@@ -88,8 +88,10 @@ class DreamPrepared(runs.Prepared):
 
     def ran(self) -> dict[str, Any]:
         ran = super().ran()
+        # the layers that ran, never () for "the defaults": a later change of the defaults can't change a re-run
+        ran["layers"] = tuple(name if channel is None else f"{name}:{channel}" for name, channel in self.specs)
         if self.fell_back:
-            ran.update(layers=self.backbone.dream_layers, layer_weights=())
+            ran["layer_weights"] = ()
         if self.octaves is not None:
             ran.update(octaves=self.octaves)
         return ran

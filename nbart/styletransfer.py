@@ -77,10 +77,10 @@ class StylePrepared(runs.Prepared):
 
     def ran(self) -> dict[str, Any]:
         ran = super().ran()
-        if self.fell_back[0]:
-            ran["content_layers"] = self.content_layers
+        # the layers that ran, never () for "the defaults": a later change of the defaults can't change a re-run
+        ran.update(content_layers=tuple(self.content_layers), style_layers=tuple(self.style_layers))
         if self.fell_back[1]:
-            ran.update(style_layers=self.style_layers, style_layer_weights=())
+            ran["style_layer_weights"] = ()
         return ran
 
 

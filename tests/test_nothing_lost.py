@@ -199,7 +199,9 @@ def test_dropped_octaves_are_noticed_and_recorded(tmp_path, monkeypatch, capsys)
                            "have a side under the 32 px vgg16 accepts; raise max_size or lower octave_scale for more"]
     list(run)
     meta = run.metadata()
-    assert meta["params"]["octaves"] == 2 and meta["requested"] == {"octaves": 8} and meta["size"] == [200, 102]
+    assert meta["params"]["octaves"] == 2 and meta["size"] == [200, 102]
+    # asked: 8 octaves and the default layers (empty); ran: 2 octaves and those layers, named
+    assert meta["requested"] == {"octaves": 8, "layers": []} and meta["params"]["layers"] == list(run.prepared.layers())
     again = dream_run(image, **meta["params"])  # what ran reproduces the pixels
     assert not again.notices
     np.testing.assert_array_equal(np.asarray(again.run()), np.asarray(run.image()))
@@ -211,7 +213,7 @@ def test_dropped_octaves_are_noticed_and_recorded(tmp_path, monkeypatch, capsys)
     assert cli.main(["dream", str(photo), "-o", str(out), *FLAGS, "--quiet", "--max-size=200", "--octaves=8",
                      "--octave-scale=2", "--steps=1"]) == 0
     assert "nbart: note: running 2 of the 8 octaves asked" in capsys.readouterr().err
-    assert images.read_params(out)["requested"] == {"octaves": 8}
+    assert images.read_params(out)["requested"] == {"octaves": 8, "layers": []}
 
 
 ZERO_STYLE = ["sample:grace_hopper", "sample:starry_night", "--style-weight=0", "--tv-weight=0", "--sizes=48",

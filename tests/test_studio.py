@@ -300,7 +300,9 @@ def test_save_writes_a_png_with_its_settings_and_a_gif_and_offers_them(tmp_path,
     s.save_gif.value = True
     s.buttons["save"].click()
     meta = images.read_params(tmp_path / "dream-001.png")
-    assert meta["task"] == "dream" and meta["params"] == s.history[-1].params.to_dict()
+    # the PNG records what ran (the layers named, not "the defaults"); the controls keep what was asked
+    assert meta["task"] == "dream" and meta["params"] == s.history[-1].ran.to_dict()
+    assert meta["params"] == s.history[-1].params.replace(layers=meta["params"]["layers"]).to_dict()
     assert meta["steps_done"] == 12 and meta["inputs"] == ["sample:grace_hopper"]
     from PIL import Image
 
