@@ -61,3 +61,12 @@ def gradient_image() -> Image.Image:
 # Tiny, fast runs: random VGG16 weights and small images. Plumbing tests use these keywords.
 TINY = dict(model="vgg16", weights="none", max_size=64, octaves=2, steps=2, seed=0, precision="float32")
 TINY_STYLE = dict(model="vgg16", weights="none", sizes=(48,), steps=3, seed=0, precision="float32")
+
+
+def error_line(capsys) -> str:
+    """The CLI's stderr after a refused command: exactly one ``nbart: error: ...`` line and no traceback."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("nbart: error: "), err
+    assert "Traceback" not in err
+    return lines[0]

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, error_line
 from PIL import Image
 
 from nbart import cli, events, images
@@ -17,14 +17,6 @@ def photo(tmp_path, gradient_image):
     path = tmp_path / "photo.jpg"
     gradient_image.save(path)
     return path
-
-
-def _error_line(capsys):
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("nbart: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_flags_are_the_spec_fields():
@@ -70,7 +62,7 @@ def test_dream_writes_the_image_with_its_parameters(photo, tmp_path, capsys):
 def test_bad_parameters_exit_2_with_one_line(photo, tmp_path, capsys, args, message):
     out = tmp_path / "out.png"
     assert cli.main(["dream", str(photo), "-o", str(out), "--model=vgg16", *args]) == 2
-    assert message in _error_line(capsys)
+    assert message in error_line(capsys)
     assert not out.exists()
 
 
@@ -88,17 +80,17 @@ def test_bad_inputs_and_outputs_exit_2_with_one_line(photo, tmp_path, capsys):
     ]
     for argv, message in cases:
         assert cli.main(argv) == 2, argv
-        assert message in _error_line(capsys), argv
+        assert message in error_line(capsys), argv
     assert not (tmp_path / "o.png").exists()
 
 
 def test_errors_say_where_they_looked_and_suggest_the_likely_fix(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["dream", "grace_hopper", "-o", "o.png"]) == 2
-    assert _error_line(capsys).endswith(f"no such file: grace_hopper (looked in {tmp_path}); "
+    assert error_line(capsys).endswith(f"no such file: grace_hopper (looked in {tmp_path}); "
                                         "did you mean sample:grace_hopper?")
     assert cli.main(["dream", "sample:grace_hopper", "-o", "o.png", "--stepz", "3", "--octavs=2"]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "unrecognized arguments: --stepz 3 --octavs=2" in line
     assert "did you mean --steps?" in line and "did you mean --octaves?" in line and "nbart dream --help" in line
     assert not (tmp_path / "o.png").exists()
@@ -160,7 +152,7 @@ def test_a_fault_before_the_first_step_writes_nothing(photo, tmp_path, monkeypat
     monkeypatch.setattr(events.Run, "__next__", failing)
     out = tmp_path / "out.png"
     assert cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS, "--quiet"]) == 1
-    assert _error_line(capsys) == ("nbart: error: out of memory; try a smaller max_size (or tile_size) "
+    assert error_line(capsys) == ("nbart: error: out of memory; try a smaller max_size (or tile_size) "
                                    "(set NBART_DEBUG=1 to see the traceback)")
     assert list(tmp_path.iterdir()) == [photo]
     monkeypatch.setenv("NBART_DEBUG", "1")  # developers can still have the traceback

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import TINY_STYLE
+from conftest import TINY_STYLE, error_line
 from PIL import Image
 
 from nbart import cli, fast, images
@@ -17,14 +17,6 @@ def photo(tmp_path, gradient_image):
     path = tmp_path / "photo.png"
     gradient_image.resize((150, 100)).save(path)
     return path
-
-
-def _error_line(capsys):
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("nbart: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_fast_style_flags_are_the_spec_fields():
@@ -62,14 +54,14 @@ def test_fast_style_writes_the_picture_with_its_parameters(photo, tmp_path, caps
 def test_fast_style_bad_parameters_exit_2_with_one_line(photo, tmp_path, capsys, args, message):
     argv = ["fast-style", str(photo), "sample:starry_night", "-o", str(tmp_path / "o.png"), *args]
     assert cli.main(argv) == 2
-    assert message in _error_line(capsys)
+    assert message in error_line(capsys)
 
 
 def test_fast_style_bad_inputs_exit_2_with_one_line(photo, tmp_path, capsys):
     assert cli.main(["fast-style", str(photo), str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "o.png")]) == 2
-    assert "missing.jpg" in _error_line(capsys)
+    assert "missing.jpg" in error_line(capsys)
     assert cli.main(["fast-style", str(photo), "sample:starry_night", "-o", str(tmp_path / "o.gif2")]) == 2
-    assert "output must end in" in _error_line(capsys)
+    assert "output must end in" in error_line(capsys)
 
 
 def test_fast_style_bad_weights_file_exits_2_with_one_line(photo, tmp_path, monkeypatch, capsys):
@@ -83,7 +75,7 @@ def test_fast_style_bad_weights_file_exits_2_with_one_line(photo, tmp_path, monk
                          "--quiet"]) == 2
     finally:
         fast._networks.cache_clear()
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert fast.PREDICT_FILE in line and "reinstall" in line
 
 
@@ -97,7 +89,7 @@ def test_style_sheet_writes_one_labelled_sheet(photo, tmp_path, capsys):
     assert images.read_params(out)["strength"] == 0.9
     assert "wrote" in capsys.readouterr().err
     assert cli.main(["style-sheet", str(photo), "-o", str(out), "--tile=8"]) == 2
-    assert "tile must be an integer from 64 to 1024 px (got 8)" in _error_line(capsys)
+    assert "tile must be an integer from 64 to 1024 px (got 8)" in error_line(capsys)
 
 
 def test_style_init_fast_runs(photo, tmp_path):
@@ -111,4 +103,4 @@ def test_style_init_fast_runs(photo, tmp_path):
 def test_style_init_rejects_unknown_starts(photo, tmp_path, capsys):
     assert cli.main(["style", str(photo), "sample:starry_night", "-o", str(tmp_path / "o.png"),
                      "--init=fastest"]) == 2
-    assert "fast" in _error_line(capsys)
+    assert "fast" in error_line(capsys)
