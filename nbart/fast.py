@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw
 from nbart import runs
 from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Run, StepEvent, run_with_notices
-from nbart.images import prepare, sample_names, to_float, to_uint8
+from nbart.images import painting_names, prepare, to_float, to_uint8
 from nbart.params import FastStyleParams
 from nbart.spec import takes
 
@@ -48,7 +48,6 @@ PREDICT_FILE, TRANSFER_FILE = "arbitrary_predict.onnx", "arbitrary_transform.onn
 MIN_SIDE = 64  # the transfer network mirror-pads 4 px and downsamples 4x: below this its instance norms see mush
 MAX_OUTPUT = 8192  # FastStyleParams.max_size's bound: a short side of MIN_SIDE must fit within it
 STYLE_MULTIPLE = 32  # the predictor's stride-2 convs have TF "SAME" pads baked in for sizes divisible by 32
-_PHOTOS = ("grace_hopper",)  # bundled samples that are photos, not paintings (left out of the style sheet)
 
 
 def _models_dir() -> Any:
@@ -288,7 +287,7 @@ def style_sheet(content: Any, styles: Any = None, *, tile: int = 256, columns: i
     notices: list[str] = []
     content_img = _prepare_content(content, tile, notices)
     extra = [] if styles is None else _style_list(styles)
-    sources = [f"sample:{n}" for n in sample_names() if n not in _PHOTOS] + extra
+    sources = [f"sample:{n}" for n in painting_names()] + extra
     labelled = [("content", content_img)] + [
         (_label(s, i - 1), Image.fromarray(to_uint8(_stylize(
             content_img, [prepare(s, max_size=max(1024, 2 * p.style_size), what="style image")[0]], p))))

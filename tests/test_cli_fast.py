@@ -83,7 +83,7 @@ def test_style_sheet_writes_one_labelled_sheet(photo, tmp_path, capsys):
     out = tmp_path / "sheet.png"
     assert cli.main(["style-sheet", str(photo), str(photo), "-o", str(out), "--tile=96", "--columns=2",
                      "--strength=0.9"]) == 0
-    paintings = [n for n in images.sample_names() if n not in fast._PHOTOS]
+    paintings = list(images.painting_names())
     rows = -(-(2 + len(paintings)) // 2)
     assert Image.open(out).size == (2 * (96 + 6) + 6, rows * (64 + 16 + 6) + 6)
     assert images.read_params(out)["strength"] == 0.9

@@ -11,7 +11,7 @@ from conftest import TINY_STYLE, shared_image
 from PIL import Image
 
 import nbart
-from nbart import fast
+from nbart import fast, images
 from nbart.backbones import WeightsError
 from nbart.images import ImageError
 from nbart.params import FastStyleParams, ParamError
@@ -179,7 +179,7 @@ def test_signature_and_help_come_from_the_spec():
 
 
 def test_style_sheet_shows_the_content_in_every_painting_and_the_given_styles(photo):
-    paintings = [n for n in nbart.sample_names() if n not in fast._PHOTOS]
+    paintings = list(images.painting_names())
     sheet = nbart.style_sheet(photo, [photo], tile=128, columns=3)
     tiles = 1 + len(paintings) + 1
     w, h = 128, round(131 * 128 / 203)
