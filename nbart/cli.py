@@ -17,6 +17,7 @@ import argparse
 import difflib
 import math
 import os
+import re
 import signal
 import sys
 import warnings
@@ -384,9 +385,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
 
 
+def _negative_values_joined(argv: Sequence[str]) -> list[str]:
+    """``--style-blend -1,1`` as ``--style-blend=-1,1``: argparse takes a value that starts with ``-`` for a flag
+    (it knows only plain negative numbers), so a negative value would be called a missing argument, not a bad value."""
+    out: list[str] = []
+    for token in argv:
+        if out and re.match(r"-[\d.]", token) and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def _main(argv: Sequence[str] | None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_negative_values_joined(sys.argv[1:] if argv is None else argv))
         if args.command == "models":
             sys.stdout.write(_models())
             return 0

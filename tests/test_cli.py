@@ -96,6 +96,18 @@ def test_errors_say_where_they_looked_and_suggest_the_likely_fix(tmp_path, monke
     assert not (tmp_path / "o.png").exists()
 
 
+def test_a_negative_value_is_judged_as_a_value_not_taken_for_a_flag(tmp_path, monkeypatch, capsys):
+    """``--style-blend -1,1`` used to be "expected one argument": argparse reads "-1,1" as a flag."""
+    monkeypatch.chdir(tmp_path)
+    style = ["style", "sample:grace_hopper", "sample:starry_night", "sample:starry_night", "-o", "o.png"]
+    for flag, value, message in [("--style-blend", "-1,1", "each of style_blend must be >= 0 (got -1)"),
+                                 ("--style-weight", "-1e3", "style_weight must be >= 0 (got -1000)"),
+                                 ("--tv-weight", "-.5", "tv_weight must be >= 0 (got -0.5)")]:
+        assert cli.main([*style, flag, value]) == 2, flag
+        assert message in error_line(capsys), flag
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_a_layer_of_the_offline_fallback_is_accepted_and_the_readmes_layer_example_runs(photo, tmp_path,
                                                                                         monkeypatch, capsys):
     monkeypatch.setenv("NBART_OFFLINE", "1")  # the default inception_v3 falls back to the offline VGG16
