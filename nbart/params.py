@@ -83,6 +83,8 @@ class _Params(SpecParams):
                 try:
                     ran.parse_layer(spec, allow_channels=allow_channels)
                 except ParamError:
+                    if spec.partition(":")[0] in ran.layers:  # the fallback's layer with a bad channel: say that
+                        raise
                     raise ParamError(f"{e} (or, as {ran.name} runs here instead, {ran.layer_range()})") from None
 
     def _check_max_size(self) -> None:

@@ -93,3 +93,15 @@ def test_to_code_writes_only_what_differs_from_the_defaults():
     p = DreamParams(octaves=5, layers=("mixed4",))
     assert to_code("nbart.dream", p, "image") == "nbart.dream(image, layers=('mixed4',), octaves=5)"
     assert to_code("nbart.dream", DreamParams(), "image") == "nbart.dream(image)"
+
+
+def test_layers_of_the_offline_fallback_get_that_models_errors(monkeypatch):
+    """weights="auto" offline runs VGG16: its layers are accepted, and a bad channel of one is named as such (the
+    message used to call block4_conv3 an unknown layer of inception_v3)."""
+    monkeypatch.setenv("NBART_OFFLINE", "1")
+    assert DreamParams(layers=("block4_conv3:7",)).layers == ("block4_conv3:7",)
+    with pytest.raises(ParamError, match=r"^layer block4_conv3 has channels 0\.\.511 \(got 9999\)$"):
+        DreamParams(layers=("block4_conv3:9999",))
+    with pytest.raises(ParamError, match=r"unknown layer 'block9' for inception_v3; choose from mixed0\.\.mixed10 "
+                                         r"\(or, as vgg16 runs here instead, block1_conv1\.\.block5_conv3\)"):
+        DreamParams(layers=("block9",))
