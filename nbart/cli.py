@@ -312,6 +312,9 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         shown = len(run.notices)
 
     interrupted, failure, signalled = False, None, 0
+    # a warning during the run (a library's, or the lean network's fallback) goes above the bar, not into its line
+    warnings.showwarning = lambda message, *_, **__: bar.write(f"nbart: warning: {' '.join(str(message).split())}",
+                                                              file=sys.stderr)
     saver = safety.Checkpoints(run, args.output, task.input_paths(args), bar)
     poller = safety.ProgressPoller(run, bar)
     try:
@@ -335,6 +338,7 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     finally:
         poller.stop()
         bar.close()
+        warnings.showwarning = _warning_line
     note_new()
     stopped_status = 128 + signalled if signalled else 130
     how = f"ended by {signal.Signals(signalled).name}" if signalled else "interrupted"

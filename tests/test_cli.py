@@ -191,3 +191,19 @@ def test_help_texts_do_not_repeat_what_empty_means(capsys):
         text = " ".join(capsys.readouterr().out.split())
         assert "defaults) (default: empty)" not in text and "(empty: equal) (default: empty)" not in text
         assert "(default: " in text  # the others still give theirs
+
+
+def test_a_warning_during_the_run_gets_its_own_line_above_the_bar(photo, tmp_path, monkeypatch, capsys):
+    import warnings
+
+    real_next = events.Run.__next__
+
+    def warns(self):
+        if self.latest is not None and self.latest.step == 2:
+            warnings.warn("something to know mid-run", RuntimeWarning, stacklevel=1)
+        return real_next(self)
+
+    monkeypatch.setattr(events.Run, "__next__", warns)
+    assert cli.main(["dream", str(photo), "-o", str(tmp_path / "o.png"), *TINY_FLAGS, "--steps=4"]) == 0
+    lines = [part.strip() for part in re.split(r"[\r\n]", capsys.readouterr().err)]
+    assert "nbart: warning: something to know mid-run" in lines  # not glued to the bar's text
