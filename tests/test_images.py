@@ -176,6 +176,16 @@ def test_save_png_keeps_parameters_and_is_atomic(tmp_path):
     assert os.listdir(tmp_path) == ["out.png"]  # no temporary file left
 
 
+@pytest.mark.parametrize("name", ["out.jpg", "OUT.JPG", "out.jpeg", "out.webp"])
+def test_jpeg_and_webp_keep_the_parameters_too(tmp_path, name):
+    """They used to carry no settings (WebP) or carry them where read_params didn't look (a JPEG comment)."""
+    settings = {"steps": 3, "layers": ["mixed3"], "note": "café"}
+    images.save_image(_asymmetric(), tmp_path / name, settings)
+    assert images.read_params(tmp_path / name) == settings
+    images.save_image(_asymmetric(), tmp_path / name)  # no settings given: none read back
+    assert images.read_params(tmp_path / name) is None
+
+
 def test_failed_save_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
     path = tmp_path / "out.png"
     path.write_bytes(b"old")

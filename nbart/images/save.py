@@ -18,6 +18,7 @@ from nbart.images.load import load_image
 
 __all__ = ["SAVE_FORMATS", "GIF_MAX_FRAMES", "folder_problem", "save_image", "save_gif", "read_params"]
 
+_EXIF_DESCRIPTION, _EXIF_SOFTWARE = 0x010E, 0x0131  # EXIF ImageDescription and Software tags
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 GIF_MAX_FRAMES = 120  # at most this many frames in a GIF of a run (CLI and studios): a short, small file
 
@@ -87,7 +88,8 @@ def save_image(img: Any, path: str | os.PathLike, params: dict | None = None, qu
                checkpoint: bool = False) -> None:
     """Save an image (PIL or array) as PNG, JPEG or WebP by its suffix, atomically.
 
-    ``params`` (a JSON-friendly dict) is stored in the PNG's text metadata under "nbart" (a comment in JPEG).
+    ``params`` (a JSON-friendly dict) is stored in the PNG's text metadata under "nbart", in JPEG and WebP as EXIF
+    ImageDescription (Software "nbart"); ``read_params`` reads it back from all three.
     ``checkpoint=True`` trades size and durability for speed (what a run's frequent checkpoints need): PNG's fastest
     compression, and no fsync (see ``_atomic_write``).
     """
@@ -106,10 +108,14 @@ def save_image(img: Any, path: str | os.PathLike, params: dict | None = None, qu
         options["pnginfo"] = info
         if checkpoint:
             options["compress_level"] = 1
-    elif fmt == "JPEG":
-        options.update(quality=quality, comment=text or "nbart")
-    else:
-        options.update(quality=quality)
+    else:  # JPEG and WebP keep the settings in EXIF (ImageDescription, with Software "nbart"), which both carry
+        exif = Image.Exif()
+        exif[_EXIF_SOFTWARE] = "nbart"
+        if text:
+            exif[_EXIF_DESCRIPTION] = text
+        options.update(quality=quality, exif=exif.tobytes())
+        if fmt == "JPEG":
+            options["comment"] = text or "nbart"
     _atomic_write(path, lambda f: img.save(f, format=fmt, **options), durable=not checkpoint)
 
 
@@ -127,7 +133,10 @@ def save_gif(frames: Iterable[Any], path: str | os.PathLike, duration_ms: int = 
 
 
 def read_params(path: str | os.PathLike) -> dict | None:
-    """The parameters nbart stored in a PNG it saved, or None."""
+    """The parameters nbart stored in a PNG, JPEG or WebP it saved, or None."""
     with Image.open(path) as img:
-        text = img.info.get("nbart") if hasattr(img, "info") else None
+        text = img.info.get("nbart")
+        if not text:
+            exif = img.getexif()
+            text = exif.get(_EXIF_DESCRIPTION) if exif.get(_EXIF_SOFTWARE) == "nbart" else None
     return json.loads(text) if text else None
