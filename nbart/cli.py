@@ -215,7 +215,7 @@ def _add_style_sheet(sub: Any, samples: str) -> None:
 
 
 def _style_sheet(args: argparse.Namespace) -> int:
-    from nbart.fast import style_sheet
+    from nbart.fast import sheet_labels, style_sheet
 
     out = args.output
     if os.path.splitext(out)[1].lower() not in SAVE_FORMATS:
@@ -225,7 +225,10 @@ def _style_sheet(args: argparse.Namespace) -> int:
         raise CliError(f"can't write {out}: {problem}")
     kwargs = {name: getattr(args, name) for name in SHEET_FIELDS if hasattr(args, name)}
     sheet = style_sheet(args.content, args.style or None, tile=args.tile, columns=args.columns, **kwargs)
-    save_image(sheet, out, {"task": "style-sheet", "inputs": [args.content, *args.style], **kwargs})
+    settings = FastStyleParams(**kwargs, max_size=args.tile).to_dict()
+    save_image(sheet, out, {"task": "style-sheet", "inputs": [args.content, *args.style], "tile": args.tile,
+                            "columns": args.columns, "labels": sheet_labels(args.style or None),
+                            "params": {name: settings[name] for name in SHEET_FIELDS}})
     print(f"nbart: wrote {out}", file=sys.stderr)
     return 0
 

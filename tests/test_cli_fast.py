@@ -86,7 +86,10 @@ def test_style_sheet_writes_one_labelled_sheet(photo, tmp_path, capsys):
     paintings = list(images.painting_names())
     rows = -(-(2 + len(paintings)) // 2)
     assert Image.open(out).size == (2 * (96 + 6) + 6, rows * (64 + 16 + 6) + 6)
-    assert images.read_params(out)["strength"] == 0.9
+    meta = images.read_params(out)  # enough to make the sheet again, and to tell its tiles apart
+    assert meta["params"] == {"strength": 0.9, "style_size": 256, "preserve_colors": False}
+    assert (meta["tile"], meta["columns"], meta["inputs"]) == (96, 2, [str(photo), str(photo)])
+    assert meta["labels"] == ["content", *paintings, photo.stem]
     assert "wrote" in capsys.readouterr().err
     assert cli.main(["style-sheet", str(photo), "-o", str(out), "--tile=8"]) == 2
     assert "tile must be an integer from 64 to 1024 px (got 8)" in error_line(capsys)

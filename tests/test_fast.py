@@ -190,6 +190,14 @@ def test_style_sheet_shows_the_content_in_every_painting_and_the_given_styles(ph
     assert _mad(sheet.crop((6 + w + 6, 6 + 16, 6 + 2 * w + 6, 6 + 16 + h)), first) < 1
 
 
+def test_style_sheet_captions_never_repeat():
+    """Two styles with one file name, a painting's name again, and pixel images each get their own caption."""
+    paintings = list(images.painting_names())
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    labels = fast.sheet_labels(["a/style.jpg", "b/style.jpg", f"sample:{paintings[0]}", pixels, pixels])
+    assert labels == ["content", *paintings, "style", "style (2)", f"{paintings[0]} (2)", "style 4", "style 5"]
+
+
 def test_init_fast_starts_the_style_transfer_from_the_fast_result(photo):
     # Adam with a tiny step barely moves the start: the first step's image is the fast result at that size
     kwargs = {**TINY_STYLE, "sizes": (160,), "steps": 1, "optimizer": "adam", "learning_rate": 1e-6}
