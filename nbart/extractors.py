@@ -110,7 +110,8 @@ class Extractor:
     ``self.lean`` is the lean network in use, or None.
     """
 
-    def __init__(self, bb: Backbone, weights: str, precision: str, layers: tuple[str, ...], lean: bool = True):
+    def __init__(self, bb: Backbone, weights: str, precision: str, layers: tuple[str, ...], lean: bool = True,
+                 warn: bool = True):
         import keras
 
         self.backbone, self.weights, self.precision, self.layers = bb, weights, precision, tuple(layers)
@@ -123,7 +124,7 @@ class Extractor:
         self.notice: str | None = None
         if lean:
             self.lean, self.notice = self._lean_network()
-            if self.notice:
+            if self.notice and warn:  # a run says it among its notices instead (warn=False)
                 warnings.warn(self.notice, RuntimeWarning, stacklevel=2)
 
     def _lean_network(self) -> tuple[Any, str | None]:
@@ -187,13 +188,16 @@ class Extractor:
         return features, gram_values
 
 
-def extractor(bb: Backbone, weights: str, precision: str, layers: Sequence[str], lean: bool = True) -> Extractor:
-    """A cached :class:`Extractor`; changing the layers reuses the cached network, it never rebuilds it."""
+def extractor(bb: Backbone, weights: str, precision: str, layers: Sequence[str], lean: bool = True,
+              warn: bool = True) -> Extractor:
+    """A cached :class:`Extractor`; changing the layers reuses the cached network, it never rebuilds it.
+    ``warn=False``: a lean-executor fallback is only in ``Extractor.notice`` (a run lists it among its notices)."""
     with _lock:
         if (bb.name, weights, precision) in cached_models:
             cached_models.move_to_end((bb.name, weights, precision))  # a network in use is not the one to evict
         key = (bb.name, weights, precision, tuple(layers)) + (() if lean else ("keras",))
-        return cached_extractors.get_or_make(key, lambda: Extractor(bb, weights, precision, tuple(layers), lean))
+        return cached_extractors.get_or_make(key, lambda: Extractor(bb, weights, precision, tuple(layers), lean,
+                                                                    warn))
 
 
 def cache_sizes() -> dict[str, int]:

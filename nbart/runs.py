@@ -107,7 +107,11 @@ class Prepared:
 
     @functools.cached_property
     def extractor(self) -> backbones.Extractor:
-        return backbones.extractor(self.backbone, self.resolved.weights, self.precision, self.layers())
+        """The cached extractor of ``layers()``; a lean-executor fallback becomes one of the run's notices."""
+        ext = backbones.extractor(self.backbone, self.resolved.weights, self.precision, self.layers(), warn=False)
+        if ext.notice and ext.notice not in self.notices:
+            self.notices.append(ext.notice)
+        return ext
 
     def ran(self) -> dict[str, Any]:
         """The parameter values that reproduce this run anywhere: the backbone, weights and precision it used (and

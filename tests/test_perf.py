@@ -126,6 +126,26 @@ def test_a_lean_network_that_differs_from_keras_falls_back_with_a_notice(monkeyp
     np.testing.assert_array_equal(ext(x)[0].numpy(), plain(x)[0].numpy())  # the Keras model ran
 
 
+def test_a_runs_lean_fallback_is_one_of_its_notices_and_said_once(monkeypatch):
+    import warnings
+
+    import nbart
+
+    extractors.clear_cache()
+    _break_every_conv(monkeypatch, 1.01)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            nbart.dream(np.full((64, 64, 3), 0.5, np.float32), **TINY)
+        said = [str(w.message) for w in caught if "lean executor off" in str(w.message)]
+        assert len(said) == 1, said  # the run's notice, not also the extractor's own warning
+        run = dream_run(np.full((64, 64, 3), 0.5, np.float32), **TINY)  # the extractor is cached now
+        list(run)
+        assert [n for n in run.notices if "lean executor off for vgg16" in n] == said
+    finally:
+        extractors.clear_cache()  # the broken network must not serve later tests
+
+
 def test_a_lean_network_that_cannot_be_built_falls_back_with_a_notice(monkeypatch):
     import tensorflow as tf
 
