@@ -20,10 +20,11 @@ from typing import Any
 import ipywidgets as widgets
 from PIL import Image
 
+from nbart.cost import WontFit
 from nbart.errors import USER_ERRORS, ImageError, ParamError, error_message
 from nbart.studio import export
 from nbart.studio.compat import in_colab
-from nbart.studio.controls import ControlSet
+from nbart.studio.controls import ControlSet, label_of
 from nbart.studio.driver import Driver, Frames, Job, WarmUp
 from nbart.studio.history import Result
 from nbart.studio.panel import Panel
@@ -289,7 +290,7 @@ class Studio(Panel):
         self.history_strip.show(self.history)
 
     def run_failed(self, error: BaseException, run: Any = None) -> None:
-        self.error = _error_text(error)
+        self.error = self._wont_fit_text(error) if isinstance(error, WontFit) else _error_text(error)
         expected = isinstance(error, PLAIN_ERRORS)
         self.error_details = None if expected else "".join(traceback.format_exception(error))
         self.say(self.error, "error", self.error_details)
@@ -298,6 +299,17 @@ class Studio(Panel):
 
     def run_idle(self) -> None:
         self._set_busy(False)
+
+    def _wont_fit_text(self, error: WontFit) -> str:
+        """The engine's refusal of a run too big for this process's memory, with the way forward in the panel's
+        words: the size control that fits (and its tab), or the force checkbox."""
+        tab = self.tab_titles.get("image", "Size")
+        sizes = "; ".join(f"set {label_of(k)} to {', '.join(map(str, v)) if isinstance(v, tuple) else v}"
+                          for k, v in error.fits.items())
+        forward = f"{sizes} ({tab} tab)" if sizes else "no smaller size fits: free memory (close other notebooks)"
+        force = f"tick force ({self.tab_titles.get('advanced', 'Advanced')} tab) to run anyway"
+        return f"{error.headline}: {forward}, or {force}" if "force" in self.controls else \
+            f"{error.headline}: {forward}"
 
     # ----------------------------------------------------------------------------------------------------------
     # widget events (main thread)
