@@ -300,6 +300,12 @@ class Studio(Panel):
     def run_idle(self) -> None:
         self._set_busy(False)
 
+    def run_progress(self, run: Any, done: int, parts: int) -> None:
+        """Inside a long step: 'step 3/20 · tile 5/16' (a tiled dream step's tiles, polled by the driver)."""
+        latest = run.latest
+        step = min(run.total, (latest.step if latest is not None else 0) + 1)
+        self.set_status(f"step {step}/{run.total} · tile {done}/{parts}")
+
     def _wont_fit_text(self, error: WontFit) -> str:
         """The engine's refusal of a run too big for this process's memory, with the way forward in the panel's
         words: the size control that fits (and its tab), or the force checkbox."""
