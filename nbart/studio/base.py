@@ -25,6 +25,7 @@ from nbart.errors import USER_ERRORS, ImageError, ParamError, error_message
 from nbart.studio import export
 from nbart.studio.compat import in_colab
 from nbart.studio.controls import ControlSet, label_of
+from nbart.studio.costlabel import CostLabel
 from nbart.studio.driver import Driver, Frames, Job, WarmUp
 from nbart.studio.history import Result
 from nbart.studio.panel import Panel
@@ -53,7 +54,8 @@ class Studio(Panel):
     starting: dict[str, Any] = {}  # the controls' starting values where they differ from the engine's defaults
 
     def __init__(self, sources: dict[str, Any], params: dict[str, Any], mode: str = "auto",
-                 preview_size: int = 384, fps: float = 4.0, warm_up: bool | None = None):
+                 preview_size: int = 384, fps: float = 4.0, warm_up: bool | None = None,
+                 estimate: bool | None = None):
         if mode not in ("auto", "thread", "foreground"):
             raise ParamError(f"mode must be auto, thread or foreground (got {mode!r})")
         self.mode = ("foreground" if in_colab() else "thread") if mode == "auto" else mode
@@ -87,6 +89,14 @@ class Studio(Panel):
             picker.on_change(self._sources_changed)
         self._show_source()
         self._set_busy(False)
+
+        # the cost of a run with the settings shown, next to Run (nbart.cost), kept up to date as they change
+        self.cost: CostLabel | None = None
+        if estimate if estimate is not None else os.environ.get("NBART_ESTIMATE", "1") != "0":
+            self.cost = CostLabel(self.cost_label, self.task, self._estimate_request, self.mode == "foreground")
+            for w in self.controls.values():
+                w.observe(self.cost.request, names="value")
+            self.cost.request()
 
         self.warm_up: WarmUp | None = None
         if warm_up if warm_up is not None else os.environ.get("NBART_WARM_UP", "1") != "0":
@@ -123,7 +133,10 @@ class Studio(Panel):
         (measured: first preview 0.1 s instead of 2 s for a dream)."""
         from nbart.warmup import warm_up
 
-        warm_up(self.task, self.params())
+        params = self.params()
+        warm_up(self.task, params)
+        if self.cost is not None:
+            self.cost.calibrate(params)  # once per machine and backbone: the label then gives times too
 
     # ----------------------------------------------------------------------------------------------------------
     # public API
@@ -335,7 +348,13 @@ class Studio(Panel):
         self.code.rows = sum(1 + len(line) // 100 for line in self.code.value.split("\n"))
         self.code.layout.display = None
 
+    def _estimate_request(self) -> tuple[Any, list[Any]]:
+        """What the cost label estimates (main thread): the controls' params and the sources, in argument order."""
+        return self.params(), [p.source() for p in self.pickers.values()]
+
     def _sources_changed(self) -> None:
+        if self.cost is not None:
+            self.cost.request()
         if self.running:
             return
         self.current = None
