@@ -48,7 +48,8 @@ from nbart.params import DreamParams, StyleParams
 from nbart.precision import cpu_model, resolve_precision
 from nbart.weights import keras_home, resolve
 
-__all__ = ["Estimate", "estimate", "check_fits", "WontFit", "probe", "calibration", "network_table", "LBFGS_EVALUATIONS"]
+__all__ = ["Estimate", "estimate", "check_fits", "WontFit", "probe", "calibration", "network_table",
+           "LBFGS_EVALUATIONS"]
 
 CACHE_FILE = "nbart_estimate.json"
 REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this side, then scaled with pixels
