@@ -194,7 +194,8 @@ def _machine_key(precision: str) -> str:
 
 def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     """Time this machine on ``backbone``: a forward and backward pass to its deepest default dream layer at two small
-    sizes (random weights), interleaved ``repeats`` times. Returns seconds per forward GFLOP of a gradient call
+    sizes (random weights), interleaved ``repeats`` times, keeping the fastest. Returns seconds per forward GFLOP of
+    a gradient call
     (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call (``call_s``), the time to
     build the network (``build_s``), to trace a function (``trace_s``: first call less a steady one) and to run a
     traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its kernels per shape).
@@ -235,7 +236,9 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     for _ in range(repeats):
         for k, image in enumerate(images):
             times[k].append(timed(image))
-    t_small, t_big = (float(np.median(t)) for t in times)
+    # the fastest repeat: the one least slowed by other work on the machine (as timeit advises), so a probe that
+    # ran under a passing load is not kept as this machine's pace
+    t_small, t_big = (float(np.min(t)) for t in times)
     g_small, g_big = (gflops * (s / REFERENCE_SIDE) ** 2 for s in sides)
     rate = max((t_big - t_small) / (g_big - g_small), t_big / g_big * 0.5)
     call = max(0.0, t_big - rate * g_big)
@@ -265,23 +268,43 @@ def _baseline_bytes() -> float:
 
 
 _calibrations: dict[tuple[str, str], dict] = {}
+# A cached rate measured while the load average per CPU was this much higher than now is measured again (when a
+# probe may run): it was slowed by other work, and kept it would make every later estimate too long (2-5x seen).
+STALE_LOAD = 1.0
+
+
+def _load_per_cpu() -> float:
+    """The 1-minute load average per CPU (runnable processes per core); 0 where the system doesn't say."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (OSError, AttributeError):
+        return 0.0
+
+
+def _stale(rate: dict) -> bool:
+    return float(rate.get("load_per_cpu", 0.0)) - _load_per_cpu() > STALE_LOAD
 
 
 def calibration(backbone: str, precision: str = "float32", run_probe: bool = True) -> dict | None:
     """This machine's rate for ``backbone`` and ``precision`` (see :func:`probe`): from this process, the disk cache,
-    or a probe run now (unless ``run_probe`` is False: then None)."""
+    or a probe run now (unless ``run_probe`` is False: then None). With ``run_probe``, a rate measured under a load
+    per CPU more than :data:`STALE_LOAD` above the present one is measured again. The rate records the load it was
+    measured under (``load_per_cpu``)."""
     key = (backbone, precision)
     with _lock:
-        if key in _calibrations:
-            return _calibrations[key]
+        known = _calibrations.get(key)
+        if known is not None and not (run_probe and _stale(known)):
+            return known
         disk_key = f"rate|{_machine_key(precision)}|{backbone}"
         cached = _load_cache().get(disk_key)
-        if isinstance(cached, dict) and "new_shape_s" in cached:
+        valid = isinstance(cached, dict) and "new_shape_s" in cached
+        if valid and not (run_probe and _stale(cached)):
             _calibrations[key] = cached
             return cached
         if not run_probe:
             return None
-        measured = probe(backbone, precision)
+        load = _load_per_cpu()
+        measured = {**probe(backbone, precision), "load_per_cpu": round(load, 2)}
         _save_cache(disk_key, measured)
         _calibrations[key] = measured
         return measured

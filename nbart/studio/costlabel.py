@@ -60,12 +60,13 @@ class CostLabel:
         self.debounced.request(request)
 
     def calibrate(self, params: Any) -> None:
-        """Measure this machine's rate for ``params``' backbone and precision if it isn't known (:func:`nbart.cost.
-        probe`: 2-5 s, then cached on disk), and estimate again. For a background thread (the studio's warm-up)."""
+        """Measure this machine's rate for ``params``' backbone and precision if it isn't known or was measured under
+        a heavier load (:func:`nbart.cost.calibration`: 2-5 s, then cached on disk), and estimate again if it
+        changed. For a background thread (the studio's warm-up)."""
         backbone = resolve(params.model, params.weights).backbone.name
         precision = resolve_precision(params.precision)
-        if cost.calibration(backbone, precision, run_probe=False) is None:
-            cost.calibration(backbone, precision)
+        before = cost.calibration(backbone, precision, run_probe=False)
+        if cost.calibration(backbone, precision) is not before:
             self.request()
 
     def wait(self, timeout: float | None = None) -> bool:
