@@ -284,7 +284,7 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     _check_paths(args, task.input_paths(args))
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
-    if args.dry_run and task.tensorflow:  # the estimate, printed whether or not the run would fit
+    if args.dry_run:  # the estimate, printed whether or not the run would fit
         params = params.replace(force=True)
     # checks the images, and refuses a run that won't fit in memory (nbart.cost.WontFit; see _wont_fit);
     # computes nothing until the first event is pulled

@@ -49,7 +49,7 @@ from nbart.precision import cpu_model, resolve_precision
 from nbart.weights import keras_home, resolve
 
 __all__ = ["Estimate", "estimate", "check_fits", "WontFit", "probe", "calibration", "network_table",
-           "LBFGS_EVALUATIONS"]
+           "LBFGS_EVALUATIONS", "check_fast_fits", "fast_increment"]
 
 CACHE_FILE = "nbart_estimate.json"
 REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this side, then scaled with pixels
@@ -534,3 +534,37 @@ def check_fits(task: str, images: tuple | list, params: Any = None, force: bool 
         else:
             hi = mid - 1
     raise WontFit(task, est.increment_bytes, limit, changes(best) if best else {})
+
+
+# Fast style (nbart.fast: one onnxruntime forward pass, no TensorFlow): what a run adds to this process grows with
+# the content's pixels. Fitted to fresh-process peaks (ru_maxrss less the RSS before the call) of nbart.fast_style on
+# a 4:3 photo at long sides 256, 512, 1024 and 2048 px: 79, 102, 248 and 806 MB (2-core AVX2 EPYC, onnxruntime's
+# CPU provider); the line below is within 10 % of each.
+FAST_FIT = {"fixed": 60e6, "per_pixel": 240.0}
+
+
+def fast_increment(width: int, height: int) -> int:
+    """Bytes a fast stylization of a ``width`` x ``height`` px content is expected to add to this process."""
+    return int(FAST_FIT["fixed"] + FAST_FIT["per_pixel"] * width * height)
+
+
+def check_fast_fits(size: tuple[int, int], params: Any, limit: resources.Limit | None = None) -> None:
+    """:func:`check_fits` for a fast stylization of a content prepared at ``size`` (width, height) px with
+    ``params`` (a FastStyleParams): :class:`WontFit` naming the largest ``max_size`` (a multiple of 32) that fits,
+    unless ``params.force``."""
+    if getattr(params, "force", False):
+        return
+    limit = limit if limit is not None else resources.memory_limit()
+    if limit is None:
+        return
+    width, height = size
+    needed = fast_increment(width, height)
+    if needed <= limit.bytes:
+        return
+    long_side = max(width, height)
+    best = None
+    for side in range(long_side - long_side % 32, 63, -32):  # arithmetic only: no estimate to run
+        if fast_increment(*(max(1, round(d * side / long_side)) for d in size)) <= limit.bytes:
+            best = side
+            break
+    raise WontFit("fast style", needed, limit, {"max_size": best} if best else {})

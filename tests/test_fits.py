@@ -105,3 +105,17 @@ def test_the_studios_show_the_refusal_with_the_size_that_fits_and_force(photo, m
     assert studio.result is None
     assert "(cgroup limit): set sizes to 64, " in studio.error and "(Size & colour tab), or tick force" in \
         studio.error
+
+
+def test_fast_style_refuses_naming_a_max_size_that_fits_and_force_runs(photo, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    low, high = cost.fast_increment(128, 96), cost.fast_increment(256, 192)
+    limit = resources.Limit((low + high) // 2, "free memory")
+    monkeypatch.setattr(resources, "memory_limit", lambda: limit)
+    with pytest.raises(WontFit) as caught:
+        nbart.fast_style_run(photo, "sample:starry_night", max_size=256)
+    size = caught.value.fits["max_size"]
+    assert 128 <= size < 256 and size % 32 == 0 and "(free memory); try max_size=" in str(caught.value)
+    bigger = size + 32
+    assert cost.fast_increment(size, size * 3 // 4) <= limit.bytes < cost.fast_increment(bigger, bigger * 3 // 4)
+    assert nbart.fast_style(photo, "sample:starry_night", max_size=256, force=True).size == (256, 192)
