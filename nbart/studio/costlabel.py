@@ -13,6 +13,7 @@ only the memory. A run that the engine would refuse as too big is said so here a
 from __future__ import annotations
 
 import html
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -77,6 +78,8 @@ class CostLabel:
 
     def _work(self, request: tuple[Any, list[Any]]) -> None:
         params, sources = request
+        if self.debounced.foreground and "tensorflow" not in sys.modules:
+            return  # Colab: an estimate runs in the kernel's thread; the warm-up imports TensorFlow (seconds) first
         try:
             need = self._need(params)
             inputs = []
