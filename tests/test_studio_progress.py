@@ -67,7 +67,7 @@ def label_text(studio):
     return html.unescape(studio.cost_label.value.split(">", 1)[1].split("<", 1)[0])
 
 
-def test_the_estimate_next_to_run_follows_the_settings_and_builds_nothing(monkeypatch, gradient_image):
+def test_the_estimate_next_to_run_follows_the_settings_and_builds_nothing(monkeypatch, gradient_image, tmp_path):
     from nbart import cost, extractors
     from nbart.studio import costlabel
 
@@ -92,9 +92,15 @@ def test_the_estimate_next_to_run_follows_the_settings_and_builds_nothing(monkey
     label_text(studio)
     assert reads == [1024, 1536]
 
-    monkeypatch.setattr(cost, "_calibrations", {("vgg16", "float32"): FAKE_RATE})  # this machine's rate, known
-    studio.controls["steps"].value = 5
+    # what the warm-up does once the network is built: measure this machine's rate (a fake probe here), once
+    probes = []
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no rate cached on disk
+    monkeypatch.setattr(cost, "probe", lambda backbone, precision="float32", repeats=3:
+                        probes.append(backbone) or dict(FAKE_RATE))
+    studio.cost.calibrate(studio.params())
     timed = label_text(studio)
+    studio.cost.calibrate(studio.params())
+    assert probes == ["vgg16"]
     assert timed == studio.cost.estimate.short() and (" s, " in timed or " min, " in timed)
     studio.controls["max_size"].value = 512
     assert label_text(studio) != timed and len(reads) == 2  # smaller: no new read
