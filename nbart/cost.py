@@ -195,10 +195,10 @@ def _machine_key(precision: str) -> str:
 def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     """Time this machine on ``backbone``: a forward and backward pass to its deepest default dream layer at two small
     sizes (random weights), interleaved ``repeats`` times, keeping the fastest. Returns seconds per forward GFLOP of
-    a gradient call
-    (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call (``call_s``), the time to
-    build the network (``build_s``), to trace a function (``trace_s``: first call less a steady one) and to run a
-    traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its kernels per shape).
+    a gradient call (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call
+    (``call_s``), the time to build the network (``build_s``), to trace a function (``trace_s``: first call less a
+    steady one) and to run a traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its
+    kernels per shape).
     Takes 2-5 s on an idle 2-core EPYC (inception_v3's build is the longest part)."""
     import numpy as np
     import tensorflow as tf
