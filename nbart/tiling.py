@@ -1,7 +1,7 @@
-"""Tiled evaluation of a dream's layer means and gradient: images larger than a tile are split into near-equal
-tiles whose results are computed one at a time (bounded memory) and combined, weighted by each tile's area, as the
-TensorFlow Deep Dream tutorial's ``get_tiled_gradients`` does. A stop requested between tiles raises
-:class:`~nbart.events.Stopped`."""
+"""A dream's sizes (its octaves, pure: :mod:`nbart.cost` plans with them too) and the tiled evaluation of its layer
+means and gradient: images larger than a tile are split into near-equal tiles whose results are computed one at a
+time (bounded memory) and combined, weighted by each tile's area, as the TensorFlow Deep Dream tutorial's
+``get_tiled_gradients`` does. A stop requested between tiles raises :class:`~nbart.events.Stopped`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,19 @@ import numpy as np
 
 from nbart.events import Stopped
 
-__all__ = ["tiles", "tiled_means", "tiled_gradient"]
+__all__ = ["octave_sizes", "tiles", "tiled_means", "tiled_gradient"]
+
+
+def octave_sizes(height: int, width: int, octaves: int, octave_scale: float,
+                 min_size: int = 1) -> list[tuple[int, int]]:
+    """The (height, width) of each octave, coarse to full, in pixels; octaves smaller than ``min_size`` are skipped."""
+    sizes: list[tuple[int, int]] = []
+    for i in range(octaves - 1, -1, -1):
+        factor = octave_scale ** -i
+        size = (max(1, round(height * factor)), max(1, round(width * factor)))
+        if min(size) >= min_size and size not in sizes:
+            sizes.append(size)
+    return sizes or [(height, width)]
 
 
 def tiles(length: int, tile: int, min_size: int = 1) -> list[tuple[int, int]]:

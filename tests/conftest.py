@@ -10,6 +10,7 @@ os.environ.setdefault("NBART_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("NBART_WARM_UP", "0")  # studios don't build networks behind the tests' backs (one test does)
 os.environ.setdefault("NBART_FAST_PREVIEW", "0")  # nor make fast previews (tests/test_studio_fast.py turns them on)
+os.environ.setdefault("NBART_ESTIMATE", "0")  # nor estimate runs (tests/test_studio_progress.py turns it on)
 os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), f"nbart-test-keras-{os.getuid()}"))
 # Hypothesis' own cache (it keeps parsed constants even without a database) outside the tree, too
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",

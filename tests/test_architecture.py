@@ -24,9 +24,11 @@ LAYERS = [
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events"],  # StepEvent and the Run handle
-    ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
+    ["runs", "optimizers", "styleplan", "tiling", "cost"],
+    # plumbing shared by the tasks; style size plans; dream octaves and tiles; what a run will cost (every run checks
+    # that it fits before it starts, so the tasks call it)
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
-    ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
+    ["warmup"],  # builds and traces what the tasks will run
     ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

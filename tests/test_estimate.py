@@ -211,3 +211,18 @@ def test_cli_refuses_a_run_that_wont_fit_unless_forced(fake_probe, photo, tmp_pa
     assert len(err) == 1 and "(cgroup limit)" in err[0] and not out.exists()
     assert cli.main(["dream", str(photo), "-o", str(out), "--force", *flags]) == 0
     assert out.exists()
+
+
+def test_a_rate_measured_under_a_heavier_load_is_measured_again(fake_probe, monkeypatch):
+    load = [8.0]
+    monkeypatch.setattr(E, "_load_per_cpu", lambda: load[0])
+    first = E.calibration("vgg16", "float32")
+    assert first["load_per_cpu"] == 8.0 and len(fake_probe) == 1
+    load[0] = 7.5  # about as busy: the rate holds
+    assert E.calibration("vgg16", "float32") is first and len(fake_probe) == 1
+    load[0] = 1.0  # much quieter than when it was measured: measured again (a probe may run), and kept
+    assert E.calibration("vgg16", "float32", run_probe=False) is first and len(fake_probe) == 1
+    again = E.calibration("vgg16", "float32")
+    assert again["load_per_cpu"] == 1.0 and len(fake_probe) == 2
+    E._calibrations.clear()  # a new process reads the new one from disk
+    assert E.calibration("vgg16", "float32") == again and len(fake_probe) == 2

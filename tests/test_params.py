@@ -43,6 +43,18 @@ def test_unknown_keyword_names_the_choices():
         DreamParams.from_kwargs(octave=3)
 
 
+def test_a_mistyped_keyword_is_named_with_the_closest_field():
+    from nbart.params import FastStyleParams, StyleParams
+
+    with pytest.raises(ParamError, match=r"for FastStyleParams; choose from strength, .*; did you mean strength\?$"):
+        FastStyleParams.from_kwargs(strenght=0.5)
+    with pytest.raises(ParamError, match=r"did you mean style_weight\?$"):
+        StyleParams.from_kwargs(style_wieght=3)
+    with pytest.raises(ParamError) as caught:
+        DreamParams.from_kwargs(banana=3)
+    assert "did you mean" not in str(caught.value)
+
+
 def test_values_are_coerced_to_the_declared_types():
     import numpy as np
 

@@ -32,7 +32,7 @@ VIEWPORT = {"width": 1366, "height": 768}
 STUDIO_CELL = """\
 import nbart
 studio = nbart.DreamStudio(model="vgg16", weights="none", max_size=96, octaves=1, steps=4000, seed=0,
-                           precision="float32", fps=10)
+                           precision="float32", fps=10, estimate=True)
 studio"""
 OTHER_CELL = """\
 import time
@@ -163,6 +163,9 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         run.wait_for(timeout=120_000)
         preview = page.locator("img.nbart-preview")
         preview.wait_for()
+        estimate = page.locator(".nbart-estimate-text")  # next to Run: the run's expected cost (nbart.estimate)
+        estimate.wait_for(timeout=180_000)
+        assert estimate.inner_text().startswith("about ") and estimate.inner_text().endswith(" GB")
         page.wait_for_timeout(500)  # let the layout settle for the picture
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-studio-ready.png"))

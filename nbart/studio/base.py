@@ -20,10 +20,12 @@ from typing import Any
 import ipywidgets as widgets
 from PIL import Image
 
+from nbart.cost import WontFit
 from nbart.errors import USER_ERRORS, ImageError, ParamError, error_message
 from nbart.studio import export
 from nbart.studio.compat import in_colab
-from nbart.studio.controls import ControlSet
+from nbart.studio.controls import ControlSet, label_of
+from nbart.studio.costlabel import CostLabel
 from nbart.studio.driver import Driver, Frames, Job, WarmUp
 from nbart.studio.history import Result
 from nbart.studio.panel import Panel
@@ -52,7 +54,8 @@ class Studio(Panel):
     starting: dict[str, Any] = {}  # the controls' starting values where they differ from the engine's defaults
 
     def __init__(self, sources: dict[str, Any], params: dict[str, Any], mode: str = "auto",
-                 preview_size: int = 384, fps: float = 4.0, warm_up: bool | None = None):
+                 preview_size: int = 384, fps: float = 4.0, warm_up: bool | None = None,
+                 estimate: bool | None = None):
         if mode not in ("auto", "thread", "foreground"):
             raise ParamError(f"mode must be auto, thread or foreground (got {mode!r})")
         self.mode = ("foreground" if in_colab() else "thread") if mode == "auto" else mode
@@ -86,6 +89,14 @@ class Studio(Panel):
             picker.on_change(self._sources_changed)
         self._show_source()
         self._set_busy(False)
+
+        # the cost of a run with the settings shown, next to Run (nbart.cost), kept up to date as they change
+        self.cost: CostLabel | None = None
+        if estimate if estimate is not None else os.environ.get("NBART_ESTIMATE", "1") != "0":
+            self.cost = CostLabel(self.cost_label, self.task, self._estimate_request, self.mode == "foreground")
+            for w in self.controls.values():
+                w.observe(self.cost.request, names="value")
+            self.cost.request()
 
         self.warm_up: WarmUp | None = None
         if warm_up if warm_up is not None else os.environ.get("NBART_WARM_UP", "1") != "0":
@@ -122,7 +133,10 @@ class Studio(Panel):
         (measured: first preview 0.1 s instead of 2 s for a dream)."""
         from nbart.warmup import warm_up
 
-        warm_up(self.task, self.params())
+        params = self.params()
+        warm_up(self.task, params)
+        if self.cost is not None:
+            self.cost.calibrate(params)  # once per machine and backbone: the label then gives times too
 
     # ----------------------------------------------------------------------------------------------------------
     # public API
@@ -289,7 +303,7 @@ class Studio(Panel):
         self.history_strip.show(self.history)
 
     def run_failed(self, error: BaseException, run: Any = None) -> None:
-        self.error = _error_text(error)
+        self.error = self._wont_fit_text(error) if isinstance(error, WontFit) else _error_text(error)
         expected = isinstance(error, PLAIN_ERRORS)
         self.error_details = None if expected else "".join(traceback.format_exception(error))
         self.say(self.error, "error", self.error_details)
@@ -298,6 +312,23 @@ class Studio(Panel):
 
     def run_idle(self) -> None:
         self._set_busy(False)
+
+    def run_progress(self, run: Any, done: int, parts: int) -> None:
+        """Inside a long step: 'step 3/20 · tile 5/16' (a tiled dream step's tiles, polled by the driver)."""
+        latest = run.latest
+        step = min(run.total, (latest.step if latest is not None else 0) + 1)
+        self.set_status(f"step {step}/{run.total} · tile {done}/{parts}")
+
+    def _wont_fit_text(self, error: WontFit) -> str:
+        """The engine's refusal of a run too big for this process's memory, with the way forward in the panel's
+        words: the size control that fits (and its tab), or the force checkbox."""
+        tab = self.tab_titles.get("image", "Size")
+        sizes = "; ".join(f"set {label_of(k)} to {', '.join(map(str, v)) if isinstance(v, tuple) else v}"
+                          for k, v in error.fits.items())
+        forward = f"{sizes} ({tab} tab)" if sizes else "no smaller size fits: free memory (close other notebooks)"
+        force = f"tick force ({self.tab_titles.get('advanced', 'Advanced')} tab) to run anyway"
+        return f"{error.headline}: {forward}, or {force}" if "force" in self.controls else \
+            f"{error.headline}: {forward}"
 
     # ----------------------------------------------------------------------------------------------------------
     # widget events (main thread)
@@ -317,7 +348,13 @@ class Studio(Panel):
         self.code.rows = sum(1 + len(line) // 100 for line in self.code.value.split("\n"))
         self.code.layout.display = None
 
+    def _estimate_request(self) -> tuple[Any, list[Any]]:
+        """What the cost label estimates (main thread): the controls' params and the sources, in argument order."""
+        return self.params(), [p.source() for p in self.pickers.values()]
+
     def _sources_changed(self) -> None:
+        if self.cost is not None:
+            self.cost.request()
         if self.running:
             return
         self.current = None

@@ -20,6 +20,8 @@ class DreamStudio(Studio):
     :class:`~nbart.DreamParams` fields and set the controls' starting values. ``mode``: ``auto`` (a worker thread,
     or the foreground on Colab), ``thread`` or ``foreground``. ``warm_up`` (default: on, unless the environment
     sets NBART_WARM_UP=0) builds the network in the background as the panel opens, so Run shows a preview at once.
+    ``estimate`` (default: on, unless NBART_ESTIMATE=0) shows the run's expected time and memory next to Run
+    (:mod:`nbart.studio.costlabel`).
     End a cell with the studio to show it.
 
     For scripts and tests: ``controls`` (field name -> widget), ``preview``, ``start()``, ``stop()``,
@@ -36,8 +38,9 @@ class DreamStudio(Studio):
     tab_titles = {"main": "Dream", "image": "Size", "model": "Model"}
 
     def __init__(self, image: Any = None, *, mode: str = "auto", preview_size: int = 384, fps: float = 4.0,
-                 warm_up: bool | None = None, **params: Any):
-        super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up)
+                 warm_up: bool | None = None, estimate: bool | None = None, **params: Any):
+        super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up,
+                         estimate=estimate)
 
     def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
         return dream_run(items["image"][0], params)

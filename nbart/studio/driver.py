@@ -26,9 +26,11 @@ from typing import Any, Protocol
 from nbart.events import preview_jpeg
 from nbart.images import GIF_MAX_FRAMES
 
-__all__ = ["Job", "Frames", "View", "Driver", "WarmUp", "Debounced", "keras_state", "apply_keras_state"]
+__all__ = ["Job", "Frames", "View", "Driver", "StepProgress", "WarmUp", "Debounced", "keras_state",
+           "apply_keras_state"]
 
 IGNORE_CLICKS_AFTER_FOREGROUND = 0.5  # s: clicks queued while a foreground run held the kernel are dropped
+PROGRESS_SECONDS = 0.5  # s: how often a long step's progress (a tiled dream step's tiles) is polled, as the CLI does
 
 
 @dataclass
@@ -76,6 +78,8 @@ class View(Protocol):
 
     def run_failed(self, error: BaseException, run: Any = None) -> None: ...
 
+    def run_progress(self, run: Any, done: int, parts: int) -> None: ...  # within a long step: tiles done / tiles
+
     def run_idle(self) -> None: ...  # no run any more: buttons back
 
     def say(self, text: str | None, kind: str = "note") -> None: ...
@@ -97,6 +101,8 @@ class Driver:
         self._idle.set()
         self._stop = threading.Event()
         self._ignore_clicks_until = 0.0
+        self.progress_seconds = PROGRESS_SECONDS
+        self._showing = threading.Lock()  # a step's frame and the progress within the next step: never interleaved
 
     @property
     def busy(self) -> bool:
@@ -159,7 +165,7 @@ class Driver:
 
     def _work(self, job: Job, stop: threading.Event, state: dict) -> None:
         """The run loop: pull events, show a frame at most every ``interval`` seconds, then the result."""
-        run = None
+        run = poller = None
         frames = Frames()
         view = self.view
         try:
@@ -169,6 +175,9 @@ class Driver:
             if stop.is_set():
                 run.stop()
             view.run_began(run)
+            # the worker is inside a step for as long as it lasts: a helper thread shows its tiles as they finish
+            poller = StepProgress(run, view.run_progress, self.progress_seconds, self._showing)
+            poller.start()
             last = 0.0
             for event in run:
                 frames.step(event)
@@ -178,7 +187,9 @@ class Driver:
                     # rendered at preview size (a dream composes its octaves small): cheaper than image()
                     jpeg = preview_jpeg(event, self.preview_size)
                     frames.frame(jpeg)
-                    view.run_step(run, event, jpeg, frames)
+                    with self._showing:
+                        view.run_step(run, event, jpeg, frames)
+            poller.stop()
             view.run_ended(job, run, frames, run.outcome)
         except KeyboardInterrupt:  # foreground mode: the cell's interrupt stops the run and keeps the image
             if run is not None:
@@ -191,8 +202,49 @@ class Driver:
                 run.close()
             view.run_failed(exc, run)
         finally:
+            if poller is not None:
+                poller.stop()
             view.run_idle()  # buttons back before wait() returns
             self._release()
+
+
+class StepProgress:
+    """Polls ``run.progress`` (the parts of the step being computed: a tiled dream step's tiles) every ``seconds``
+    from a helper thread and calls ``show(run, done, parts)`` when it changes, so a step that takes minutes still
+    moves (the CLI's bar does the same: :class:`nbart.safety.ProgressPoller`). ``lock`` is held while showing, and
+    the progress read again under it: a step's own frame, shown under the same lock after the engine cleared the
+    progress, is never overwritten by its last tile. A step of one part (one network call) shows nothing."""
+
+    def __init__(self, run: Any, show: Callable[[Any, int, int], None], seconds: float,
+                 lock: threading.Lock | None = None):
+        self.run, self.show, self.seconds = run, show, seconds
+        self.lock = lock or threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True, name="nbart-step-progress")
+        self.shown: tuple[int, int] | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.done.wait(self.seconds):
+            progress = self.run.progress
+            if progress == self.shown or progress is None or progress[1] <= 1:
+                self.shown = progress
+                continue
+            with self.lock:
+                progress = self.run.progress
+                if progress is not None and not self.done.is_set() and not self.run.finished:
+                    try:
+                        self.show(self.run, *progress)
+                    except Exception:  # a view that can't show it: the run goes on without it
+                        pass
+            self.shown = progress
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join()
 
 
 class WarmUp:

@@ -72,6 +72,8 @@ class Panel(widgets.VBox):
         self.message.add_class("nbart-message")
         self.curve = widgets.HTML(loss_svg([], []))
         self.curve.add_class("nbart-curve")
+        self.cost_label = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))  # "about 40 s, 1.1 GB"
+        self.cost_label.add_class("nbart-estimate")
 
         self.code = widgets.Textarea(rows=4, layout=widgets.Layout(width="100%", display="none"))
         self.code.add_class("nbart-code")
@@ -95,7 +97,8 @@ class Panel(widgets.VBox):
                             layout=widgets.Layout(width="420px", margin="0 16px 0 0"))
         b = self.buttons
         more = widgets.HTML("more steps", layout=widgets.Layout(margin="0 12px 0 0"))
-        actions = widgets.HBox([b["run"], b["stop"], b["continue"], self.more_steps, more, b["reset"]],
+        actions = widgets.HBox([b["run"], b["stop"], b["continue"], self.more_steps, more, b["reset"],
+                                self.cost_label],
                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         right = widgets.VBox([actions, self.preview, self.progress, self.status, self.curve, self.message],
                              layout=widgets.Layout(flex=f"1 1 {side}"))  # beside the settings when it fits

@@ -24,7 +24,8 @@ class StyleStudio(Studio):
     ``content`` and ``style`` are ``"sample:NAME"``, a URL or path, or an image (PIL, array, bytes); ``style`` may be
     a list (blended by ``style_blend``). Keywords are :class:`~nbart.StyleParams` fields and set the controls'
     starting values (``starting`` below, unless ``max_size`` or ``sizes`` is given: a quicker start than the
-    engine's defaults); ``mode``, ``preview_size`` and ``fps`` as for :class:`~nbart.DreamStudio`.
+    engine's defaults); ``mode``, ``preview_size``, ``fps``, ``warm_up`` and ``estimate`` as for
+    :class:`~nbart.DreamStudio`.
 
     ``fast_preview`` (default: on, unless the environment sets NBART_FAST_PREVIEW=0) shows the instant
     stylization (:func:`nbart.fast_style`) of what is chosen before Run is pressed, with a ``strength`` slider and a
@@ -44,14 +45,15 @@ class StyleStudio(Studio):
     starting = {"sizes": (256, 384), "steps": 30}
 
     def __init__(self, content: Any = None, style: Any = None, *, mode: str = "auto", preview_size: int = 384,
-                 fps: float = 4.0, warm_up: bool | None = None, fast_preview: bool | None = None, **params: Any):
+                 fps: float = 4.0, warm_up: bool | None = None, fast_preview: bool | None = None,
+                 estimate: bool | None = None, **params: Any):
         if fast_preview is None:
             fast_preview = os.environ.get("NBART_FAST_PREVIEW", "1") != "0"
         self.fast: fast.FastPreview | None = None
         self._fast_wanted = fast_preview
         starting = {k: v for k, v in self.starting.items() if not ({k, "max_size"} & set(params))}
         super().__init__({"content": content, "style": style}, {**starting, **params}, mode=mode,
-                         preview_size=preview_size, fps=fps, warm_up=warm_up)
+                         preview_size=preview_size, fps=fps, warm_up=warm_up, estimate=estimate)
         if self.fast is not None:
             self.fast.request()  # the first look at once
 
