@@ -207,6 +207,8 @@ def combine(*masks: Any) -> np.ndarray:
 def _as_mask(mask: Any) -> np.ndarray:
     """A float (H, W) array in [0, 1] from a maker's result or an (H, W) array (bool, uint8, or floats in [0, 1])."""
     if isinstance(mask, np.ndarray) and mask.ndim == 2:
+        if mask.size == 0:
+            raise ParamError(f"the mask is empty (shape {mask.shape})")
         if mask.dtype == bool:
             return mask.astype(np.float32)
         if mask.dtype == np.uint8:
@@ -216,7 +218,7 @@ def _as_mask(mask: Any) -> np.ndarray:
                 raise ParamError("the mask holds NaN or infinite values")
             low, high = float(mask.min()), float(mask.max())
             if low < -1e-3 or high > 1 + 1e-3:
-                raise ParamError(f"a float mask must hold values in [0, 1] (got {low:.4g}..{high:.4g})")
+                raise ParamError(f"a float mask must hold values in [0, 1] (got {low:.4g}..{high:.4g}); divide by 255 first?")
             return np.clip(mask, 0.0, 1.0).astype(np.float32)
     img = mask if isinstance(mask, Image.Image) else load_image(mask)
     return np.asarray(img.convert("L"), np.float32) / 255.0

@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbart"
 LAYERS = [
     ["errors", "quiet"],  # error types and the one advice table; TensorFlow imported without its start-up noise
     ["spec", "registry", "images", "resources"],  # spec machinery; backbone data; image I/O; memory limits
-    ["params", "weights"],  # the task parameter specs; which weights, loading them
+    ["params", "weights", "masks"],  # the task parameter specs; which weights, loading them; mask makers
     ["precision", "objectives", "lean", "runtime", "executor", "pixels", "convgrad"],
     # float32/bfloat16; the paper's losses; the lean executor; the single-threaded TF executor; float image
     # resizing and colour transforms; convolutions whose input gradient is a forward convolution (float32 memory)
@@ -24,7 +24,8 @@ LAYERS = [
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events"],  # StepEvent and the Run handle
-    ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
+    ["runs", "optimizers", "styleplan", "tiling", "control"],
+    # plumbing shared by the tasks; style size plans; dream tiles; masked and guided objectives (traced)
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
     ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
     ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API
