@@ -19,6 +19,7 @@ spatial control): see :mod:`nbart.control`.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,7 +80,9 @@ def cluster_labels(image: Any, k: int = 3, seed: int = 0, max_size: int | None =
     lab = rgb2lab(rgb).reshape(-1, 3).astype(np.float64)
     rng = np.random.default_rng(seed)
     sample = lab[rng.choice(len(lab), size=min(len(lab), 20000), replace=False)]
-    centroids, _ = kmeans2(sample, int(k), minit="++", seed=seed)
+    with warnings.catch_warnings():  # a flat picture has fewer colours than k: an empty cluster is no fault
+        warnings.simplefilter("ignore")
+        centroids, _ = kmeans2(sample, int(k), minit="++", seed=seed)
     labels, _ = vq(lab, centroids)
     order = np.argsort(centroids[:, 0])  # L*: dark to light
     rank = np.empty_like(order)

@@ -148,7 +148,10 @@ class RegionControl:
         return masks.invert(m) if self.invert.value else m
 
     def refresh(self) -> None:
-        """Redraw the overlay: the regions set, and the one being set, in their colours."""
+        """Redraw the overlay: the regions set, and the one being set, in their colours (while the control is open:
+        finding clusters costs a second)."""
+        if self.widget.selected_index is None:
+            return
         try:
             shown = dict(self.masks)
             shown[self.region.value] = self.candidate()
