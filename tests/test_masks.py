@@ -188,6 +188,34 @@ def test_a_guided_dream_runs_and_its_guide_changes_the_picture(gradient_image):
         dream_run(gradient_image, guide="sample:starry_night", **{**TINY, "layers": ("block3_conv1:3",)})
 
 
+@pytest.mark.quality
+def test_a_guided_dream_grows_the_guides_features():
+    """At the dreamed layer, the result's feature vectors match the guide's (best-match dot product and cosine,
+    the objective_guide measure) better than a plain dream's do. Measured (offline VGG16, 96 px, 2-core AMD EPYC):
+    best-match dot product start 9442, plain 25880, guided 29070; cosine 0.575, 0.615, 0.637."""
+    import nbart
+
+    layer, guide = "block4_conv3", "sample:starry_night"
+    kw = dict(model="vgg16", weights="offline", max_size=96, octaves=2, steps=10, seed=0, precision="float32",
+              layers=(layer,))
+
+    def features(img, size):
+        f = nbart.activations(img, [layer], "vgg16", "offline", size)[layer]
+        return f.reshape(-1, f.shape[-1])
+
+    y = features(guide, 224)
+    y_unit = y / (np.linalg.norm(y, axis=1, keepdims=True) + 1e-6)
+
+    def match(img):
+        x = features(img, 96)
+        x_unit = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6)
+        return float((x @ y.T).max(1).mean()), float((x_unit @ y_unit.T).max(1).mean())
+
+    plain = match(dream_run("sample:grace_hopper", **kw).run())
+    guided = match(dream_run("sample:grace_hopper", guide=guide, **kw).run())
+    assert guided[0] > 1.05 * plain[0] and guided[1] > plain[1] + 0.01
+
+
 def test_the_guided_objective_is_objective_guide():
     """control's guided objective: its gradient with respect to the features is y[argmax(x . y)] per position,
     the original notebook's ``dst.diff = y[:, A.argmax(1)]`` (here through a one-layer identity 'network')."""
