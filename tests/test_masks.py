@@ -217,20 +217,31 @@ def test_a_guided_dream_grows_the_guides_features():
 
 
 def test_the_guided_objective_is_objective_guide():
-    """control's guided objective: its gradient with respect to the features is y[argmax(x . y)] per position,
-    the original notebook's ``dst.diff = y[:, A.argmax(1)]`` (here through a one-layer identity 'network')."""
+    """control's guided dream objective through an identity 'network' (the features are the pixels): the value is
+    the mean best-match dot product and the gradient at each position is the best-matching guide vector over the
+    number of positions, the original notebook's ``dst.diff = y[:, A.argmax(1)]``; a mask weights the positions."""
+    from nbart import control
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
+    class Identity:
+        layers, channels, functions = ("pixels",), {"pixels": 3}, {}
+
+        def __call__(self, images):
+            return [images]
+
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(6, 4)).astype(np.float32))
-    y = tf.constant(rng.normal(size=(5, 4)).astype(np.float32))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        best = tf.argmax(tf.stop_gradient(tf.matmul(x, y, transpose_b=True)), axis=1)
-        objective = tf.reduce_sum(x * tf.gather(y, best))
-    expected = y.numpy()[np.argmax(x.numpy() @ y.numpy().T, axis=1)]
-    assert np.allclose(tape.gradient(objective, x).numpy(), expected)
+    x = rng.random((4, 5, 3), dtype=np.float32)
+    y = rng.normal(size=(7, 3)).astype(np.float32)
+    best = y[np.argmax(x.reshape(-1, 3) @ y.T, axis=1)].reshape(4, 5, 3)
+    means, means_and_gradient = control.dream_functions(Identity(), (("pixels", None),), [tf.constant(y)])
+    image4 = tf.constant(np.concatenate([x, np.ones((4, 5, 1), np.float32)], axis=-1))
+    value, gradient = means_and_gradient(image4, tf.constant([1.0]))
+    assert np.allclose(value.numpy(), [(x * best).sum(-1).mean()], rtol=1e-5)
+    assert np.allclose(gradient.numpy()[..., :3], best / 20, atol=1e-6)
+    left = np.concatenate([x, np.zeros((4, 5, 1), np.float32)], axis=-1)
+    left[:, :2, 3] = 1.0  # only the two left columns count
+    assert np.allclose(means(tf.constant(left)).numpy(), [(x * best)[:, :2].sum(-1).mean()], rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------------
