@@ -4,6 +4,7 @@ The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_ima
 widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
+from nbart import masks  # noqa: I001  (the mask makers, nbart.masks.ellipse(...); after the engine's names)
 from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
@@ -14,7 +15,6 @@ from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, FastStyleParams, StyleParams
 from nbart.styletransfer import style_run, style_transfer
 from nbart.warmup import warm_up
-from nbart import masks  # noqa: E402,I001  (mask makers: nbart.masks.ellipse(...), after the engine's names)
 
 __version__ = "0.1.0"
 

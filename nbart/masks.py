@@ -221,7 +221,8 @@ def _as_mask(mask: Any) -> np.ndarray:
                 raise ParamError("the mask holds NaN or infinite values")
             low, high = float(mask.min()), float(mask.max())
             if low < -1e-3 or high > 1 + 1e-3:
-                raise ParamError(f"a float mask must hold values in [0, 1] (got {low:.4g}..{high:.4g}); divide by 255 first?")
+                raise ParamError(f"a float mask must hold values in [0, 1] (got {low:.4g}..{high:.4g}); divide by "
+                                 f"255 first?")
             return np.clip(mask, 0.0, 1.0).astype(np.float32)
     img = mask if isinstance(mask, Image.Image) else load_image(mask)
     return np.asarray(img.convert("L"), np.float32) / 255.0

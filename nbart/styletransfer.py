@@ -115,9 +115,9 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
     by ``style_blend``). ``init_image`` (optional, any image) is the starting image instead of ``init``: a previous
     result, to go on optimizing it (see :func:`continue_run`). ``mask`` (a path, PIL image, array or a
     :mod:`nbart.masks` maker's result; or a list of them, one per style image) and ``color`` (a keyword or a palette
-    image) may be images given in code; the params then record ``"<ndarray>"`` and the like. ``seed=None`` is replaced by a concrete seed, kept on
-    ``run.params``. Bad parameters and unreadable images raise before any work; nothing is computed until the first
-    event is pulled.
+    image) may be images given in code; the params then record ``"<ndarray>"`` and the like. ``seed=None`` is
+    replaced by a concrete seed, kept on ``run.params``. Bad parameters and unreadable images raise before any work;
+    nothing is computed until the first event is pulled.
     """
     kwargs, held = masks.hold_images(kwargs, ("mask", "color"))
     p = runs.with_seed(StyleParams.from_kwargs(params, **kwargs))

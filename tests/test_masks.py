@@ -95,7 +95,8 @@ def test_load_mask_resizes_with_a_notice_and_refuses_bad_masks(tmp_path):
     assert np.array_equal(masks.load_mask(str(path), (10, 30))[0], masks.rectangle((10, 30)))  # white = 1
     with pytest.raises(ParamError, match=r"^mask is all black, so it applies nowhere: white marks where to apply"):
         masks.load_mask(np.zeros((8, 8), np.float32))
-    with pytest.raises(ParamError, match=r"^mask: a float mask must hold values in \[0, 1\] \(got 255..255\); divide by 255"):
+    with pytest.raises(ParamError, match=r"^mask: a float mask must hold values in \[0, 1\] \(got 255..255\); "
+                                         r"divide by 255"):
         masks.load_mask(np.full((8, 8), 255.0))
     with pytest.raises((ParamError, ImageError), match="empty"):
         masks.load_mask(np.zeros((0, 8), np.float32))
