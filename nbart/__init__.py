@@ -4,7 +4,7 @@ The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_ima
 widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
-from nbart import masks  # noqa: I001  (the mask makers, nbart.masks.ellipse(...); after the engine's names)
+from nbart import masks  # the mask makers: nbart.masks.ellipse(...)
 from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
