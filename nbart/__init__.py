@@ -4,6 +4,7 @@ The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_ima
 widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
+from nbart import masks  # the mask makers: nbart.masks.ellipse(...)
 from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
@@ -23,6 +24,7 @@ __all__ = [
     "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
     "estimate", "check_fits", "Estimate",
     "DreamStudio", "StyleStudio", "__version__",
+    "masks",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

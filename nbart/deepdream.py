@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nbart import backbones, cost, images, runs
+from nbart import backbones, control, cost, images, masks, runs
 from nbart.events import Outcome, Pace, Run, StepEvent, Stopped, run_with_notices
 from nbart.images import to_float
 from nbart.params import DreamParams, takes
@@ -169,8 +169,11 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
     keywords (see :func:`dream`); ``seed=None`` is replaced by a concrete seed, kept on ``run.params``. Bad
     parameters and unreadable images raise before any work; a run whose expected peak memory exceeds what this
     process may use raises :class:`nbart.cost.WontFit` (a ParamError naming a ``max_size`` that fits) unless
-    ``force=True``; nothing is computed until the first event is pulled.
+    ``force=True``; nothing is computed until the first event is pulled. ``mask`` (where to dream; see
+    :mod:`nbart.masks`) and ``guide`` (an image to dream toward) may be images given in code (a PIL image, an array,
+    a mask maker's result); the params then record ``"<ndarray>"`` and the like.
     """
+    kwargs, held = masks.hold_images(kwargs, ("mask", "guide"))
     p = runs.with_seed(DreamParams.from_kwargs(params, **kwargs))
     prepared = prepare(p)
     bb, notices = prepared.backbone, prepared.notices
@@ -185,33 +188,48 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
                        f"{bb.min_size} px {bb.name} accepts; raise max_size or lower octave_scale for more")
     cost.check_fits("dream", (start,), p)  # a run that won't fit in memory is refused here, unless p.force
 
+    mask = guide = None
+    if p.mask:
+        mask, notice = masks.load_mask(masks.source_of("mask", p.mask, held), (start.size[1], start.size[0]))
+        notices.extend([notice] if notice else [])
+    if p.guide:  # at most 224 px, the size of the original notebook's guides: it bounds the matching's memory
+        guide = to_float(images.prepare(masks.source_of("guide", p.guide, held), max_size=max(224, bb.min_size),
+                                        min_size=bb.min_size, what="guide image")[0])
+
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
-        return _dream_steps(to_float(start), prepared, sizes, stop)
+        return _dream_steps(to_float(start), prepared, sizes, stop, mask, guide)
+
+    def continued(run: Run, steps: int) -> Run:
+        follow = continue_run(run.image(), run.params, steps, **held)
+        follow.inputs = run.inputs
+        return follow
 
     return Run("dream", p, steps, len(sizes) * p.steps, start, notices, prepared=prepared,
-               inputs=(runs.describe(image),), continue_with=_continued)
+               inputs=(runs.describe(image),), continue_with=continued)
 
 
-def continue_run(image: Any, params: DreamParams, steps: int) -> Run:
+def continue_run(image: Any, params: DreamParams, steps: int, **images: Any) -> Run:
     """A dream that goes on from ``image`` (an earlier result) for ``steps`` more steps at its full size: one
-    octave, since the octaves were done by the run that made it; the other parameters are ``params``'."""
-    return dream_run(image, params.replace(octaves=1, steps=steps))
-
-
-def _continued(run: Run, steps: int) -> Run:
-    follow = continue_run(run.image(), run.params, steps)
-    follow.inputs = run.inputs
-    return follow
+    octave, since the octaves were done by the run that made it; the other parameters are ``params``'. ``images``
+    gives again the ``mask``/``guide`` images given in code, if any."""
+    return dream_run(image, params.replace(octaves=1, steps=steps), **images)
 
 
 def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tuple[int, int]],
-                 stop: threading.Event) -> Iterator[StepEvent]:
+                 stop: threading.Event, mask: np.ndarray | None = None,
+                 guide: np.ndarray | None = None) -> Iterator[StepEvent]:
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
     t0 = time.perf_counter()
     p, notices = prepared.params, prepared.notices
     means_fn, gradient_fn = prepared.means, prepared.gradient
+    controlled = mask is not None or guide is not None  # nbart.control: the mask rides as a fourth channel
+    if controlled:
+        names = tuple(name for name, _ in prepared.specs)
+        guides = None if guide is None else control.guide_features(prepared.extractor, names, guide)
+        means_fn, gradient_fn = control.dream_functions(prepared.extractor, prepared.specs, guides)
+        full_mask = tf.constant(np.ones(original.shape[:2], np.float32) if mask is None else mask)[..., None]
     min_size = prepared.backbone.min_size
     weights = np.asarray(prepared.layer_weights, np.float32)
     rng = np.random.default_rng(p.seed)
@@ -244,18 +262,20 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
         base = resize(full, size)
         image = base if detail is None else tf.clip_by_value(base + resize(detail, size), 0.0, 1.0)
         tiled = max(size) > p.tile_size
+        octave_mask = tf.clip_by_value(resize(full_mask, size), 0.0, 1.0) if controlled else None
         for _ in range(p.steps):
             if stop.is_set():
                 return Outcome.STOPPED
             shift = tuple(int(s) for s in rng.integers(-p.jitter, p.jitter + 1, size=2)) if p.jitter else (0, 0)
             if tiled:  # move the tile seams to a new random place at every step
                 shift = (shift[0] + int(rng.integers(0, p.tile_size)), shift[1] + int(rng.integers(0, p.tile_size)))
+            seen = image if not controlled else tf.concat([image, octave_mask], axis=-1)
             try:
                 if means is None:  # tiled too: a big first octave must not run the network on the whole image
-                    means = tiled_means(means_fn, image, p.tile_size, stop, min_size)
+                    means = tiled_means(means_fn, seen, p.tile_size, stop, min_size)
                 # Each layer's weight over its current mean activation: every layer contributes its relative gain.
                 coefficients = tf.constant(weights / (np.abs(means) + 1e-3), tf.float32)
-                means, gradient = tiled_gradient(gradient_fn, image, coefficients, p.tile_size, shift, stop, min_size)
+                means, gradient = tiled_gradient(gradient_fn, seen, coefficients, p.tile_size, shift, stop, min_size)
             except Stopped:
                 return Outcome.STOPPED
             loss = -float(np.dot(weights, means))
@@ -266,7 +286,12 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
             if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(gradient)))):
                 notices.append(runs.non_finite(step + 1, "the loss or gradient"))
                 return Outcome.FAILED
-            gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
+            if controlled:  # the step times the mask, normalized over the masked pixels only
+                gradient = gradient[..., :3]
+                spread = tf.sqrt(tf.reduce_sum(octave_mask * tf.square(gradient)) / (3.0 * tf.reduce_sum(octave_mask)))
+                gradient = octave_mask * gradient / (spread + 1e-8)
+            else:
+                gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
             image = tf.clip_by_value(image + p.step_size * gradient, 0.0, 1.0)
             step += 1
             elapsed = time.perf_counter() - t0

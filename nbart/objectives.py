@@ -26,7 +26,7 @@ from nbart.quiet import tensorflow
 
 tf = tensorflow()
 
-__all__ = ["gram_matrix", "content_loss", "style_loss", "total_variation", "blend_grams"]
+__all__ = ["gram_matrix", "content_loss", "style_loss", "total_variation", "blend_grams", "masked_gram"]
 
 _EPS = 1e-12
 
@@ -90,3 +90,19 @@ def blend_grams(grams: Sequence[Any], weights: Sequence[float]) -> Any:
     """
     total = float(sum(weights))
     return tf.add_n([g * (w / total) for g, w in zip(grams, weights)])
+
+
+def masked_gram(features: Any, masks: Any) -> Any:
+    """Guided Gram matrices (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style Transfer", spatial
+    control): for features (1, H, W, C) and masks (R, H, W) in [0, 1] on the same grid, the (R, C, C) Gram matrices
+    of the features weighted by each mask, ``(T F)^T (T F) / sum(T^2)``: normalized by the mask's own weight, so a
+    mask of ones gives :func:`gram_matrix`, and a region's Gram is that of its own texture whatever its area.
+
+    >>> f = tf.concat([tf.ones((1, 2, 1, 1)), 3.0 * tf.ones((1, 2, 1, 1))], axis=2)  # left column 1, right 3
+    >>> left = tf.constant([[[1.0, 0.0], [1.0, 0.0]]])
+    >>> [float(v) for v in tf.reshape(masked_gram(f, tf.concat([left, 1.0 - left], 0)), [-1])]
+    [1.0, 9.0]
+    """
+    weighted = features * masks[..., None]  # (R, H, W, C): batch 1 broadcast over the regions
+    area = tf.reduce_sum(tf.square(masks), axis=[1, 2])[:, None, None]
+    return tf.einsum("rijc,rijd->rcd", weighted, weighted) / (area + _EPS)

@@ -31,6 +31,7 @@ from nbart.spec import (  # noqa: F401  (re-exported: the spec machinery's old h
 __all__ = ["ParamError", "Spec", "DreamParams", "StyleParams", "FastStyleParams", "fields_of", "to_code"]
 
 WEIGHT_KEYWORDS = ("auto", "imagenet", "offline", "none")
+COLOR_MODES = ("style", "luminance", "histogram")  # StyleParams.color's keywords; anything else is a palette image
 
 
 class _Params(SpecParams):
@@ -151,8 +152,16 @@ class DreamParams(_Params):
     seed: int | None = _seed_field()
     precision: Literal["auto", "float32", "bfloat16"] = _precision_field()
     force: bool = _force_field()
+    mask: str = param("", "where to dream: a mask image (path, URL or sample:NAME; white = dream, grey = partly, "
+                      "black = leave as it is; nbart.masks makes them); empty: everywhere", group="control")
+    guide: str = param("", "dream toward this image: each position grows the guide's best-matching features (the "
+                       "original DeepDream notebook's objective_guide); empty: amplify whatever the layers see",
+                       group="control")
 
     def _task_rules(self) -> None:
+        if self.guide and any(":" in spec for spec in self.layers):
+            raise ParamError("guide matches whole layers: drop the ':N' channels from layers (got "
+                             f"{', '.join(self.layers)})")
         self._check_layers("layers", allow_channels=True)
         n = len(self.layers) or len(registry.get(self.model).dream_layers)
         if self.layer_weights and len(self.layer_weights) != n:
@@ -207,8 +216,25 @@ class StyleParams(_Params):
     seed: int | None = _seed_field()
     precision: Literal["auto", "float32", "bfloat16"] = _precision_field()
     force: bool = _force_field()
+    mask: tuple[str, ...] = param(
+        (), "where the style applies: one mask image (white = style, grey = partly, black = content), or one per "
+        "style image, each painting its own region (guided Gram matrices); empty: everywhere", group="control")
+    color: str = param(
+        "style", "the result's colours: style (the style's), luminance (transfer on luminance, keep the content's "
+        "colours; what preserve_colors does), histogram (match the result's colour histogram to the content's), or "
+        "a palette image (path, URL or sample:NAME) whose colours the result takes", group="control")
 
     def _task_rules(self) -> None:
+        if self.preserve_colors:  # the older name of color="luminance", kept working
+            if self.color not in ("style", "luminance"):
+                raise ParamError(f"preserve_colors=True means color='luminance'; give one of them (got "
+                                 f"color={self.color!r})")
+            object.__setattr__(self, "color", "luminance")
+        c = self.color
+        if c not in COLOR_MODES and not c.startswith(("<", "sample:", "http://", "https://")) and \
+                not os.path.isfile(os.path.expanduser(c)):
+            raise ParamError(f"color must be one of {', '.join(COLOR_MODES)} or a palette image (got {c!r}: no such "
+                             f"file)")
         self._check_layers("content_layers", allow_channels=False)
         self._check_layers("style_layers", allow_channels=False)
         bb = registry.get(self.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "luminance", "resize"]
+__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "luminance", "resize", "is_grey", "match_colors"]
 
 # ITU-R BT.601 full range, as in JPEG and Pillow's "YCbCr" mode; images in [0, 1].
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
@@ -41,3 +41,16 @@ def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return array
     method = "bicubic" if size[0] > array.shape[0] else "bilinear"
     return np.clip(tf.image.resize(array, size, method=method, antialias=True).numpy(), 0.0, 1.0)
+
+
+def is_grey(rgb: np.ndarray, tolerance: float = 2.0 / 255) -> bool:
+    """Whether an image (H, W, 3) in [0, 1] is grey: its channels differ by at most ``tolerance`` anywhere."""
+    return bool(np.ptp(rgb, axis=-1).max() <= tolerance)
+
+
+def match_colors(rgb: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``rgb`` (H, W, 3) in [0, 1] with each channel's histogram matched to ``reference``'s (any size), by
+    scikit-image's :func:`skimage.exposure.match_histograms`: the picture takes the reference's colours."""
+    from skimage.exposure import match_histograms
+
+    return np.clip(match_histograms(rgb, reference, channel_axis=-1), 0.0, 1.0).astype(np.float32)

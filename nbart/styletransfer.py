@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nbart import backbones, cost, images, optimizers, pixels, runs, styleplan
+from nbart import backbones, control, cost, images, masks, optimizers, pixels, runs, styleplan
 from nbart.events import Outcome, Pace, Run, StepEvent, run_with_notices
 from nbart.executor import SingleThreaded as _InFixedOrder
 from nbart.images import ImageError, load_image, to_float
-from nbart.params import ParamError, StyleParams, takes
+from nbart.params import COLOR_MODES, ParamError, StyleParams, takes
 from nbart.pixels import rgb_to_ycbcr, ycbcr_to_rgb
 
 __all__ = ["style_transfer", "style_run", "continue_run", "prepare", "StylePrepared", "rgb_to_ycbcr",
@@ -113,11 +113,15 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
 
     ``content`` is anything :func:`nbart.load_image` reads; ``style`` is one such image or a list of them (blended
     by ``style_blend``). ``init_image`` (optional, any image) is the starting image instead of ``init``: a previous
-    result, to go on optimizing it (see :func:`continue_run`). ``seed=None`` is replaced by a concrete seed, kept on
-    ``run.params``. Bad parameters and unreadable images raise before any work; a run whose expected peak memory
-    exceeds what this process may use raises :class:`nbart.cost.WontFit` (a ParamError naming a ``max_size`` that
-    fits) unless ``force=True``; nothing is computed until the first event is pulled.
+    result, to go on optimizing it (see :func:`continue_run`). ``mask`` (a path, PIL image, array or a
+    :mod:`nbart.masks` maker's result; or a list of them, one per style image) and ``color`` (a keyword or a palette
+    image) may be images given in code; the params then record ``"<ndarray>"`` and the like. ``seed=None`` is
+    replaced by a concrete seed, kept on ``run.params``. Bad parameters and unreadable images raise before any work;
+    a run whose expected peak memory exceeds what this process may use raises :class:`nbart.cost.WontFit` (a
+    ParamError naming a ``max_size`` that fits) unless ``force=True``; nothing is computed until the first event is
+    pulled.
     """
+    kwargs, held = masks.hold_images(kwargs, ("mask", "color"))
     p = runs.with_seed(StyleParams.from_kwargs(params, **kwargs))
     style_sources = list(style) if isinstance(style, (list, tuple)) else [style]
     if not style_sources:
@@ -149,6 +153,11 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
         else content_img
     init = to_float(load_image(init_image)) if init_image is not None else None
     cost.check_fits("style", (content_img, styles), p)  # a run that won't fit in memory is refused here
+    region_masks = _region_masks(p, held, len(style_sources), output_size, notices)
+    palette = None
+    if p.color not in COLOR_MODES:
+        palette = to_float(images.prepare(masks.source_of("color", p.color, held), max_size=512,
+                                          what="palette image")[0])
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
         start_image = init
@@ -157,10 +166,10 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
 
             start_image = fast_start(content_img, style_sources, blend, p.preserve_colors)
         return _style_steps(prepared, stages, tuple(blend), to_float(content_img), [to_float(s) for s in styles],
-                            stop, start_image)
+                            stop, start_image, region_masks, palette)
 
     def continue_with(run: Run, steps: int) -> Run:
-        follow = continue_run(run.image(), content, style, run.params, steps)
+        follow = continue_run(run.image(), content, style, run.params, steps, **held)
         follow.inputs = run.inputs
         return follow
 
@@ -168,12 +177,32 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
                inputs=tuple(runs.describe(s) for s in [content, *style_sources]), continue_with=continue_with)
 
 
-def continue_run(image: Any, content: Any, style: Any, params: StyleParams, steps: int) -> Run:
+def continue_run(image: Any, content: Any, style: Any, params: StyleParams, steps: int, **images: Any) -> Run:
     """A style transfer that goes on from ``image`` (an earlier result of ``content`` and ``style``; anything
     :func:`nbart.load_image` reads) for ``steps`` more steps at the image's own size, starting from it; the other
-    parameters are ``params``'."""
+    parameters are ``params``'. ``images`` gives again the ``mask``/``color`` images given in code, if any."""
     image = load_image(image)
-    return style_run(content, style, params.replace(sizes=(max(image.size),), steps=steps), init_image=image)
+    return style_run(content, style, params.replace(sizes=(max(image.size),), steps=steps), init_image=image,
+                     **images)
+
+
+def _region_masks(p: StyleParams, held: dict[str, Any], n_styles: int, size: tuple[int, int],
+                  notices: list[str]) -> list[np.ndarray] | None:
+    """The masks of a run at its output ``size`` (height, width): one (the styles, blended, apply there) or one per
+    style image (each paints its region); None without masks. Resized masks get a notice; bad ones raise."""
+    if not p.mask:
+        return None
+    sources = masks.source_of("mask", p.mask, held)
+    sources = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    if len(sources) not in (1, n_styles):
+        raise ParamError(f"mask needs one mask, or one per style image ({n_styles}) (got {len(sources)})")
+    out = []
+    for i, source in enumerate(sources):
+        mask, notice = masks.load_mask(source, size, what=f"mask {i + 1}" if len(sources) > 1 else "mask")
+        out.append(mask)
+        if notice:
+            notices.append(notice)
+    return out
 
 
 def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[Any, Any]:
@@ -222,7 +251,8 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
 
 def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: tuple[float, ...],
                  content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
-                 init: np.ndarray | None = None) -> Iterator[StepEvent]:
+                 init: np.ndarray | None = None, region_masks: list[np.ndarray] | None = None,
+                 palette: np.ndarray | None = None) -> Iterator[StepEvent]:
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
@@ -237,22 +267,36 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
     rng = np.random.default_rng(p.seed)
     output_size = stages[-1]
     full_content = pixels.resize(content, output_size)
-    chroma = pixels.rgb_to_ycbcr(full_content)[..., 1:] if p.preserve_colors else None
-    if p.preserve_colors:  # luminance-only transfer (Gatys et al. 2016): styles matched to the content's luminance
+    # colour control (Gatys et al. 2016, "Preserving color in neural artistic style transfer"): grey content and
+    # grey styles make a grey picture (the network's colour channels would otherwise tint it)
+    grey = p.color == "style" and pixels.is_grey(content) and all(pixels.is_grey(s) for s in styles)
+    luminance_only = p.color == "luminance" or grey
+    reference = full_content if p.color == "histogram" else palette  # whose colours a result takes
+    if reference is not None:  # the styles in the reference's colours first, the result matched again at the end
+        styles = [pixels.match_colors(s, reference) for s in styles]
+    chroma = pixels.rgb_to_ycbcr(full_content)[..., 1:] if luminance_only else None
+    if luminance_only:  # luminance-only transfer (Gatys et al. 2016): styles matched to the content's luminance
         styles = [pixels.luminance(s, like=content) for s in styles]
         content = pixels.luminance(content)
 
     def finish(x: np.ndarray) -> np.ndarray:
-        """An iterate at output size, with the content's colours put back when asked."""
+        """An iterate at output size, with the content's colours put back (or the reference's) when asked."""
         x = pixels.resize(x, output_size)
-        if chroma is None:
-            return x
-        return pixels.ycbcr_to_rgb(np.concatenate([pixels.rgb_to_ycbcr(x)[..., :1], chroma], axis=-1))
+        if chroma is not None:
+            x = pixels.ycbcr_to_rgb(np.concatenate([pixels.rgb_to_ycbcr(x)[..., :1], chroma], axis=-1))
+        return x if reference is None else pixels.match_colors(x, reference)
+
+    masked_loss = None
+    if region_masks is not None:  # spatial control (nbart.control): guided Gram matrices, one region per mask
+        masked_loss = control.style_masked_loss(prepared.extractor, len(prepared.content_layers),
+                                                len(prepared.style_layers))
+        region_weights = tf.constant(np.asarray(blend if len(region_masks) > 1 else (1.0,), np.float32)
+                                     / float(sum(blend) if len(region_masks) > 1 else 1.0))
 
     step, total, image = 0, len(stages) * p.steps, None
     pace = Pace([h * w for h, w in stages], p.steps)
     if init is not None:  # going on from an earlier result: it is the first stage's start
-        image = pixels.luminance(init) if p.preserve_colors else init
+        image = pixels.luminance(init) if luminance_only else init
     for stage, size in enumerate(stages):
         content_s = pixels.resize(content, size)
         content_targets, _ = features(tf.constant(content_s))
@@ -265,7 +309,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
             x0 = pixels.resize(image, size)
         elif p.init == "noise":
             x0 = rng.random((*size, 3), dtype=np.float32)
-            x0 = pixels.luminance(x0) if p.preserve_colors else x0
+            x0 = pixels.luminance(x0) if luminance_only else x0
         elif p.init == "style":
             x0 = pixels.resize(styles[0], size)
         else:
@@ -273,6 +317,28 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
 
         def evaluate(x: Any, content_targets: Any = content_targets, style_targets: Any = style_targets) -> tuple:
             return loss_and_gradient(x, content_targets, style_targets, weights, style_layer_weights)
+
+        if masked_loss is not None:
+            # one mask: the blended styles' Grams; one per style: each style's own, in its region
+            region_targets = [t if len(region_masks) == 1 else tf.concat(list(g), axis=0)
+                              for t, g in zip(style_targets, zip(*style_grams))]
+            stage_masks = np.stack([pixels.resize(m[..., None], size)[..., 0] for m in region_masks])
+            # the picture is union * x + (1 - union) * content: black stays the content, grey changes partly
+            union = np.clip(stage_masks.sum(axis=0), 0.0, 1.0)[..., None]
+            kept = (1.0 - union) * content_s
+
+            def compose(x: np.ndarray, union: np.ndarray = union, kept: np.ndarray = kept) -> np.ndarray:
+                return (union * x + kept).astype(np.float32)
+
+            def evaluate(x: Any, content_targets: Any = content_targets, region_targets: Any = region_targets,
+                         stage_masks: Any = tf.constant(stage_masks), union: Any = tf.constant(union, tf.float32),
+                         kept: Any = tf.constant(kept, tf.float32)) -> tuple:
+                loss, parts, gradient = masked_loss(union * x + kept, content_targets, region_targets, stage_masks,
+                                                    region_weights, weights, style_layer_weights)
+                return loss, parts, gradient * union  # the gradient with respect to x
+        else:
+            def compose(x: np.ndarray) -> np.ndarray:
+                return x
 
         label = f"size {stage + 1}/{len(stages)} · {size[1]}x{size[0]}"
         stage_start = step
@@ -285,7 +351,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
                 if not (np.isfinite(loss) and np.isfinite(x).all()):
                     notices.append(runs.non_finite(step + 1, "the loss or image"))
                     return Outcome.FAILED
-                image = x
+                image = x = compose(x)
                 step += 1
                 elapsed = time.perf_counter() - t0
                 yield StepEvent(step=step, total=total, stage=stage, stages=len(stages), label=label, loss=loss,
@@ -308,7 +374,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
             else:
                 notices.append(f"the optimizer made no progress at {label}; kept its start image; try "
                                f"optimizer='adam' or other weights")
-            image = x0
+            image = x0 = compose(x0)
             step = (stage + 1) * p.steps
             yield StepEvent(step=step, total=total, stage=stage, stages=len(stages), label=label, loss=float(loss),
                             elapsed=time.perf_counter() - t0, size=output_size, render=lambda x=x0: finish(x),

@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbart"
 LAYERS = [
     ["errors", "quiet"],  # error types and the one advice table; TensorFlow imported without its start-up noise
     ["spec", "registry", "images", "resources"],  # spec machinery; backbone data; image I/O; memory limits
-    ["params", "weights"],  # the task parameter specs; which weights, loading them
+    ["params", "weights", "masks"],  # the task parameter specs; which weights, loading them; mask makers
     ["precision", "objectives", "lean", "runtime", "executor", "pixels", "convgrad"],
     # float32/bfloat16; the paper's losses; the lean executor; the single-threaded TF executor; float image
     # resizing and colour transforms; convolutions whose input gradient is a forward convolution (float32 memory)
@@ -24,9 +24,9 @@ LAYERS = [
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events"],  # StepEvent and the Run handle
-    ["runs", "optimizers", "styleplan", "tiling", "cost"],
+    ["runs", "optimizers", "styleplan", "tiling", "cost", "control"],
     # plumbing shared by the tasks; style size plans; dream octaves and tiles; what a run will cost (every run checks
-    # that it fits before it starts, so the tasks call it)
+    # that it fits before it starts, so the tasks call it); masked and guided objectives (traced)
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
     ["warmup"],  # builds and traces what the tasks will run
     ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API

@@ -249,6 +249,51 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         page.close()
 
 
+def test_the_regions_control_draws_and_sets_a_region_in_the_browser(browser, server):
+    """The StyleStudio's Regions (masks) accordion (nbart.studio.regions) in the real front-end: opening it draws the
+    content's overlay, a rectangle set from the shape menu redraws it, Use regions fills the mask control."""
+    app, url, root = server
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(url)
+        page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.wait_for(timeout=90_000)
+        _wait_for_kernel(page)
+        _run_cell(page, 0)  # imports nbart (and shows a DreamStudio, left alone)
+        page.locator(".nbart-studio .nbart-run").first.wait_for(timeout=120_000)
+        _run_cell(page, 2)
+        style = page.locator(".nbart-studio").nth(1)
+        style.locator(".nbart-run").wait_for(timeout=120_000)
+        regions = style.locator(".nbart-regions")
+        regions.get_by_text("Regions (masks)").click()
+        view = regions.locator("img.nbart-region-view")
+        page.wait_for_function("() => (document.querySelector('img.nbart-region-view') || {}).src"
+                               " && document.querySelector('img.nbart-region-view').src.startsWith('blob:')",
+                               timeout=60_000)
+        first = view.get_attribute("src")
+        regions.locator(".nbart-region-kind select").select_option("rectangle")
+        regions.locator("button.nbart-region-set").click()
+        deadline = time.monotonic() + 30
+        while view.get_attribute("src") == first and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert view.get_attribute("src") != first, "setting a rectangle redrew nothing"
+        regions.locator("button.nbart-region-use").click()
+        mask_box = style.locator(".nbart-param-mask input")
+        deadline = time.monotonic() + 30
+        while not mask_box.input_value().startswith("mask-") and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert mask_box.input_value().startswith("mask-") and list(root.glob("mask-*.png"))
+        regions.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(300)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-style-studio-regions.png"))
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-regions-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
 def test_chromium_is_debians_and_playwright_did_not_download_one():
     assert shutil.which(CHROMIUM) or os.path.exists(CHROMIUM)
     cache = os.path.expanduser("~/.cache/ms-playwright")

@@ -8,6 +8,7 @@ from PIL import Image
 
 from nbart.deepdream import continue_run, dream_run
 from nbart.params import DreamParams
+from nbart.studio import regions
 from nbart.studio.base import Studio
 
 __all__ = ["DreamStudio"]
@@ -41,6 +42,16 @@ class DreamStudio(Studio):
                  warm_up: bool | None = None, estimate: bool | None = None, **params: Any):
         super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up,
                          estimate=estimate)
+
+    def _extras(self) -> tuple[Any, ...]:
+        # the Regions control: where to dream (nbart.studio.regions)
+        self.regions = regions.RegionControl(lambda: self.pickers["image"].source().load(max_size=1024)[0],
+                                             lambda: 1, self.controls["mask"])
+        return (self.regions.widget,)
+
+    def _sources_changed(self) -> None:
+        super()._sources_changed()
+        self.regions.sources_changed()
 
     def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
         return dream_run(items["image"][0], params)

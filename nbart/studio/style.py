@@ -9,7 +9,7 @@ import ipywidgets as widgets
 from PIL import Image
 
 from nbart.params import StyleParams
-from nbart.studio import fast
+from nbart.studio import fast, regions
 from nbart.studio.base import Studio
 from nbart.studio.history import Result
 from nbart.styletransfer import continue_run, style_run
@@ -72,10 +72,13 @@ class StyleStudio(Studio):
     # the fast preview
 
     def _extras(self) -> tuple[widgets.Widget, ...]:
+        # the Regions control: one mask per style image (nbart.studio.regions)
+        self.regions = regions.RegionControl(lambda: self.pickers["content"].source().load(max_size=1024)[0],
+                                             lambda: len(self.pickers["style"].source().items), self.controls["mask"])
         if not self._fast_wanted:
-            return ()
+            return (self.regions.widget,)
         self.fast = fast.FastPreview(self, foreground=self.mode == "foreground")
-        return (self.fast.widget,)
+        return (self.fast.widget, self.regions.widget)
 
     def show_fast(self, entry: Result, notices: list[str]) -> None:
         """Show a fast preview and keep it in the history (the preview's thread, or the main thread on Colab)."""
@@ -90,6 +93,7 @@ class StyleStudio(Studio):
 
     def _sources_changed(self) -> None:
         super()._sources_changed()
+        self.regions.sources_changed()
         if self.fast is not None:
             self.fast.request()
 
