@@ -135,13 +135,14 @@ class StepEvent:
 
     @property
     def seconds_left(self) -> float:
-        """Estimated seconds to the end: the engine's per-stage estimate (:class:`Pace`) where it gave one, else
-        the mean pace so far; nan while unknown (0 at the end)."""
+        """Estimated seconds to the end: the engine's per-stage estimate (:class:`Pace`); nan while it has none
+        (after the first step), 0 at the end. Never the mean pace so far: the first step also builds and traces,
+        and counted as a step it made the first estimate shown 3-15x too long (issue 16)."""
         if self.step >= self.total:
             return 0.0
         if not math.isnan(self.eta):
             return self.eta
-        return self.elapsed / self.step * (self.total - self.step) if self.step else float("nan")
+        return float("nan")
 
     def __repr__(self) -> str:
         return (f"StepEvent(step={self.step}/{self.total}, {self.label}, loss={self.loss:.4g}, "
