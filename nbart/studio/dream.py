@@ -20,6 +20,9 @@ class DreamStudio(Studio):
     :class:`~nbart.DreamParams` fields and set the controls' starting values. ``mode``: ``auto`` (a worker thread,
     or the foreground on Colab), ``thread`` or ``foreground``. ``warm_up`` (default: on, unless the environment
     sets NBART_WARM_UP=0) builds the network in the background as the panel opens, so Run shows a preview at once.
+    ``fit_start`` (default: on unless ``max_size`` is given; with the warm-up) then lowers the starting size where
+    the cost model expects the run to take over a minute here, and says so with a button back to the asked size
+    (:mod:`nbart.studio.startsize`).
     End a cell with the studio to show it.
 
     For scripts and tests: ``controls`` (field name -> widget), ``preview``, ``start()``, ``stop()``,
@@ -36,8 +39,9 @@ class DreamStudio(Studio):
     tab_titles = {"main": "Dream", "image": "Size", "model": "Model"}
 
     def __init__(self, image: Any = None, *, mode: str = "auto", preview_size: int = 384, fps: float = 4.0,
-                 warm_up: bool | None = None, **params: Any):
-        super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up)
+                 warm_up: bool | None = None, fit_start: bool | None = None, **params: Any):
+        super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up,
+                         fit_start=fit_start)
 
     def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
         return dream_run(items["image"][0], params)
