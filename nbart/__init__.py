@@ -13,6 +13,7 @@ from nbart.fast import fast_style, fast_style_run, style_sheet
 from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, FastStyleParams, StyleParams
 from nbart.styletransfer import style_run, style_transfer
+from nbart.progress import progress, run_with_progress
 from nbart.warmup import warm_up
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
     "estimate", "check_fits", "Estimate",
     "DreamStudio", "StyleStudio", "__version__",
+    "progress", "run_with_progress",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

@@ -330,8 +330,9 @@ class Interrupted(UserWarning):
     it had."""
 
 
-def run_with_notices(run: Run) -> Image.Image:
-    """Run to the end and return the final image, issuing the run's notices as warnings as they appear.
+def run_with_notices(run: Run, on_step: Callable[[StepEvent], Any] | None = None) -> Image.Image:
+    """Run to the end and return the final image, issuing the run's notices as warnings as they appear (and calling
+    ``on_step(event)`` on each step: a front-end's progress bar).
 
     Interrupted (``KeyboardInterrupt``: a notebook kernel's interrupt button) after at least one step, it returns
     the image of the last finished step with an :class:`Interrupted` warning naming that step, so the finished
@@ -341,11 +342,13 @@ def run_with_notices(run: Run) -> Image.Image:
 
     shown = 0
 
-    def show(_event: Any = None) -> None:
+    def show(event: Any = None) -> None:
         nonlocal shown
         for notice in run.notices[shown:]:
             warnings.warn(notice, stacklevel=4)
         shown = len(run.notices)
+        if event is not None and on_step is not None:
+            on_step(event)
 
     show()
     try:

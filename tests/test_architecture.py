@@ -27,7 +27,8 @@ LAYERS = [
     ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
     ["warmup", "cost", "budget"],  # builds and traces what the tasks will run; what a run will cost; sizes that fit
-    ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API
+    # front-ends (safety: a CLI run's checkpoints; progress: a notebook cell's bar) and the API
+    ["cli", "safety", "studio", "progress", "__main__", "__init__"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 
