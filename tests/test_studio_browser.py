@@ -79,9 +79,9 @@ def browser():
 
 
 @contextlib.contextmanager
-def _serve(app: str, root, cells: tuple[str, ...]):
+def _serve(app: str, root, cells: tuple[str, ...], env: dict | None = None):
     """A Jupyter server (JupyterLab or Notebook 7) on 127.0.0.1 with a token, serving ``root`` with a notebook of
-    ``cells``; yields the notebook's URL."""
+    ``cells`` (its kernel's environment: this one with ``env``); yields the notebook's URL."""
     nb = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
                     for src in cells],
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
@@ -94,7 +94,7 @@ def _serve(app: str, root, cells: tuple[str, ...]):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "JUPYTER_CONFIG_DIR": str(root / ".config"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces")}
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"), **(env or {})}
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", app, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -370,6 +370,83 @@ def test_both_studios_fit_a_1366x768_screen_with_nothing_truncated_or_clipped(br
         raise
     finally:
         page.close()
+
+
+# A participant's first minute: the studios as the quickstart makes them (default settings, the weights this machine
+# has), timed in the browser: Run to a finished dream, and the style studio's cell to its first painted picture.
+FIRST_MINUTE_CELLS = (
+    'import nbart\nnbart.DreamStudio("sample:grace_hopper")',
+    'nbart.StyleStudio("sample:grace_hopper", "sample:starry_night")',
+)
+FIRST_MINUTE = ROOT / "build" / "first-minute.json"
+
+
+@pytest.fixture(params=["jupyterlab"])
+def first_minute_server(request, tmp_path_factory):
+    app = request.param
+    root = tmp_path_factory.mktemp(f"{app}-first-minute")
+    # as a participant's kernel: warm-up and fast preview on (the tests' own process turns them off)
+    with _serve(app, root, FIRST_MINUTE_CELLS, {"NBART_WARM_UP": "1", "NBART_FAST_PREVIEW": "1"}) as url:
+        yield app, url
+
+
+@pytest.mark.slow
+def test_a_participants_first_dream_and_painting_are_timed(browser, first_minute_server):
+    """Figures, not assertions on time (they depend on the machine and its load): seconds from Run to the finished
+    dream (the studio's starting size fits about a minute where the estimate says the default wouldn't), and from
+    running the style studio's cell to its first painted picture (the fast preview). Written to
+    build/first-minute.json with the CPU and the load average, and printed."""
+    app, url = first_minute_server
+    page = browser.new_page(viewport=VIEWPORT)
+    figures = {"cpu": _cpu(), "load_before": os.getloadavg()}
+    try:
+        page.goto(url)
+        page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.wait_for(timeout=90_000)
+        _wait_for_kernel(page)
+        _run_cell(page, 0)
+        dream = page.locator(".nbart-studio").first
+        dream.locator(".nbart-run").wait_for(timeout=300_000)
+        shown = time.monotonic()
+        # the participant reads the panel while it warms up (and fits its size): up to 60 s, less if it is done
+        size = dream.locator(".nbart-param-max_size .widget-readout")
+        start_size = dream.locator(".nbart-start-size")
+        while time.monotonic() - shown < 60 and not start_size.is_visible():
+            page.wait_for_timeout(500)
+        figures["dream_size"] = size.inner_text().strip()
+        figures["dream_start_size_line"] = start_size.inner_text().strip() if start_size.is_visible() else ""
+        figures["dream_open_s"] = time.monotonic() - shown
+        pressed = time.monotonic()
+        dream.locator(".nbart-run").click()
+        status = dream.locator(".nbart-status")
+        status.filter(has_text="step ").wait_for(timeout=600_000)
+        figures["dream_first_step_s"] = time.monotonic() - pressed
+        status.filter(has_text="completed").wait_for(timeout=1800_000)
+        figures["dream_finished_s"] = time.monotonic() - pressed
+        figures["dream_status"] = status.inner_text().strip()
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-first-minute-dream.png"))
+
+        _run_cell(page, 1)
+        asked = time.monotonic()
+        style = page.locator(".nbart-studio").nth(1)
+        style.locator(".nbart-status").filter(has_text="fast preview ·").wait_for(timeout=600_000)
+        figures["painted_s"] = time.monotonic() - asked
+        figures["style_status"] = style.locator(".nbart-status").inner_text().strip()
+        style.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-first-minute-style.png"))
+    finally:
+        figures["load_after"] = os.getloadavg()
+        FIRST_MINUTE.parent.mkdir(parents=True, exist_ok=True)
+        FIRST_MINUTE.write_text(json.dumps(figures, indent=1) + "\n")
+        print(json.dumps(figures, indent=1))
+        page.close()
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
 
 
 def test_chromium_is_debians_and_playwright_did_not_download_one():
