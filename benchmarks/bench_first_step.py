@@ -42,7 +42,13 @@ def _cpu() -> str:
             model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} cores"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+        simd = ", ".join(name for name in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if name in flags)
+    except (OSError, StopIteration):
+        simd = "flags unknown"
+    return f"{model}, {os.cpu_count()} cores, {simd}"
 
 
 def _load() -> str:
