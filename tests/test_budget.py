@@ -106,3 +106,15 @@ def test_a_run_started_before_the_check_is_not_resized(monkeypatch):
     studio.start_size = startsize.StartSize(studio)
     studio.history.append(object())  # a result already: the participant has chosen
     assert studio.start_size.check() is None and studio.controls["max_size"].value == 512 and not fake.calls
+
+
+def test_fit_start_true_fits_a_size_the_caller_gave(monkeypatch):
+    """The notebooks pass their SIZE and ask for the fit (fit_start=True): the panel starts smaller where it must."""
+    from nbart.studio import startsize
+
+    fake = _fitted_at(192, 384, 50.0, 120.0)
+    monkeypatch.setattr(startsize, "fit_time", fake)
+    studio = nbart.DreamStudio(model="vgg16", weights="none", max_size=384, octaves=2, steps=2, precision="float32",
+                               warm_up=True, fit_start=True)
+    studio.warm_up_thread.join(120)
+    assert fake.calls[0][2].max_size == 384 and studio.controls["max_size"].value == 192
