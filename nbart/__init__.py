@@ -12,8 +12,8 @@ from nbart.extractors import activations
 from nbart.fast import fast_style, fast_style_run, style_sheet
 from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, FastStyleParams, StyleParams
-from nbart.styletransfer import style_run, style_transfer
 from nbart.progress import progress, run_with_progress
+from nbart.styletransfer import style_run, style_transfer
 from nbart.warmup import warm_up
 
 __version__ = "0.1.0"

@@ -23,7 +23,7 @@ def test_run_with_progress_returns_what_the_one_call_function_returns(gradient_i
 
 def test_breaking_out_closes_the_bar(gradient_image, capsys):
     run = nbart.dream_run(gradient_image, **TINY)
-    for event in nbart.progress(run):
+    for _event in nbart.progress(run):
         break
     run.close()
     assert "1/4" in capsys.readouterr().err
