@@ -68,7 +68,7 @@ def test_a_studio_starts_at_the_size_that_fits_and_one_click_goes_back(monkeypat
     assert fake.calls and fake.calls[0][1] == ["sample:grace_hopper"] and fake.calls[0][2].max_size == 512
     assert studio.controls["max_size"].value == 256 and studio.params().max_size == 256
     assert studio.start_size.widget.layout.display is None  # the line and its button are shown
-    assert "starts at 256 px" in studio.start_size.note.value and "about 41 s" in studio.start_size.note.value
+    assert "started at 256 px: about 41 s here" in studio.start_size.note.value
     assert "started at 256 px" in studio.status.value
     assert studio.start_size.button.description == "512 px (about 2 min 50 s)"
     studio.start_size.button.click()

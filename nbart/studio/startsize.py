@@ -8,7 +8,6 @@ status says so, with a button that puts the asked size back. It happens once per
 
 from __future__ import annotations
 
-import html
 import threading
 from typing import Any
 
@@ -69,10 +68,9 @@ class StartSize:
             studio.controls[name].value = _text(getattr(fitted.params, name))
         self.fitted = fitted
         asked = f"{fitted.asked_size} px"
-        self.note.value = (
-            f"<span style='font-size:12px;color:#555'>starts at {fitted.size} px so a run takes "
-            f"{self._about(fitted.estimate.seconds)} here; {html.escape(asked)} would take "
-            f"{self._about(fitted.asked.seconds)}</span>")
+        # short, so the line and its button share one row beside the preview
+        self.note.value = (f"<span style='font-size:12px;color:#555;margin-right:8px'>started at {fitted.size} px: "
+                           f"{self._about(fitted.estimate.seconds)} here</span>")
         self.button.description = f"{asked} ({self._about(fitted.asked.seconds)})"
         self.button.tooltip = f"back to the size asked for: {asked}, about {duration(fitted.asked.seconds)} here"
         self.widget.layout.display = None
