@@ -2,6 +2,8 @@
 asked run to take over a minute, and the one click back. The cost model is replaced by a known one here, so the
 tests check the choice, not this machine's speed (benchmarks/results/first-minute.* has measured figures)."""
 
+from types import SimpleNamespace
+
 import pytest
 from conftest import TINY
 
@@ -104,8 +106,11 @@ def test_a_run_started_before_the_check_is_not_resized(monkeypatch):
     studio = nbart.DreamStudio(model="vgg16", weights="none", octaves=1, steps=1, precision="float32",
                                warm_up=False)
     studio.start_size = startsize.StartSize(studio)
-    studio.history.append(object())  # a result already: the participant has chosen
+    studio.history.append(SimpleNamespace(label=""))  # a run's result already: the participant has chosen
     assert studio.start_size.check() is None and studio.controls["max_size"].value == 512 and not fake.calls
+    studio.history[:] = [SimpleNamespace(label="fast preview")]  # a StyleStudio's fast preview is no run
+    studio.start_size = startsize.StartSize(studio)
+    assert studio.start_size.check() is not None and studio.controls["max_size"].value == 128
 
 
 def test_fit_start_true_fits_a_size_the_caller_gave(monkeypatch):

@@ -21,6 +21,12 @@ __all__ = ["StartSize", "SIZE_FIELDS", "place_after"]
 SIZE_FIELDS = ("max_size", "sizes")  # the fields a smaller start changes (those a task has)
 
 
+def _ran(studio: Any) -> bool:
+    """Whether a run of the studio has started: the participant has chosen a size (a StyleStudio's fast previews,
+    entries with a label, don't count: they come without a press of Run)."""
+    return studio.running or any(not entry.label for entry in studio.history)
+
+
 def _text(value: Any) -> Any:
     return ", ".join(map(str, value)) if isinstance(value, tuple) else value
 
@@ -52,7 +58,7 @@ class StartSize:
                 return None
             self._done = True
         studio = self.studio
-        if studio.running or studio.history:
+        if _ran(studio):
             return None
         params = studio.params()
         images = []
@@ -60,7 +66,7 @@ class StartSize:
             items = picker.source().items
             images.append(list(items) if picker.multiple and len(items) > 1 else items[0])
         fitted = fit_time(studio.task, images, params, self.seconds)
-        if fitted is None or studio.running or studio.history or studio.params() != params:
+        if fitted is None or _ran(studio) or studio.params() != params:
             return None  # it fits, or the participant was quicker than the estimate
         fields = [name for name in SIZE_FIELDS if name in studio.controls]
         self._asked = {name: getattr(params, name) for name in fields}
