@@ -13,6 +13,7 @@ from nbart.extractors import activations
 from nbart.fast import fast_style, fast_style_run, style_sheet
 from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, FastStyleParams, StyleParams
+from nbart.progress import progress, run_with_progress
 from nbart.styletransfer import style_run, style_transfer
 from nbart.warmup import warm_up
 
@@ -25,6 +26,7 @@ __all__ = [
     "estimate", "check_fits", "Estimate",
     "DreamStudio", "StyleStudio", "__version__",
     "masks",
+    "progress", "run_with_progress",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

@@ -135,13 +135,14 @@ class StepEvent:
 
     @property
     def seconds_left(self) -> float:
-        """Estimated seconds to the end: the engine's per-stage estimate (:class:`Pace`) where it gave one, else
-        the mean pace so far; nan while unknown (0 at the end)."""
+        """Estimated seconds to the end: the engine's per-stage estimate (:class:`Pace`); nan while it has none
+        (after the first step), 0 at the end. Never the mean pace so far: the first step also builds and traces,
+        and counted as a step it made the first estimate shown 3-15x too long (issue 16)."""
         if self.step >= self.total:
             return 0.0
         if not math.isnan(self.eta):
             return self.eta
-        return self.elapsed / self.step * (self.total - self.step) if self.step else float("nan")
+        return float("nan")
 
     def __repr__(self) -> str:
         return (f"StepEvent(step={self.step}/{self.total}, {self.label}, loss={self.loss:.4g}, "
@@ -329,8 +330,9 @@ class Interrupted(UserWarning):
     it had."""
 
 
-def run_with_notices(run: Run) -> Image.Image:
-    """Run to the end and return the final image, issuing the run's notices as warnings as they appear.
+def run_with_notices(run: Run, on_step: Callable[[StepEvent], Any] | None = None) -> Image.Image:
+    """Run to the end and return the final image, issuing the run's notices as warnings as they appear (and calling
+    ``on_step(event)`` on each step: a front-end's progress bar).
 
     Interrupted (``KeyboardInterrupt``: a notebook kernel's interrupt button) after at least one step, it returns
     the image of the last finished step with an :class:`Interrupted` warning naming that step, so the finished
@@ -340,11 +342,13 @@ def run_with_notices(run: Run) -> Image.Image:
 
     shown = 0
 
-    def show(_event: Any = None) -> None:
+    def show(event: Any = None) -> None:
         nonlocal shown
         for notice in run.notices[shown:]:
             warnings.warn(notice, stacklevel=4)
         shown = len(run.notices)
+        if event is not None and on_step is not None:
+            on_step(event)
 
     show()
     try:

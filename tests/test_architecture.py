@@ -28,8 +28,9 @@ LAYERS = [
     # plumbing shared by the tasks; style size plans; dream octaves and tiles; what a run will cost (every run checks
     # that it fits before it starts, so the tasks call it); masked and guided objectives (traced)
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
-    ["warmup"],  # builds and traces what the tasks will run
-    ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API
+    ["warmup", "budget"],  # builds and traces what the tasks will run; sizes whose run fits a minute
+    # front-ends (safety: a CLI run's checkpoints; progress: a notebook cell's bar) and the API
+    ["cli", "safety", "studio", "progress", "__main__", "__init__"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -26,6 +26,10 @@ NOISE = ("Could not find cuda drivers", "cpu_feature_guard", "failed call to cuI
          "tf.function retracing", "absl::InitializeLog")
 
 
+# calls that run optimization steps (seconds to minutes at a participant's sizes); a studio has its own progress
+RUNS = ("dream_run(", "style_run(", "nbart.dream(", "style_transfer(")
+
+
 def _tags(cell) -> list[str]:
     return cell.metadata.get("tags", [])
 
@@ -72,4 +76,10 @@ def test_notebook_runs_offline_and_shows_every_figure(path, tmp_path, monkeypatc
     for cell in (c for c in nb.cells if "studio" in _tags(c)):
         kinds = {key for o in cell.outputs for key in o.get("data", {})}
         assert "application/vnd.jupyter.widget-view+json" in kinds, f"the studio of {path.name} was not displayed"
+    # every cell that runs optimization steps shows a progress bar (nbart.progress: tqdm's widget bar here)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and any(call in cell.source for call in RUNS) and "studio" not in _tags(cell):
+            kinds = {key for o in cell.outputs for key in o.get("data", {})}
+            assert "application/vnd.jupyter.widget-view+json" in kinds, \
+                f"a cell of {path.name} runs steps without a progress bar:\n{cell.source[:300]}"
     assert "studio result" in nb.cells[-1].outputs[0].text

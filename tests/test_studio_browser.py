@@ -2,12 +2,14 @@
 
 A notebook builds a studio with a tiny run; the test clicks Run, watches the preview ``<img>``'s ``blob:`` source
 change several times while the kernel answers another cell, clicks Stop and checks that the run ends and the panel
-says so. Screenshots of the panel at a laptop's size go to ``build/screenshots/``.
+says so. Another opens both studios at a laptop's 1366x768 and checks, in the page, that no control is cut or
+clipped. Screenshots of the panels at that size go to ``build/screenshots/``.
 
 Skipped (with the reason) where Chromium, JupyterLab, Notebook 7 or Playwright are absent; ``.ci/run`` installs them.
 Playwright's own browser download is never used: Chromium comes from Debian (``apt-get install chromium``).
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -76,13 +78,12 @@ def browser():
         b.close()
 
 
-@pytest.fixture(params=["jupyterlab", "notebook"])
-def server(request, tmp_path_factory):
-    """A Jupyter server (JupyterLab or Notebook 7) on 127.0.0.1 with a token, serving a folder with the notebook."""
-    app = request.param
-    root = tmp_path_factory.mktemp(app)
+@contextlib.contextmanager
+def _serve(app: str, root, cells: tuple[str, ...], env: dict | None = None):
+    """A Jupyter server (JupyterLab or Notebook 7) on 127.0.0.1 with a token, serving ``root`` with a notebook of
+    ``cells`` (its kernel's environment: this one with ``env``); yields the notebook's URL."""
     nb = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
-                    for src in (STUDIO_CELL, OTHER_CELL, STYLE_CELL)],
+                    for src in cells],
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
           "nbformat": 4, "nbformat_minor": 5}
     (root / "studio.ipynb").write_text(json.dumps(nb))
@@ -93,7 +94,7 @@ def server(request, tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "JUPYTER_CONFIG_DIR": str(root / ".config"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces")}
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"), **(env or {})}
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", app, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -102,25 +103,36 @@ def server(request, tmp_path_factory):
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.close()
-            pytest.fail(f"{app} did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.3)
-    url = (f"{base}/lab/tree/studio.ipynb" if app == "jupyterlab" else f"{base}/notebooks/studio.ipynb")
-    yield app, f"{url}?token={token}", root
-    proc.terminate()
     try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                pytest.fail(f"{app} did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.3)
+        url = (f"{base}/lab/tree/studio.ipynb" if app == "jupyterlab" else f"{base}/notebooks/studio.ipynb")
+        yield f"{url}?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(params=["jupyterlab", "notebook"])
+def server(request, tmp_path_factory):
+    """The live-preview notebook (a DreamStudio, a cell that answers meanwhile, a StyleStudio) in ``app``."""
+    app = request.param
+    root = tmp_path_factory.mktemp(app)
+    with _serve(app, root, (STUDIO_CELL, OTHER_CELL, STYLE_CELL)) as url:
+        yield app, url, root
 
 
 def _wait_for_kernel(page, timeout: float = 120) -> None:
@@ -292,6 +304,197 @@ def test_the_regions_control_draws_and_sets_a_region_in_the_browser(browser, ser
         raise
     finally:
         page.close()
+
+
+# Both studios as a participant meets them on a 1366x768 laptop: an image given in code (the "Your image" choice
+# appears), two style images (two thumbnails), the fast preview's painting tiles.
+LAYOUT_CELLS = (
+    """\
+import nbart
+photo = nbart.load_image("sample:grace_hopper", max_size=256)
+nbart.DreamStudio(photo, model="vgg16", weights="none", max_size=96, octaves=1, steps=4, seed=0, precision="float32",
+                  warm_up=False)""",
+    """\
+nbart.StyleStudio(photo, ["sample:starry_night", "sample:the_scream"], model="vgg16", weights="none", sizes=(96,),
+                  steps=4, seed=0, precision="float32", warm_up=False, fast_preview=True)""",
+)
+
+# What a person would see as broken in a panel (run in the page, on one .nbart-studio): a control whose text is cut
+# (its content wider than its box), a control or picture cut off by a box that hides overflow or lying outside the
+# panel, a row of toggle buttons that wrapped, and a panel wider than the cell's output area (a scrollbar).
+LAYOUT_PROBLEMS_JS = """
+root => {
+  const problems = [];
+  const name = e => {
+    const cls = typeof e.className === 'string' ? e.className.trim().split(/\\s+/).filter(c => c.startsWith('nbart')
+      || c.startsWith('widget') || c.startsWith('jupyter')).slice(0, 3).join('.') : '';
+    const text = (e.innerText || e.getAttribute('title') || '').trim().split('\\n')[0].slice(0, 30);
+    return `${e.tagName.toLowerCase()}${cls ? '.' + cls : ''}${text ? ' "' + text + '"' : ''}`;
+  };
+  const shown = e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+  };
+  const cut = 'button, label, .widget-label, .widget-readout, .widget-html-content, .lm-TabBar-tabLabel, ' +
+              '.p-TabBar-tabLabel';
+  for (const e of root.querySelectorAll(cut)) {
+    if (shown(e) && e.scrollWidth > e.clientWidth + 1) {
+      problems.push(`truncated: ${name(e)} (${e.scrollWidth} px of content in ${e.clientWidth} px)`);
+    }
+  }
+  const panel = root.getBoundingClientRect();
+  for (const e of root.querySelectorAll('button, img, input, select, textarea, label, .widget-label')) {
+    if (!shown(e)) continue;
+    const r = e.getBoundingClientRect();
+    if (r.left < panel.left - 1 || r.right > panel.right + 1) {
+      problems.push(`outside the panel: ${name(e)} (${Math.round(r.left)}..${Math.round(r.right)} px, the panel ` +
+                    `${Math.round(panel.left)}..${Math.round(panel.right)} px)`);
+    }
+    for (let a = e.parentElement; a && a !== root.parentElement; a = a.parentElement) {
+      const cs = getComputedStyle(a);
+      if (cs.overflowX === 'visible' && cs.overflowY === 'visible') continue;
+      const box = a.getBoundingClientRect();
+      if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1) {
+        problems.push(`clipped: ${name(e)} by ${name(a)} (${Math.round(r.width)}x${Math.round(r.height)} px at ` +
+                      `${Math.round(r.left - box.left)},${Math.round(r.top - box.top)} in ` +
+                      `${Math.round(box.width)}x${Math.round(box.height)} px)`);
+        break;
+      }
+    }
+  }
+  for (const group of root.querySelectorAll('.widget-toggle-buttons')) {
+    const tops = new Set([...group.querySelectorAll('button')].filter(shown)
+                          .map(b => Math.round(b.getBoundingClientRect().top)));
+    if (tops.size > 1) problems.push(`wrapped: ${name(group)} on ${tops.size} lines`);
+  }
+  const area = root.closest('.jp-OutputArea-output');
+  if (area && area.scrollWidth > area.clientWidth + 1) {
+    problems.push(`the panel is wider than the output area (${area.scrollWidth} px in ${area.clientWidth} px)`);
+  }
+  return problems;
+}
+"""
+
+
+@pytest.fixture(params=["jupyterlab", "notebook"])
+def layout_server(request, tmp_path_factory):
+    """Both studios (an image given in code, two style images, the fast preview) in ``app``."""
+    app = request.param
+    root = tmp_path_factory.mktemp(f"{app}-layout")
+    with _serve(app, root, LAYOUT_CELLS) as url:
+        yield app, url
+
+
+def test_both_studios_fit_a_1366x768_screen_with_nothing_truncated_or_clipped(browser, layout_server):
+    """Every tab of both studios at a laptop's 1366x768: no cut text, no clipped control or thumbnail, no wrapped
+    toggle row, no horizontal scrollbar (ipywidgets 8 here; the layout uses only what 7.7 has too). Screenshots of
+    each tab go to build/screenshots/ to be looked at."""
+    app, url = layout_server
+    page = browser.new_page(viewport=VIEWPORT)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.goto(url)
+        page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.wait_for(timeout=90_000)
+        _wait_for_kernel(page)
+        problems = []
+        for index, name in enumerate(("dream", "style")):
+            _run_cell(page, index)
+            studio = page.locator(".nbart-studio").nth(index)
+            studio.locator(".nbart-run").wait_for(timeout=120_000)
+            # the thumbnails of the sources (and, in the style studio, the first fast preview) are in
+            studio.locator(".nbart-source-thumbs img").first.wait_for(state="visible", timeout=60_000)
+            if name == "style":
+                studio.locator(".nbart-status").filter(has_text="fast preview ·").wait_for(timeout=120_000)
+            tabs = studio.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab")
+            for tab in range(tabs.count()):
+                tabs.nth(tab).click()
+                studio.evaluate("e => e.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(400)
+                page.screenshot(path=str(SCREENSHOTS / f"{app}-1366x768-{name}-tab{tab + 1}.png"))
+                problems += [f"{name} studio, tab {tab + 1}: {p}" for p in studio.evaluate(LAYOUT_PROBLEMS_JS)]
+        assert not problems, "\n".join(problems)
+    except Exception:
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-1366x768-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+# A participant's first minute: the studios as the quickstart makes them (default settings, the weights this machine
+# has), timed in the browser: Run to a finished dream, and the style studio's cell to its first painted picture.
+FIRST_MINUTE_CELLS = (
+    'import nbart\nnbart.DreamStudio("sample:grace_hopper")',
+    'nbart.StyleStudio("sample:grace_hopper", "sample:starry_night")',
+)
+FIRST_MINUTE = ROOT / "build" / "first-minute.json"
+
+
+@pytest.fixture(params=["jupyterlab"])
+def first_minute_server(request, tmp_path_factory):
+    app = request.param
+    root = tmp_path_factory.mktemp(f"{app}-first-minute")
+    # as a participant's kernel: warm-up and fast preview on (the tests' own process turns them off)
+    with _serve(app, root, FIRST_MINUTE_CELLS, {"NBART_WARM_UP": "1", "NBART_FAST_PREVIEW": "1"}) as url:
+        yield app, url
+
+
+@pytest.mark.slow
+def test_a_participants_first_dream_and_painting_are_timed(browser, first_minute_server):
+    """Figures, not assertions on time (they depend on the machine and its load): seconds from Run to the finished
+    dream (the studio's starting size fits about a minute where the estimate says the default wouldn't), and from
+    running the style studio's cell to its first painted picture (the fast preview). Written to
+    build/first-minute.json with the CPU and the load average, and printed."""
+    app, url = first_minute_server
+    page = browser.new_page(viewport=VIEWPORT)
+    figures = {"cpu": _cpu(), "load_before": os.getloadavg()}
+    try:
+        page.goto(url)
+        page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.wait_for(timeout=90_000)
+        _wait_for_kernel(page)
+        _run_cell(page, 0)
+        dream = page.locator(".nbart-studio").first
+        dream.locator(".nbart-run").wait_for(timeout=300_000)
+        shown = time.monotonic()
+        # the participant reads the panel while it warms up (and fits its size): up to 60 s, less if it is done
+        size = dream.locator(".nbart-param-max_size .widget-readout")
+        start_size = dream.locator(".nbart-start-size")
+        while time.monotonic() - shown < 60 and not start_size.is_visible():
+            page.wait_for_timeout(500)
+        figures["dream_size"] = size.inner_text().strip()
+        figures["dream_start_size_line"] = start_size.inner_text().strip() if start_size.is_visible() else ""
+        figures["dream_open_s"] = time.monotonic() - shown
+        pressed = time.monotonic()
+        dream.locator(".nbart-run").click()
+        status = dream.locator(".nbart-status")
+        status.filter(has_text="step ").wait_for(timeout=600_000)
+        figures["dream_first_step_s"] = time.monotonic() - pressed
+        status.filter(has_text="completed").wait_for(timeout=1800_000)
+        figures["dream_finished_s"] = time.monotonic() - pressed
+        figures["dream_status"] = status.inner_text().strip()
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-first-minute-dream.png"))
+
+        _run_cell(page, 1)
+        asked = time.monotonic()
+        style = page.locator(".nbart-studio").nth(1)
+        style.locator(".nbart-status").filter(has_text="fast preview ·").wait_for(timeout=600_000)
+        figures["painted_s"] = time.monotonic() - asked
+        figures["style_status"] = style.locator(".nbart-status").inner_text().strip()
+        style.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-first-minute-style.png"))
+    finally:
+        figures["load_after"] = os.getloadavg()
+        FIRST_MINUTE.parent.mkdir(parents=True, exist_ok=True)
+        FIRST_MINUTE.write_text(json.dumps(figures, indent=1) + "\n")
+        print(json.dumps(figures, indent=1))
+        page.close()
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
 
 
 def test_chromium_is_debians_and_playwright_did_not_download_one():

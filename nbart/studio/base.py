@@ -31,6 +31,7 @@ from nbart.studio.history import Result
 from nbart.studio.panel import Panel
 from nbart.studio.render import duration
 from nbart.studio.sources import SourcePicker, names_in_caller, naming_uploads
+from nbart.studio.startsize import SIZE_FIELDS, StartSize, place_after
 
 __all__ = ["Studio", "Result"]
 
@@ -55,7 +56,7 @@ class Studio(Panel):
 
     def __init__(self, sources: dict[str, Any], params: dict[str, Any], mode: str = "auto",
                  preview_size: int = 384, fps: float = 4.0, warm_up: bool | None = None,
-                 estimate: bool | None = None):
+                 estimate: bool | None = None, fit_start: bool | None = None):
         if mode not in ("auto", "thread", "foreground"):
             raise ParamError(f"mode must be auto, thread or foreground (got {mode!r})")
         self.mode = ("foreground" if in_colab() else "thread") if mode == "auto" else mode
@@ -99,6 +100,13 @@ class Studio(Panel):
             self.cost.request()
 
         self.warm_up: WarmUp | None = None
+        # after the warm-up: a starting size whose run fits about a minute here (nbart.studio.startsize)
+        self.start_size: StartSize | None = None
+        if fit_start is None:  # only a size the caller left to the defaults is fitted
+            fit_start = all(params.get(f) == self.starting.get(f) for f in SIZE_FIELDS if f in params)
+        if fit_start and (warm_up if warm_up is not None else os.environ.get("NBART_WARM_UP", "1") != "0"):
+            self.start_size = StartSize(self)
+            place_after(self, self.status, self.start_size.widget)
         if warm_up if warm_up is not None else os.environ.get("NBART_WARM_UP", "1") != "0":
             self.warm_up = WarmUp(self._warm, lambda: self.driver.busy)
             for name in ("model", "weights", "precision", *self.layer_fields):
@@ -137,6 +145,8 @@ class Studio(Panel):
         warm_up(self.task, params)
         if self.cost is not None:
             self.cost.calibrate(params)  # once per machine and backbone: the label then gives times too
+        if self.start_size is not None:
+            self.start_size.check()
 
     # ----------------------------------------------------------------------------------------------------------
     # public API

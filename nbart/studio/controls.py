@@ -92,8 +92,10 @@ class ControlSet:
     # building
 
     def _make(self, info: FieldInfo, value: Any) -> widgets.Widget:
+        # width auto: the column stretches the control to its own width less the control's 2 px margins (a width
+        # of 100% plus those margins overflowed the settings tab, which cut off the controls' right edges)
         common = dict(description=label_of(info.name), style={"description_width": DESCRIPTION_WIDTH},
-                      layout=widgets.Layout(width="100%"))
+                      layout=widgets.Layout(width="auto"))
         spec, kind = info.spec, info.kind
         if info.name in self.layer_fields:
             w = widgets.SelectMultiple(rows=6, **common)

@@ -23,6 +23,9 @@ class DreamStudio(Studio):
     sets NBART_WARM_UP=0) builds the network in the background as the panel opens, so Run shows a preview at once.
     ``estimate`` (default: on, unless NBART_ESTIMATE=0) shows the run's expected time and memory next to Run
     (:mod:`nbart.studio.costlabel`).
+    ``fit_start`` (default: on unless ``max_size`` is given; with the warm-up) then lowers the starting size where
+    the cost model expects the run to take over a minute here, and says so with a button back to the asked size
+    (:mod:`nbart.studio.startsize`).
     End a cell with the studio to show it.
 
     For scripts and tests: ``controls`` (field name -> widget), ``preview``, ``start()``, ``stop()``,
@@ -39,9 +42,10 @@ class DreamStudio(Studio):
     tab_titles = {"main": "Dream", "image": "Size", "model": "Model"}
 
     def __init__(self, image: Any = None, *, mode: str = "auto", preview_size: int = 384, fps: float = 4.0,
-                 warm_up: bool | None = None, estimate: bool | None = None, **params: Any):
+                 warm_up: bool | None = None, estimate: bool | None = None, fit_start: bool | None = None,
+                 **params: Any):
         super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up,
-                         estimate=estimate)
+                         estimate=estimate, fit_start=fit_start)
 
     def _extras(self) -> tuple[Any, ...]:
         # the Regions control: where to dream (nbart.studio.regions)

@@ -31,7 +31,8 @@ def status_line(event: Any) -> str:
     if math.isfinite(rate):
         parts.append(f"{rate:.1f} steps/s")
     if event.step < event.total:
-        parts.append(f"{duration(event.seconds_left)} left")
+        left = event.seconds_left
+        parts.append(f"{duration(left)} left" if math.isfinite(left) else "estimating the time left")
     return " · ".join(parts)
 
 

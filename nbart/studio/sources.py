@@ -21,6 +21,13 @@ from nbart.studio.compat import in_colab, set_tooltip, uploaded_files
 __all__ = ["Source", "SourcePicker", "names_in_caller", "naming_uploads"]
 
 THUMB_SIZE = 72  # px, the long side of a source's thumbnail
+TITLE_WIDTH = "64px"  # the picker's name ("Content", bold) beside its four choices, in the panel's 420 px column
+MIN_INPUT_WIDTH = 200  # px: a sample list or URL box narrower than this puts the thumbnails under it
+
+
+def _filling() -> widgets.Layout:
+    """An input that fills what its row leaves (and may shrink below its content's width)."""
+    return widgets.Layout(flex="1 1 auto", width="auto", min_width="0")
 
 
 @dataclass(frozen=True)
@@ -87,16 +94,17 @@ class SourcePicker(widgets.VBox):
             self._given = tuple(values)
             kinds.append(("Your image", "given"))
 
-        self.kind = widgets.ToggleButtons(options=kinds, style={"button_width": "86px"})
+        # each button as wide as its label ("Your image" was cut in a fixed 86 px and the row wrapped)
+        self.kind = widgets.ToggleButtons(options=kinds, style={"button_width": "auto"})
         self.kind.add_class("nbart-source-kind")
-        full = widgets.Layout(width="100%")
+        # the inputs take the row's width that the thumbnails leave (a width of 100% pushed them out of the panel)
         if multiple:
-            self.sample = widgets.SelectMultiple(options=samples, rows=len(samples), layout=full)
+            self.sample = widgets.SelectMultiple(options=samples, rows=len(samples), layout=_filling())
         else:
-            self.sample = widgets.Dropdown(options=samples, layout=full)
+            self.sample = widgets.Dropdown(options=samples, layout=_filling())
         self.url = widgets.Text(placeholder="https://... or a file path" + (", several separated by commas"
                                                                         if multiple else ""),
-                                layout=widgets.Layout(width="100%"))
+                                layout=_filling())
         self.upload = widgets.FileUpload(accept="image/*", multiple=multiple, description="Choose file")
         set_tooltip(self.upload, "an image from your computer (on Colab: under 1 MB, or use the Colab button)")
         self.colab_upload = widgets.Button(description="Upload (Colab)", icon="upload",
@@ -107,9 +115,11 @@ class SourcePicker(widgets.VBox):
         # created once, here on the main thread; showing thumbnails later only sets their values
         self._thumb_widgets = [widgets.Image(format="png", layout=widgets.Layout(
             max_height=f"{THUMB_SIZE}px", margin="0 4px 0 0", display="none")) for _ in range(4)]
-        self.thumbs = widgets.HBox(self._thumb_widgets, layout=widgets.Layout(min_height=f"{THUMB_SIZE}px"))
+        # the thumbnails keep their size; where they don't fit beside the inputs they go under them (wrap)
+        self.thumbs = widgets.HBox(self._thumb_widgets, layout=widgets.Layout(
+            min_height=f"{THUMB_SIZE}px", flex="0 0 auto", flex_flow="row wrap"))
         self.thumbs.add_class("nbart-source-thumbs")
-        self.inputs = widgets.Box(layout=widgets.Layout(width="100%"))
+        self.inputs = widgets.Box(layout=widgets.Layout(flex=f"1 1 {MIN_INPUT_WIDTH}px", min_width="0"))
 
         sample_values = [v[len("sample:"):] for v in values if isinstance(v, str) and v.startswith("sample:")]
         if self._given:
@@ -123,8 +133,9 @@ class SourcePicker(widgets.VBox):
         else:
             self.sample.value = default_sample
 
-        title = widgets.HTML(f"<b>{label}</b>", layout=widgets.Layout(width="70px"))
-        super().__init__([widgets.HBox([title, self.kind]), widgets.HBox([self.inputs, self.thumbs])])
+        title = widgets.HTML(f"<b>{label}</b>", layout=widgets.Layout(width=TITLE_WIDTH, flex="0 0 auto"))
+        super().__init__([widgets.HBox([title, self.kind]),
+                          widgets.HBox([self.inputs, self.thumbs], layout=widgets.Layout(flex_flow="row wrap"))])
         self.add_class("nbart-source")
         for w, trait in ((self.kind, "value"), (self.sample, "value"), (self.upload, "value"), (self.url, "value")):
             w.observe(self._changed, names=trait)

@@ -30,7 +30,8 @@ class StyleStudio(Studio):
     ``fast_preview`` (default: on, unless the environment sets NBART_FAST_PREVIEW=0) shows the instant
     stylization (:func:`nbart.fast_style`) of what is chosen before Run is pressed, with a ``strength`` slider and a
     row of the bundled paintings that picks the style (``fast``: :class:`~nbart.studio.fast.FastPreview`); each
-    preview joins the history, and Run (``init="fast"`` to start from it) or Continue refines it.
+    preview joins the history, and Run (``init="fast"`` to start from it) or Continue refines it. ``fit_start``
+    as for :class:`~nbart.DreamStudio` (on unless ``max_size`` or ``sizes`` is given).
     """
 
     task = "style"
@@ -46,14 +47,15 @@ class StyleStudio(Studio):
 
     def __init__(self, content: Any = None, style: Any = None, *, mode: str = "auto", preview_size: int = 384,
                  fps: float = 4.0, warm_up: bool | None = None, fast_preview: bool | None = None,
-                 estimate: bool | None = None, **params: Any):
+                 estimate: bool | None = None, fit_start: bool | None = None, **params: Any):
         if fast_preview is None:
             fast_preview = os.environ.get("NBART_FAST_PREVIEW", "1") != "0"
         self.fast: fast.FastPreview | None = None
         self._fast_wanted = fast_preview
         starting = {k: v for k, v in self.starting.items() if not ({k, "max_size"} & set(params))}
         super().__init__({"content": content, "style": style}, {**starting, **params}, mode=mode,
-                         preview_size=preview_size, fps=fps, warm_up=warm_up, estimate=estimate)
+                         preview_size=preview_size, fps=fps, warm_up=warm_up, estimate=estimate,
+                         fit_start=fit_start)
         if self.fast is not None:
             self.fast.request()  # the first look at once
 
