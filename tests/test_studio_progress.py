@@ -75,6 +75,7 @@ def test_the_estimate_next_to_run_follows_the_settings_and_builds_nothing(monkey
     monkeypatch.setattr(costlabel, "load_image", lambda item, max_size=None: reads.append(max_size) or
                         gradient_image.resize((1200, 900)).copy())
     monkeypatch.setattr(cost, "_calibrations", {})
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no rate cached on disk by an earlier test: uncalibrated
     studio = DreamStudio(gradient_image, mode="thread", estimate=True, **{**TINY, "max_size": 128})
     first = label_text(studio)
     assert first.startswith("about ") and first.endswith(" GB") and " s," not in first  # uncalibrated: memory only
