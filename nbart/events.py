@@ -19,6 +19,7 @@ from PIL import Image
 
 from nbart.errors import Stopped, error_message  # noqa: F401  (re-exported: their old home)
 from nbart.images import encode, to_uint8
+from nbart.timeline import Timeline
 
 __all__ = ["StepEvent", "Outcome", "Run", "Control", "Stopped", "run_with_notices", "Interrupted", "error_message",
            "preview_jpeg"]
@@ -192,6 +193,8 @@ class Run:
         self._gen: Iterator[StepEvent] | None = None
         self._finished = False
         self.outcome: Outcome | None = None  # set once the run has ended
+        # small frames of the steps, bounded (nbart.timeline); None before the first pull: keep none
+        self.timeline: Timeline | None = Timeline()
         self._pulling = threading.Lock()  # one consumer at a time: a generator can't run in two threads
 
     def __iter__(self) -> Run:
@@ -207,14 +210,18 @@ class Run:
                 raise StopIteration
             if self._gen is None:
                 self._gen = self._steps(self._stop)
+                if self.timeline is not None:
+                    self.timeline.start(self.start_image)
             try:
                 event = next(self._gen)
             except StopIteration as end:
+                self._end_timeline()
                 self._finished = True
                 self.outcome = Outcome(end.value) if end.value else \
                     Outcome.STOPPED if self.stopped else Outcome.COMPLETED
                 raise
             except Exception as e:
+                self._end_timeline()
                 self._finished, self.error = True, e
                 self.outcome = Outcome.STOPPED if self.stopped else Outcome.FAILED
                 raise
@@ -222,10 +229,24 @@ class Run:
                 self._finished, self.outcome = True, Outcome.STOPPED
                 raise
             self.latest = event
+            if self.timeline is not None:
+                self.timeline.add(event)
             self._stop.progress = None  # the next step has done none of its parts yet
             return event
         finally:
             self._pulling.release()
+
+    def _end_timeline(self) -> None:
+        if self.timeline is not None:
+            self.timeline.finish(self.latest)  # the last step, if off the timeline's stride
+
+    def frames(self) -> list:
+        """The timeline's frames (:class:`nbart.timeline.Frame`, step order, the start image as step 0), the latest
+        step's included; [] when the run keeps no timeline. Call from the consumer's thread or after the run."""
+        if self.timeline is None:
+            return []
+        self._end_timeline()
+        return self.timeline.frames()
 
     def stop(self) -> None:
         """Ask the run to end; it does so within a step, keeping the last good image. Safe from any thread."""

@@ -15,7 +15,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbart"
 # module or the package and its submodules; `nbart.studio` for every studio module.
 LAYERS = [
     ["errors", "quiet"],  # error types and the one advice table; TensorFlow imported without its start-up noise
-    ["spec", "registry", "images", "resources"],  # spec machinery; backbone data; image I/O; memory limits
+    ["spec", "registry", "images", "resources", "video"],
+    # spec machinery; backbone data; image I/O; memory limits; GIF/MP4 in and out
     ["params", "weights"],  # the task parameter specs; which weights, loading them
     ["precision", "objectives", "lean", "runtime", "executor", "pixels", "convgrad"],
     # float32/bfloat16; the paper's losses; the lean executor; the single-threaded TF executor; float image
@@ -23,7 +24,7 @@ LAYERS = [
     ["grams"],  # the Gram matrices' memory-saving custom gradients (on objectives.gram_matrix)
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
-    ["events"],  # StepEvent and the Run handle
+    ["events", "timeline"],  # StepEvent and the Run handle; a run's bounded frames
     ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
     ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
