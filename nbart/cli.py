@@ -30,7 +30,7 @@ from nbart.events import error_message
 from nbart.images import GIF_MAX_FRAMES, SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
 from nbart.params import DreamParams, FastStyleParams, FieldInfo, ParamError, StyleParams, fields_of
 
-CLI_ONLY_FLAGS = ("output", "gif", "quiet", "dry_run")  # the flags that are not parameters of the engine
+CLI_ONLY_FLAGS = ("output", "gif", "video", "quiet", "dry_run")  # the flags that are not parameters of the engine
 
 
 class CliError(Exception):
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", required=True,
                        help=f"where to write the result ({', '.join(SAVE_FORMATS)}); written atomically")
         p.add_argument("--gif", metavar="PATH", help="also write the run as an animated GIF")
+        p.add_argument("--video", metavar="PATH", help="also write the run's timeline (its small frames, the "
+                                                       "final picture last) as an MP4, or a GIF (.mp4, .gif)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--dry-run", action="store_true",  # nbart.cost
                        help="print the run's expected time and peak memory on this machine, and exit")
@@ -261,7 +263,10 @@ def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
         raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})")
     if args.gif and not args.gif.lower().endswith(".gif"):
         raise CliError(f"--gif must end in .gif (got {args.gif!r})")
-    for path in filter(None, (out, args.gif)):
+    video = getattr(args, "video", None)  # nbart.timeline
+    if video and os.path.splitext(video)[1].lower() not in (".mp4", ".gif"):
+        raise CliError(f"--video must end in .mp4 or .gif (got {video!r})")
+    for path in filter(None, (out, args.gif, video)):
         problem = folder_problem(path)
         if problem:
             raise CliError(f"can't write {path}: {problem}")
@@ -351,6 +356,10 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         save_image(run.image(), args.output, run.metadata(ended=ended, inputs=task.input_paths(args)))
         if args.gif and frames:
             save_gif(frames, args.gif)
+        if args.video:  # nbart.timeline: the run's bounded frames, the final picture last
+            from nbart.timeline import save_timeline
+
+            save_timeline(run.frames(), args.video, final=run.image())
     except ImageError as e:  # a full disk or a folder gone read-only: the run is lost, say so in one line
         print(f"nbart: error: {e}", file=sys.stderr)
         return stopped_status if interrupted else 1
@@ -363,7 +372,8 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         return 1
     if not args.quiet or not run.completed:
         what = "wrote" if run.completed else f"stopped at {steps}; wrote"
-        print(f"nbart: {what} {args.output}" + (f" and {args.gif}" if args.gif and frames else ""), file=sys.stderr)
+        also = [p for p in (args.gif if frames else None, args.video) if p]
+        print(f"nbart: {what} {args.output}" + "".join(f" and {p}" for p in also), file=sys.stderr)
     return 0
 
 

@@ -133,13 +133,13 @@ class Timeline:
 
 def save_timeline(frames: list[Frame], path: str | os.PathLike, fps: float = 12.0,
                   final: Image.Image | None = None) -> int:
-    """Write ``frames`` (a timeline's) as an MP4 or animated GIF by ``path``'s suffix, atomically, each at its
-    JPEG size (the last frame's size for all); ``final`` (the full-size result) is added as the last frame, scaled
-    to that size. Returns the number of frames written. :class:`~nbart.errors.ImageError` names a bad path."""
+    """Write ``frames`` (a timeline's) as an MP4 or animated GIF by ``path``'s suffix, atomically, at the last
+    frame's size; ``final`` (the full-size result) replaces the last frame's picture, scaled down (sharper than its
+    JPEG). Returns the number of frames written. :class:`~nbart.errors.ImageError` names a bad path or no frames."""
     from nbart.video import save_video
 
     pictures = [f.pil() for f in frames]
     if final is not None:
         size = pictures[-1].size if pictures else final.size
-        pictures.append(final.convert("RGB").resize(size, Image.Resampling.LANCZOS))
+        pictures[-1:] = [final.convert("RGB").resize(size, Image.Resampling.LANCZOS)]
     return save_video(pictures, path, fps)

@@ -88,7 +88,7 @@ def test_export_is_readable_and_atomic(tmp_path, suffix):
     feed(timeline, 30)
     path = tmp_path / f"run{suffix}"
     n = save_timeline(timeline.frames(), path, fps=10, final=Image.new("RGB", (800, 600), (255, 0, 0)))
-    assert n == len(timeline.frames()) + 1
+    assert n == len(timeline.frames())
     frames = iio.imread(path, index=None)
     assert frames.shape[0] == n
     assert frames.shape[1:3] == (192, 256)
@@ -134,3 +134,25 @@ def test_bad_video_paths_are_one_line(tmp_path):
         VideoWriter(tmp_path / "missing" / "x.mp4")
     with pytest.raises(ImageError, match="no such file"):
         read_video(tmp_path / "none.mp4")
+
+
+def test_cli_writes_the_timeline_as_video(tmp_path, capsys):
+    from nbart import cli
+
+    Image.new("RGB", (64, 48), (90, 120, 200)).save(tmp_path / "in.png")
+    out, video = tmp_path / "out.png", tmp_path / "run.mp4"
+    status = cli.main(["dream", str(tmp_path / "in.png"), "-o", str(out), "--video", str(video), "--quiet",
+                       "--model", "vgg16", "--weights", "none", "--max-size", "64", "--octaves", "2", "--steps", "2",
+                       "--seed", "0", "--precision", "float32"])
+    assert status == 0, capsys.readouterr().err
+    frames = iio.imread(video, index=None)
+    assert frames.shape == (5, 48, 64, 3)  # the start and 4 steps
+    assert sorted(os.listdir(tmp_path)) == ["in.png", "out.png", "run.mp4"]
+
+
+def test_cli_refuses_a_bad_video_name_before_any_work(tmp_path, capsys):
+    from conftest import error_line
+    from nbart import cli
+
+    assert cli.main(["dream", "sample:grace_hopper", "-o", str(tmp_path / "o.png"), "--video", "x.avi"]) == 2
+    assert "--video must end in .mp4 or .gif" in error_line(capsys)
