@@ -156,3 +156,48 @@ def test_cli_refuses_a_bad_video_name_before_any_work(tmp_path, capsys):
 
     assert cli.main(["dream", "sample:grace_hopper", "-o", str(tmp_path / "o.png"), "--video", "x.avi"]) == 2
     assert "--video must end in .mp4 or .gif" in error_line(capsys)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the studio's timeline (nbart.studio.timeline)
+
+
+def test_studio_slider_scrubs_marks_the_curve_and_use_this_frame_goes_on_from_its_pixels(monkeypatch, tmp_path):
+    pytest.importorskip("ipywidgets")
+    from nbart.studio import DreamStudio, dream as studio_dream
+
+    s = DreamStudio(Image.new("RGB", (64, 48), (90, 120, 200)), **{**TINY, "steps": 3})
+    view = s.timeline_view
+    assert view.layout.display == "none"  # nothing to scrub before a run
+    s.start(block=True)
+    entry = s.history[-1]
+    frames = entry.timeline.frames
+    assert [f.step for f in frames] == list(range(0, 7))
+    assert view.layout.display is None and view.slider.max == 6 and view.slider.value == 6
+    final = bytes(s.preview.value)
+    view.slider.value = 2
+    assert bytes(s.preview.value) == frames[2].jpeg and s.preview.format == "jpeg"
+    assert bytes(s.preview.value) != final
+    assert "step 2/6" in view.label.value and "nbart-curve-mark" in s.curve.value
+    view.slider.value = 6  # the end: the result itself again
+    assert bytes(s.preview.value) == final and view.use.disabled
+
+    seen = []
+    real = studio_dream.continue_run
+    monkeypatch.setattr(studio_dream, "continue_run", lambda image, p, n: seen.append(image) or real(image, p, n))
+    view.slider.value = 4
+    assert not view.use.disabled
+    s.more_steps.value = 2
+    assert view.use_frame(block=True)
+    assert np.array_equal(np.asarray(seen[-1]), np.asarray(frames[4].full_size()))  # that frame's pixels
+    assert seen[-1].size == (64, 48)
+    done = s.history[-1]
+    assert done.continued and done.total == 2 and done.parent.steps_done == 4
+    assert done.parent.metadata["from_timeline_frame"] == 4
+    monkeypatch.chdir(tmp_path)  # code_text and save write the image given in code beside the notebook
+    assert "if event.step == 4" in s.code_text()  # the frame's run, as a run stopped at that step
+    view.export.value = ".mp4"
+    s.save("pic.png")
+    assert sorted(os.listdir(tmp_path)) == ["image.png", "pic-timeline.mp4", "pic.png"]
+    assert iio.imread(tmp_path / "pic-timeline.mp4", index=None).shape[0] == len(done.timeline.frames)
+    assert "video/mp4" in s.download.value

@@ -197,12 +197,12 @@ def save_result(entry: Result, task: str, path: str, gif: bool, inputs: list[str
 
 
 def download_links(paths: list[str]) -> str:
-    """HTML links that download ``paths`` (PNG or GIF) from data carried in the page itself."""
+    """HTML links that download ``paths`` (PNG, GIF or MP4) from data carried in the page itself."""
     links = []
     for path in paths:
         with open(path, "rb") as f:
             data = base64.b64encode(f.read()).decode("ascii")
-        kind = "image/gif" if path.endswith(".gif") else "image/png"
+        kind = {".gif": "image/gif", ".mp4": "video/mp4"}.get(os.path.splitext(path)[1].lower(), "image/png")
         name = html.escape(os.path.basename(path))
         links.append(f"<a download='{name}' href='data:{kind};base64,{data}'>download {name}</a>")
     return " · ".join(links)
