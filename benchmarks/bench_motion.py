@@ -194,9 +194,11 @@ def video_text(d: dict) -> str:
     lines = [f"Video styling memory: `nbart style CLIP.mp4 STYLE -o out.mp4 --method {d['method']}` in a fresh "
              f"process on a synthetic 256x192 clip", f"CPU: {d['cpu']}; load average {d['load']}", "",
              "frames in  frames out  peak RSS MB  wall s (loaded)"]
-    lines += [f"{r['frames']:>9}  {r['frames_out']:>10}  {r['peak_rss_mb']:>11.1f}  {r['seconds']:>6}" for r in d["rows"]]
+    lines += [f"{r['frames']:>9}  {r['frames_out']:>10}  {r['peak_rss_mb']:>11.1f}  {r['seconds']:>6}"
+              for r in d["rows"]]
     a, b = d["rows"]
-    lines += ["", f"peak RSS of the 300-frame clip minus the 30-frame clip: {b['peak_rss_mb'] - a['peak_rss_mb']:+.1f} MB"]
+    growth = b["peak_rss_mb"] - a["peak_rss_mb"]
+    lines += ["", f"peak RSS of the 300-frame clip minus the 30-frame clip: {growth:+.1f} MB"]
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,9 @@ from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, FastStyleParams, StyleParams
 from nbart.styletransfer import style_run, style_transfer
 from nbart.warmup import warm_up
+from nbart.video import read_video, save_video
+from nbart.params import ZoomParams
+from nbart.zoom import dream_zoom, dream_zoom_run
 
 __version__ = "0.1.0"
 
@@ -23,6 +26,7 @@ __all__ = [
     "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
     "estimate", "check_fits", "Estimate",
     "DreamStudio", "StyleStudio", "__version__",
+    "dream_zoom", "dream_zoom_run", "ZoomParams", "save_video", "read_video",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"backbones to fetch (default: the defaults of dream and style: {_default_models()})")
     samples = ", ".join(f"sample:{n}" for n in sample_names())
     _add_style_sheet(sub, samples)
+    from nbart import cli_motion  # nbart zoom (and videos in nbart style / fast-style)
+
+    cli_motion.add_parsers(sub, add_spec_arguments, samples)
     for task in TASKS:
         p = sub.add_parser(task.name, help=task.help, description=task.help)
         for name, nargs in task.inputs:
@@ -405,7 +408,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return 0
         if args.command == "style-sheet":
             return _style_sheet(args)
+        from nbart import cli_motion
+
+        if args.command == "zoom":
+            return cli_motion.zoom(args)
         task = next(t for t in TASKS if t.name == args.command)
+        if task.name in ("style", "fast-style") and cli_motion.wants_video(args):  # a video painted frame by frame
+            return cli_motion.style_video(args, task.params_cls)
         return _run_task(task, args)
     except (CliError, ParamError, ImageError, WeightsError) as e:
         print(f"nbart: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -26,9 +26,10 @@ LAYERS = [
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events", "timeline"],  # StepEvent and the Run handle; a run's bounded frames
     ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
-    ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
+    ["deepdream", "styletransfer", "dream", "style", "fast", "zoom", "videostyle"],  # the tasks
     ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
-    ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API
+    # front-ends (safety: a CLI run's checkpoints; cli_motion: zoom and video commands) and the API
+    ["cli", "cli_motion", "safety", "studio", "__main__", "__init__"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

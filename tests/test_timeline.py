@@ -7,9 +7,9 @@ import os
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from conftest import TINY
 from PIL import Image
 
-from conftest import TINY
 from nbart.errors import ImageError
 from nbart.images import encode
 from nbart.timeline import MAX_SIDE, Timeline, save_timeline
@@ -152,6 +152,7 @@ def test_cli_writes_the_timeline_as_video(tmp_path, capsys):
 
 def test_cli_refuses_a_bad_video_name_before_any_work(tmp_path, capsys):
     from conftest import error_line
+
     from nbart import cli
 
     assert cli.main(["dream", "sample:grace_hopper", "-o", str(tmp_path / "o.png"), "--video", "x.avi"]) == 2
@@ -164,7 +165,8 @@ def test_cli_refuses_a_bad_video_name_before_any_work(tmp_path, capsys):
 
 def test_studio_slider_scrubs_marks_the_curve_and_use_this_frame_goes_on_from_its_pixels(monkeypatch, tmp_path):
     pytest.importorskip("ipywidgets")
-    from nbart.studio import DreamStudio, dream as studio_dream
+    from nbart.studio import DreamStudio
+    from nbart.studio import dream as studio_dream
 
     s = DreamStudio(Image.new("RGB", (64, 48), (90, 120, 200)), **{**TINY, "steps": 3})
     view = s.timeline_view

@@ -98,7 +98,8 @@ class Panel(widgets.VBox):
         more = widgets.HTML("more steps", layout=widgets.Layout(margin="0 12px 0 0"))
         actions = widgets.HBox([b["run"], b["stop"], b["continue"], self.more_steps, more, b["reset"]],
                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        right = widgets.VBox([actions, self.preview, *under_preview, self.progress, self.status, self.curve, self.message],
+        right = widgets.VBox([actions, self.preview, *under_preview, self.progress, self.status, self.curve,
+                              self.message],
                              layout=widgets.Layout(flex=f"1 1 {side}"))  # beside the settings when it fits
         header = widgets.HTML(f"<b style='font-size:15px'>{html.escape(title)}</b>"
                               f"<span style='color:#666'> · choose a picture and settings, then press Run</span>")
