@@ -6,10 +6,10 @@ import os
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from conftest import error_line
 from PIL import Image
 
 import nbart
-from conftest import error_line
 from nbart import cli, deepdream
 from nbart.events import Outcome
 from nbart.video import save_video
