@@ -142,3 +142,28 @@ def test_cli_style_video_needs_a_video_output(tmp_path, capsys):
     assert cli.main(["fast-style", str(tmp_path / "in.mp4"), "sample:grace_hopper", "-o",
                      str(tmp_path / "out.png")]) == 2
     assert "output must end in .mp4 or .gif" in error_line(capsys)
+
+
+def test_dream_studio_animate_renders_the_zoom_live_and_shows_its_code(tmp_path, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from nbart.studio import DreamStudio
+
+    s = DreamStudio(noise(), **{**TINY_ZOOM, "octaves": 2})
+    shown = []
+    s.preview.observe(lambda c: shown.append(bytes(c["new"])), names="value")
+    s.animate.enabled.value = True
+    s.animate.sliders["frames"].value = 3
+    s.animate.sliders["steps"].value = 1
+    s.animate.sliders["zoom"].value = 1.1
+    s.start(block=True)
+    entry = s.history[-1]
+    assert entry.task == "zoom" and entry.steps_done == 3 and entry.ran.zoom == 1.1 and entry.ran.octaves == 1
+    assert len(shown) >= 3  # the frames, live (and the result)
+    assert [f.step for f in entry.timeline.frames] == [0, 1, 2, 3]
+    monkeypatch.chdir(tmp_path)
+    code = s.code_text()
+    assert "frames = list(nbart.dream_zoom(" in code and "frames=3" in code and "zoom=1.1" in code
+    assert "nbart.save_video(frames, 'zoom.mp4'" in code
+    namespace = {}
+    exec(code, namespace)  # the code makes the same last frame
+    assert np.array_equal(np.asarray(namespace["result"]), np.asarray(s.result))

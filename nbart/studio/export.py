@@ -71,6 +71,12 @@ def _one_run(entry: Result, function: str, codes: dict[str, str]) -> list[str]:
         else:
             args.append("init_image=result")  # styletransfer.continue_run: from the image, sizes=(its size,)
     head = [f"# Continue: {entry.total} more steps from that picture"] if entry.continued else []
+    if function == "nbart.dream_zoom":  # an animation (nbart.studio.animate): its frames, written as a video
+        call = to_code(function, params, *args)
+        made = f"list({call})" if entry.steps_done >= entry.total else \
+            f"[frame for _, frame in zip(range({entry.steps_done}), {call})]  # the frames the studio made"
+        return head + [f"frames = {made}", f"nbart.save_video(frames, 'zoom.mp4', fps={params.fps:g})",
+                       "result = frames[-1]"]
     if entry.steps_done >= entry.total:
         return head + [f"result = {to_code(function, params, *args)}"]
     return head + [f"run = {to_code(RUN_OF[function], params, *args)}",
