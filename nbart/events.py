@@ -116,11 +116,12 @@ class StepEvent:
         """:meth:`image` as a PIL image."""
         return Image.fromarray(self.image())
 
-    def preview(self, max_size: int = 384) -> np.ndarray:
+    def preview(self, max_size: int = 384, keep: bool = True) -> np.ndarray:
         """The image after this step as uint8 RGB, its long side at most ``max_size`` pixels: what a live view shows.
 
         Cheaper than :meth:`image` when the engine can render small directly (a dream composes its octaves at the
-        preview size instead of the output size); otherwise a downscaled :meth:`image`.
+        preview size instead of the output size); otherwise a downscaled :meth:`image`. ``keep=False`` leaves the
+        event as it was (no full-size pixels kept on it, ``render`` still there): the run's timeline looks so.
         """
         height, width = self.size
         scale = min(1.0, max_size / max(height, width))
@@ -129,7 +130,7 @@ class StepEvent:
             small = self.render_small(size)
             if small is not None:
                 return to_uint8(small)
-        full = self.image()
+        full = self.image() if keep or self._pixels is not None else to_uint8(self.render())
         if size == (height, width):
             return full
         return np.asarray(Image.fromarray(full).resize((size[1], size[0]), Image.BILINEAR, reducing_gap=2.0))

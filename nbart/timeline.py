@@ -102,7 +102,8 @@ class Timeline:
         with self._lock:
             if any(f.step == event.step for f in (self._frames[-1:] + ([self._last] if self._last else []))):
                 return False
-        jpeg = encode(event.preview(self.max_side), "jpeg", quality=self.quality)
+        # keep=False: the event stays as the engine made it (its pixels are made only when its consumer asks)
+        jpeg = encode(event.preview(self.max_side, keep=False), "jpeg", quality=self.quality)
         frame = Frame(event.step, event.stage, event.label, float(event.loss), float(event.elapsed),
                       tuple(event.size), jpeg)
         with self._lock:

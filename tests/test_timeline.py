@@ -25,7 +25,7 @@ class FakeEvent:
         self.step, self.total, self.stage, self.label = step, total, 0, "stage"
         self.loss, self.elapsed, self.size, self.done = -float(step), step * 0.01, size, step == total
 
-    def preview(self, max_size):
+    def preview(self, max_size, keep=True):
         FakeEvent.renders += 1
         h, w = self.size
         scale = min(1.0, max_size / max(h, w))
