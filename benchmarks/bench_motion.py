@@ -10,11 +10,11 @@ Method
 - Timeline: a :class:`nbart.events.Run` over a synthetic generator of 10,000 :class:`~nbart.events.StepEvent`
   whose ``render()`` makes a fresh 512x512 float image (a moving pattern): the real Run and Timeline, no network.
   Every 1,000 steps: the frames kept, their JPEG bytes (``Timeline.nbytes``) and the process's RSS; the same run
-  with ``run.timeline = None`` in the same process gives the baseline. Also the mean cost of a kept frame (render
-  + 256 px preview + JPEG encode) against a step of the synthetic run.
+  with ``run.timeline = None`` in the same process gives the baseline. Also the frames encoded over the run and
+  the mean cost of one (render + 256 px preview + JPEG encode) on this machine as loaded.
 - Video: ``nbart fast-style CLIP.mp4 STYLE -o out.mp4`` (``--method optimize``: ``nbart style`` with a tiny
-  random-weight VGG16 at 64 px, 2 steps a frame, for the plumbing's memory) in a fresh process (``cli.main``) on a synthetic
-  256x192 clip of 300 frames (a moving gradient, written by nbart.video) and on its first 30 frames; peak RSS
+  random-weight VGG16 at 64 px, 2 steps a frame, for the plumbing's memory) in a fresh process (``cli.main``) on a
+  synthetic 256x192 clip of 300 frames (a moving gradient, written by nbart.video) and on a 30-frame one; peak RSS
   (``VmHWM``) of each. Memory that does not grow with the clip's length shows as equal peaks.
 """
 

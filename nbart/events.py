@@ -196,6 +196,7 @@ class Run:
         self.outcome: Outcome | None = None  # set once the run has ended
         # small frames of the steps, bounded (nbart.timeline); None before the first pull: keep none
         self.timeline: Timeline | None = Timeline()
+        self.timeline_error: Exception | None = None  # what ended the timeline early, if anything did
         self._pulling = threading.Lock()  # one consumer at a time: a generator can't run in two threads
 
     def __iter__(self) -> Run:
@@ -230,24 +231,37 @@ class Run:
                 self._finished, self.outcome = True, Outcome.STOPPED
                 raise
             self.latest = event
-            if self.timeline is not None:
-                self.timeline.add(event)
+            self._keep_frame(event)
             self._stop.progress = None  # the next step has done none of its parts yet
             return event
         finally:
             self._pulling.release()
 
+    def _keep_frame(self, event: StepEvent | None, last: bool = False) -> None:
+        """The timeline keeps ``event``'s frame if it wants it. A failure to make one (an encoder error) ends the
+        timeline, never the run: ``timeline_error`` keeps it (the timeline is a by-product nobody asked for yet)."""
+        if self.timeline is None or event is None:
+            return
+        try:
+            self.timeline.add(event, force=last)
+        except Exception as e:
+            self.timeline, self.timeline_error = None, e
+
     def _end_timeline(self) -> None:
-        if self.timeline is not None:
-            self.timeline.finish(self.latest)  # the last step, if off the timeline's stride
+        self._keep_frame(self.latest, last=True)  # the last step, if off the timeline's stride
 
     def frames(self) -> list:
         """The timeline's frames (:class:`nbart.timeline.Frame`, step order, the start image as step 0), the latest
         step's included; [] when the run keeps no timeline. Call from the consumer's thread or after the run."""
-        if self.timeline is None:
-            return []
         self._end_timeline()
-        return self.timeline.frames()
+        timeline = self.timeline
+        if timeline is None:
+            return []
+        try:
+            return timeline.frames()
+        except Exception as e:  # the start image's encode failed
+            self.timeline, self.timeline_error = None, e
+            return []
 
     def stop(self) -> None:
         """Ask the run to end; it does so within a step, keeping the last good image. Safe from any thread."""

@@ -68,26 +68,28 @@ class Timeline:
         self.stride = 1  # a step is kept when step % stride == 0
         self._frames: list[Frame] = []
         self._last: Frame | None = None  # the run's last step when it is off the stride (kept apart, not thinned)
+        self._start: Image.Image | None = None  # the start image, until the frames are read
+        self._start_kept: Frame | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._frames) + (self._last is not None)
+        return len(self.frames())
 
     @property
     def nbytes(self) -> int:
         """The JPEG bytes held."""
-        with self._lock:
-            return sum(len(f.jpeg) for f in self._frames) + (len(self._last.jpeg) if self._last else 0)
+        return sum(len(f.jpeg) for f in self.frames())
 
     def start(self, image: Image.Image) -> None:
-        """Keep the run's start image as step 0."""
-        height, width = image.size[1], image.size[0]
-        frame = Frame(0, 0, "start", float("nan"), 0.0, (height, width),
-                      encode(image, "jpeg", self.max_side, self.quality))
-        with self._lock:
-            if not self._frames or self._frames[0].step != 0:
-                self._frames.insert(0, frame)
+        """Keep the run's start image as step 0 (encoded when the frames are read: the run holds it anyway)."""
+        self._start = image
+
+    def _start_frame(self) -> Frame | None:
+        image, self._start = self._start, None
+        if image is None:
+            return None
+        return Frame(0, 0, "start", float("nan"), 0.0, (image.size[1], image.size[0]),
+                     encode(image, "jpeg", self.max_side, self.quality))
 
     def wants(self, step: int) -> bool:
         """Whether the frame of ``step`` would be kept now."""
@@ -125,7 +127,10 @@ class Timeline:
     def frames(self) -> list[Frame]:
         """The kept frames, step order (a copy)."""
         with self._lock:
-            return self._frames + ([self._last] if self._last is not None else [])
+            if self._start is not None:
+                self._start_kept = self._start_frame()
+            start = [self._start_kept] if self._start_kept is not None else []
+            return start + self._frames + ([self._last] if self._last is not None else [])
 
     def steps(self) -> list[int]:
         """The steps of the kept frames."""

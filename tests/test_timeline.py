@@ -203,3 +203,16 @@ def test_studio_slider_scrubs_marks_the_curve_and_use_this_frame_goes_on_from_it
     assert sorted(os.listdir(tmp_path)) == ["image.png", "pic-timeline.mp4", "pic.png"]
     assert iio.imread(tmp_path / "pic-timeline.mp4", index=None).shape[0] == len(done.timeline.frames)
     assert "video/mp4" in s.download.value
+
+
+def test_a_failing_frame_encoder_ends_the_timeline_never_the_run(monkeypatch):
+    import nbart.timeline as timeline_module
+    from nbart.deepdream import dream_run
+
+    def broken(*a, **k):
+        raise OSError("encoder broke")
+
+    monkeypatch.setattr(timeline_module, "encode", broken)
+    run = dream_run(Image.new("RGB", (64, 48)), **TINY)
+    run.run()
+    assert run.completed and run.frames() == [] and "encoder broke" in str(run.timeline_error)
