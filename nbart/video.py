@@ -177,7 +177,7 @@ def is_video(path: Any) -> bool:
     try:
         with Image.open(path) as img:
             return getattr(img, "n_frames", 1) > 1
-    except OSError:
+    except Exception:  # unreadable, or a decompression bomb: not a video; the image loader says what it is
         return False
 
 
