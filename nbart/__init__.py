@@ -12,10 +12,12 @@ from nbart.events import Outcome, Run, StepEvent
 from nbart.extractors import activations
 from nbart.fast import fast_style, fast_style_run, style_sheet
 from nbart.images import load_image, sample_names, save_image
-from nbart.params import DreamParams, FastStyleParams, StyleParams
+from nbart.params import DreamParams, FastStyleParams, StyleParams, ZoomParams
 from nbart.progress import progress, run_with_progress
 from nbart.styletransfer import style_run, style_transfer
+from nbart.video import read_video, save_video
 from nbart.warmup import warm_up
+from nbart.zoom import dream_zoom, dream_zoom_run
 
 __version__ = "0.1.0"
 
@@ -27,6 +29,7 @@ __all__ = [
     "DreamStudio", "StyleStudio", "__version__",
     "masks",
     "progress", "run_with_progress",
+    "dream_zoom", "dream_zoom_run", "ZoomParams", "save_video", "read_video",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

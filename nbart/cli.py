@@ -32,7 +32,7 @@ from nbart.events import error_message
 from nbart.images import GIF_MAX_FRAMES, SAVE_FORMATS, ImageError, folder_problem, sample_names, save_gif, save_image
 from nbart.params import DreamParams, FastStyleParams, FieldInfo, ParamError, StyleParams, fields_of
 
-CLI_ONLY_FLAGS = ("output", "gif", "quiet", "dry_run")  # the flags that are not parameters of the engine
+CLI_ONLY_FLAGS = ("output", "gif", "video", "quiet", "dry_run")  # the flags that are not parameters of the engine
 
 
 class CliError(Exception):
@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"backbones to fetch (default: the defaults of dream and style: {_default_models()})")
     samples = ", ".join(f"sample:{n}" for n in sample_names())
     _add_style_sheet(sub, samples)
+    from nbart import cli_motion  # nbart zoom (and videos in nbart style / fast-style)
+
+    cli_motion.add_parsers(sub, add_spec_arguments, samples)
     for task in TASKS:
         p = sub.add_parser(task.name, help=task.help, description=task.help)
         for name, nargs in task.inputs:
@@ -184,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", required=True,
                        help=f"where to write the result ({', '.join(SAVE_FORMATS)}); written atomically")
         p.add_argument("--gif", metavar="PATH", help="also write the run as an animated GIF")
+        p.add_argument("--video", metavar="PATH", help="also write the run's timeline (its small frames, the "
+                                                       "final picture last) as an MP4, or a GIF (.mp4, .gif)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--dry-run", action="store_true",  # nbart.cost
                        help="print the run's expected time and peak memory on this machine, and exit")
@@ -266,7 +271,10 @@ def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
         raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})")
     if args.gif and not args.gif.lower().endswith(".gif"):
         raise CliError(f"--gif must end in .gif (got {args.gif!r})")
-    for path in filter(None, (out, args.gif)):
+    video = getattr(args, "video", None)  # nbart.timeline
+    if video and os.path.splitext(video)[1].lower() not in (".mp4", ".gif"):
+        raise CliError(f"--video must end in .mp4 or .gif (got {video!r})")
+    for path in filter(None, (out, args.gif, video)):
         problem = folder_problem(path)
         if problem:
             raise CliError(f"can't write {path}: {problem}")
@@ -360,6 +368,10 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         save_image(run.image(), args.output, run.metadata(ended=ended, inputs=task.input_paths(args)))
         if args.gif and frames:
             save_gif(frames, args.gif)
+        if args.video:  # nbart.timeline: the run's bounded frames, the final picture last
+            from nbart.timeline import save_timeline
+
+            save_timeline(run.frames(), args.video, final=run.image())
     except ImageError as e:  # a full disk or a folder gone read-only: the run is lost, say so in one line
         print(f"nbart: error: {e}", file=sys.stderr)
         return stopped_status if interrupted else 1
@@ -372,7 +384,8 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         return 1
     if not args.quiet or not run.completed:
         what = "wrote" if run.completed else f"stopped at {steps}; wrote"
-        print(f"nbart: {what} {args.output}" + (f" and {args.gif}" if args.gif and frames else ""), file=sys.stderr)
+        also = [p for p in (args.gif if frames else None, args.video) if p]
+        print(f"nbart: {what} {args.output}" + "".join(f" and {p}" for p in also), file=sys.stderr)
     return 0
 
 
@@ -424,7 +437,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return 0
         if args.command == "style-sheet":
             return _style_sheet(args)
+        from nbart import cli_motion
+
+        if args.command == "zoom":
+            return cli_motion.zoom(args)
         task = next(t for t in TASKS if t.name == args.command)
+        if task.name in ("style", "fast-style") and cli_motion.wants_video(args):  # a video painted frame by frame
+            return cli_motion.style_video(args, task.params_cls)
         return _run_task(task, args)
     except (CliError, ParamError, ImageError, WeightsError) as e:
         line = _wont_fit(e) if isinstance(e, WontFit) else str(e)

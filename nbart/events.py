@@ -19,6 +19,7 @@ from PIL import Image
 
 from nbart.errors import Stopped, error_message  # noqa: F401  (re-exported: their old home)
 from nbart.images import encode, to_uint8
+from nbart.timeline import Timeline
 
 __all__ = ["StepEvent", "Outcome", "Run", "Control", "Stopped", "run_with_notices", "Interrupted", "error_message",
            "preview_jpeg"]
@@ -115,11 +116,12 @@ class StepEvent:
         """:meth:`image` as a PIL image."""
         return Image.fromarray(self.image())
 
-    def preview(self, max_size: int = 384) -> np.ndarray:
+    def preview(self, max_size: int = 384, keep: bool = True) -> np.ndarray:
         """The image after this step as uint8 RGB, its long side at most ``max_size`` pixels: what a live view shows.
 
         Cheaper than :meth:`image` when the engine can render small directly (a dream composes its octaves at the
-        preview size instead of the output size); otherwise a downscaled :meth:`image`.
+        preview size instead of the output size); otherwise a downscaled :meth:`image`. ``keep=False`` leaves the
+        event as it was (no full-size pixels kept on it, ``render`` still there): the run's timeline looks so.
         """
         height, width = self.size
         scale = min(1.0, max_size / max(height, width))
@@ -128,7 +130,7 @@ class StepEvent:
             small = self.render_small(size)
             if small is not None:
                 return to_uint8(small)
-        full = self.image()
+        full = self.image() if keep or self._pixels is not None else to_uint8(self.render())
         if size == (height, width):
             return full
         return np.asarray(Image.fromarray(full).resize((size[1], size[0]), Image.BILINEAR, reducing_gap=2.0))
@@ -193,6 +195,9 @@ class Run:
         self._gen: Iterator[StepEvent] | None = None
         self._finished = False
         self.outcome: Outcome | None = None  # set once the run has ended
+        # small frames of the steps, bounded (nbart.timeline); None before the first pull: keep none
+        self.timeline: Timeline | None = Timeline()
+        self.timeline_error: Exception | None = None  # what ended the timeline early, if anything did
         self._pulling = threading.Lock()  # one consumer at a time: a generator can't run in two threads
 
     def __iter__(self) -> Run:
@@ -208,14 +213,18 @@ class Run:
                 raise StopIteration
             if self._gen is None:
                 self._gen = self._steps(self._stop)
+                if self.timeline is not None:
+                    self.timeline.start(self.start_image)
             try:
                 event = next(self._gen)
             except StopIteration as end:
+                self._end_timeline()
                 self._finished = True
                 self.outcome = Outcome(end.value) if end.value else \
                     Outcome.STOPPED if self.stopped else Outcome.COMPLETED
                 raise
             except Exception as e:
+                self._end_timeline()
                 self._finished, self.error = True, e
                 self.outcome = Outcome.STOPPED if self.stopped else Outcome.FAILED
                 raise
@@ -223,10 +232,37 @@ class Run:
                 self._finished, self.outcome = True, Outcome.STOPPED
                 raise
             self.latest = event
+            self._keep_frame(event)
             self._stop.progress = None  # the next step has done none of its parts yet
             return event
         finally:
             self._pulling.release()
+
+    def _keep_frame(self, event: StepEvent | None, last: bool = False) -> None:
+        """The timeline keeps ``event``'s frame if it wants it. A failure to make one (an encoder error) ends the
+        timeline, never the run: ``timeline_error`` keeps it (the timeline is a by-product nobody asked for yet)."""
+        if self.timeline is None or event is None:
+            return
+        try:
+            self.timeline.add(event, force=last)
+        except Exception as e:
+            self.timeline, self.timeline_error = None, e
+
+    def _end_timeline(self) -> None:
+        self._keep_frame(self.latest, last=True)  # the last step, if off the timeline's stride
+
+    def frames(self) -> list:
+        """The timeline's frames (:class:`nbart.timeline.Frame`, step order, the start image as step 0), the latest
+        step's included; [] when the run keeps no timeline. Call from the consumer's thread or after the run."""
+        self._end_timeline()
+        timeline = self.timeline
+        if timeline is None:
+            return []
+        try:
+            return timeline.frames()
+        except Exception as e:  # the start image's encode failed
+            self.timeline, self.timeline_error = None, e
+            return []
 
     def stop(self) -> None:
         """Ask the run to end; it does so within a step, keeping the last good image. Safe from any thread."""

@@ -28,7 +28,7 @@ from nbart.spec import (  # noqa: F401  (re-exported: the spec machinery's old h
     unknown_param_message,
 )
 
-__all__ = ["ParamError", "Spec", "DreamParams", "StyleParams", "FastStyleParams", "fields_of", "to_code"]
+__all__ = ["ParamError", "Spec", "DreamParams", "StyleParams", "FastStyleParams", "ZoomParams", "fields_of", "to_code"]
 
 WEIGHT_KEYWORDS = ("auto", "imagenet", "offline", "none")
 COLOR_MODES = ("style", "luminance", "histogram")  # StyleParams.color's keywords; anything else is a palette image
@@ -291,3 +291,22 @@ class FastStyleParams(_Params):
         if self.style_blend and not any(self.style_blend):
             raise ParamError("style_blend must not all be 0")
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZoomParams(DreamParams):
+    """Parameters of a Deep Dream zoom animation (:func:`nbart.dream_zoom`): every frame is a dream (the
+    :class:`DreamParams` fields; ``steps`` and ``octaves`` per frame, fewer by default) of the previous frame zoomed
+    into its centre by ``zoom`` and turned by ``rotate`` degrees, as the original DeepDream notebook's endless zoom."""
+
+    octaves: int = param(1, "number of scales of each frame's dream, from coarse to the full size", low=1, high=12,
+                         ui=(1, 8, 1))
+    steps: int = param(5, "gradient-ascent steps per octave of each frame", low=1, high=10000, ui=(1, 100, 1))
+    frames: int = param(30, "frames of the animation (the first is the dreamed input)", low=1, high=100000,
+                        ui=(1, 300, 1), group="animation")
+    zoom: float = param(1.05, "scale from one frame to the next (1: no zoom, >1 zooms in)", low=0.5, high=2.0,
+                        ui=(1.0, 1.2, 0.005), group="animation")
+    rotate: float = param(0.0, "turn from one frame to the next, in degrees (counter-clockwise)", low=-45.0,
+                          high=45.0, ui=(-10.0, 10.0, 0.5), group="animation")
+    fps: float = param(12.0, "frames per second of the written animation", low=1.0, high=60.0, ui=(1.0, 30.0, 1.0),
+                       group="animation")

@@ -15,7 +15,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbart"
 # module or the package and its submodules; `nbart.studio` for every studio module.
 LAYERS = [
     ["errors", "quiet"],  # error types and the one advice table; TensorFlow imported without its start-up noise
-    ["spec", "registry", "images", "resources"],  # spec machinery; backbone data; image I/O; memory limits
+    ["spec", "registry", "images", "resources", "video"],
+    # spec machinery; backbone data; image I/O; memory limits; GIF/MP4 in and out
     ["params", "weights", "masks"],  # the task parameter specs; which weights, loading them; mask makers
     ["precision", "objectives", "lean", "runtime", "executor", "pixels", "convgrad"],
     # float32/bfloat16; the paper's losses; the lean executor; the single-threaded TF executor; float image
@@ -23,14 +24,15 @@ LAYERS = [
     ["grams"],  # the Gram matrices' memory-saving custom gradients (on objectives.gram_matrix)
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
-    ["events"],  # StepEvent and the Run handle
+    ["events", "timeline"],  # StepEvent and the Run handle; a run's bounded frames
     ["runs", "optimizers", "styleplan", "tiling", "cost", "control"],
     # plumbing shared by the tasks; style size plans; dream octaves and tiles; what a run will cost (every run checks
     # that it fits before it starts, so the tasks call it); masked and guided objectives (traced)
-    ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
+    ["deepdream", "styletransfer", "dream", "style", "fast", "zoom", "videostyle"],  # the tasks
     ["warmup", "budget"],  # builds and traces what the tasks will run; sizes whose run fits a minute
-    # front-ends (safety: a CLI run's checkpoints; progress: a notebook cell's bar) and the API
-    ["cli", "safety", "studio", "progress", "__main__", "__init__"],
+    # front-ends (safety: a CLI run's checkpoints; cli_motion: zoom and video commands; progress: a notebook cell's
+    # bar) and the API
+    ["cli", "cli_motion", "safety", "studio", "progress", "__main__", "__init__"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

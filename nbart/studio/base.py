@@ -32,6 +32,7 @@ from nbart.studio.panel import Panel
 from nbart.studio.render import duration
 from nbart.studio.sources import SourcePicker, names_in_caller, naming_uploads
 from nbart.studio.startsize import SIZE_FIELDS, StartSize, place_after
+from nbart.studio.timeline import TimelineView, kept
 
 __all__ = ["Studio", "Result"]
 
@@ -80,9 +81,10 @@ class Studio(Panel):
                     "stop": lambda _b: self.stop(), "reset": lambda _b: self.reset(), "code": self._show_code,
                     "save": lambda _b: self.save(), "restore": self.restore}
         guarded = {name: self._guarded(handler) for name, handler in handlers.items()}
+        self.timeline_view = TimelineView(self, f"{preview_size}px")  # scrub a finished run's frames
         super().__init__(title=self.title, task=self.task, function=self.function, controls=self._controls,
                          pickers=self.pickers, tab_titles=self.tab_titles, preview_size=preview_size,
-                         handlers=guarded, extras=self._extras())
+                         handlers=guarded, extras=self._extras(), under_preview=(self.timeline_view,))
         if self.mode == "foreground":
             self.say("On Colab a run holds the notebook while it works: stop it with the cell's interrupt "
                      "(the stop button of the cell); the picture is kept.", "note")
@@ -223,6 +225,7 @@ class Studio(Panel):
             return
         self._controls.show(self._initial)
         self.current = None
+        self.timeline_view.hide()
         self.clear_run_view()
         self._show_source()
         self._set_busy(False)
@@ -235,6 +238,7 @@ class Studio(Panel):
         self._restore_settings(entry)
         self.current = entry
         self.show_image(entry.image, "png")
+        self.timeline_view.show(entry)
         self.set_status(f"restored #{index + 1}: {entry.summary}")
         self.say(None)
         self._set_busy(False)
@@ -262,6 +266,7 @@ class Studio(Panel):
         path = path or self.save_name.value.strip() or export.free_name(self.task)
         written = export.save_result(entry, self.task, path, gif if gif is not None else self.save_gif.value,
                                      export.input_names(codes))
+        written += self.timeline_view.export_beside(entry, written[0])  # the timeline as GIF/MP4, if chosen
         export.offer(written, self.download)
         self.say(f"saved {' and '.join(written)} ({entry.image.size[0]}x{entry.image.size[1]} px, settings "
                  f"inside the PNG)", "ok")
@@ -302,7 +307,8 @@ class Studio(Panel):
         meta = run.metadata(inputs=inputs, **({"ended": str(outcome)} if outcome != run.outcome else {}))
         # the controls' values with the seed the engine picked: restoring shows it, and Run then repeats the picture
         entry = Result(image, job.params.replace(seed=run.params.seed), job.sources, steps, run.total, seconds,
-                       outcome, job.continued, frames.jpegs, ran=ran, metadata=meta, parent=job.parent)
+                       outcome, job.continued, frames.jpegs, ran=ran, metadata=meta, parent=job.parent,
+                       timeline=kept(run, frames))
         self.history.append(entry)
         self.current = entry
         self.show_image(image, "png")
@@ -311,6 +317,7 @@ class Studio(Panel):
         self.set_status(f"{outcome}: {steps}/{run.total} steps in {duration(seconds)} ({rate:.1f} steps/s)"
                         + ("; the picture is kept" if outcome != "completed" else ""))
         self.history_strip.show(self.history)
+        self.timeline_view.show(entry)
 
     def run_failed(self, error: BaseException, run: Any = None) -> None:
         self.error = self._wont_fit_text(error) if isinstance(error, WontFit) else _error_text(error)
@@ -376,6 +383,7 @@ class Studio(Panel):
     def _starting(self) -> None:
         """The panel as a run is accepted (main thread): buttons for a run, old messages and code gone."""
         self._set_busy(True)
+        self.timeline_view.hide()
         self.say(None)
         self.code.layout.display = "none"
         self.set_status("loading the image and the model…")

@@ -9,6 +9,7 @@ from PIL import Image
 from nbart.deepdream import continue_run, dream_run
 from nbart.params import DreamParams
 from nbart.studio import regions
+from nbart.studio.animate import AnimateControls
 from nbart.studio.base import Studio
 
 __all__ = ["DreamStudio"]
@@ -57,8 +58,23 @@ class DreamStudio(Studio):
         super()._sources_changed()
         self.regions.sources_changed()
 
+    def _extras(self) -> tuple:
+        self.animate = AnimateControls()  # Run makes a zoom animation when ticked (nbart.studio.animate)
+        return (self.animate,)
+
     def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
+        zoom = self.animate.params(params)
+        if zoom is not None:
+            from nbart.zoom import dream_zoom_run
+
+            return dream_zoom_run(items["image"][0], zoom)
         return dream_run(items["image"][0], params)
+
+    def run_ended(self, job: Any, run: Any, frames: Any, outcome: str) -> None:
+        shown = len(self.history)
+        super().run_ended(job, run, frames, outcome)
+        if run.task == "zoom" and len(self.history) > shown:  # a result was kept: Show code writes the animation
+            self.history[-1].function, self.history[-1].task = "nbart.dream_zoom", "zoom"
 
     def _continue_run(self, image: Image.Image, items: dict[str, tuple], params: DreamParams, steps: int) -> Any:
         return continue_run(image, params, steps)  # one octave at full size: the run that made it did the octaves

@@ -71,6 +71,12 @@ def _one_run(entry: Result, function: str, codes: dict[str, str]) -> list[str]:
         else:
             args.append("init_image=result")  # styletransfer.continue_run: from the image, sizes=(its size,)
     head = [f"# Continue: {entry.total} more steps from that picture"] if entry.continued else []
+    if function == "nbart.dream_zoom":  # an animation (nbart.studio.animate): its frames, written as a video
+        call = to_code(function, params, *args)
+        made = f"list({call})" if entry.steps_done >= entry.total else \
+            f"[frame for _, frame in zip(range({entry.steps_done}), {call})]  # the frames the studio made"
+        return head + [f"frames = {made}", f"nbart.save_video(frames, 'zoom.mp4', fps={params.fps:g})",
+                       "result = frames[-1]"]
     if entry.steps_done >= entry.total:
         return head + [f"result = {to_code(function, params, *args)}"]
     return head + [f"run = {to_code(RUN_OF[function], params, *args)}",
@@ -197,12 +203,12 @@ def save_result(entry: Result, task: str, path: str, gif: bool, inputs: list[str
 
 
 def download_links(paths: list[str]) -> str:
-    """HTML links that download ``paths`` (PNG or GIF) from data carried in the page itself."""
+    """HTML links that download ``paths`` (PNG, GIF or MP4) from data carried in the page itself."""
     links = []
     for path in paths:
         with open(path, "rb") as f:
             data = base64.b64encode(f.read()).decode("ascii")
-        kind = "image/gif" if path.endswith(".gif") else "image/png"
+        kind = {".gif": "image/gif", ".mp4": "video/mp4"}.get(os.path.splitext(path)[1].lower(), "image/png")
         name = html.escape(os.path.basename(path))
         links.append(f"<a download='{name}' href='data:{kind};base64,{data}'>download {name}</a>")
     return " · ".join(links)

@@ -53,6 +53,7 @@ class Result:
     ran: Any = None
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
     parent: Result | None = field(default=None, repr=False)
+    timeline: Any = field(default=None, repr=False)  # the run's frames and losses (nbart.studio.timeline.Kept)
 
     @property
     def summary(self) -> str:

@@ -41,12 +41,13 @@ class Panel(widgets.VBox):
     panel wires the clicks to them and knows nothing else about runs. ``task`` names saved files (``dream-001.png``),
     ``function`` writes the history's tooltips as code (``nbart.dream``). ``tab_titles`` names the settings tabs by
     the spec's groups (``{"main": "Dream", "image": "Size", "model": "Model"}``); ``extras`` are widgets a subclass
-    puts under the pickers.
+    puts under the pickers, ``under_preview`` widgets shown right under the preview (the timeline).
     """
 
     def __init__(self, *, title: str, task: str, function: str, controls: ControlSet,
                  pickers: dict[str, widgets.Widget], tab_titles: dict[str, str], preview_size: int,
-                 handlers: dict[str, Callable[..., Any]], extras: tuple[widgets.Widget, ...] = ()):
+                 handlers: dict[str, Callable[..., Any]], extras: tuple[widgets.Widget, ...] = (),
+                 under_preview: tuple[widgets.Widget, ...] = ()):
         self.preview_size = preview_size
         self.buttons = {}
         for name, (label, icon, tooltip, style) in BUTTONS.items():
@@ -100,7 +101,8 @@ class Panel(widgets.VBox):
         actions = widgets.HBox([b["run"], b["stop"], b["continue"], self.more_steps, more, b["reset"],
                                 self.cost_label],
                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        right = widgets.VBox([actions, self.preview, self.progress, self.status, self.curve, self.message],
+        right = widgets.VBox([actions, self.preview, *under_preview, self.progress, self.status, self.curve,
+                              self.message],
                              layout=widgets.Layout(flex=f"1 1 {side}"))  # beside the settings when it fits
         header = widgets.HTML(f"<b style='font-size:15px'>{html.escape(title)}</b>"
                               f"<span style='color:#666'> · choose a picture and settings, then press Run</span>")

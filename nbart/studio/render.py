@@ -36,8 +36,10 @@ def status_line(event: Any) -> str:
     return " · ".join(parts)
 
 
-def loss_svg(losses: list[float], stage_starts: list[int], width: int = 300, height: int = 56) -> str:
-    """A small inline SVG of the loss so far, across its width; dashed marks where a stage (octave, size) begins."""
+def loss_svg(losses: list[float], stage_starts: list[int], width: int = 300, height: int = 56,
+             mark: int | None = None) -> str:
+    """A small inline SVG of the loss so far, across its width; dashed marks where a stage (octave, size) begins,
+    and a red line at step ``mark`` (1-based; the timeline's frame on show) if given."""
     pad = 2
     finite = [v for v in losses if math.isfinite(v)]
     if len(finite) < 2:
@@ -60,6 +62,10 @@ def loss_svg(losses: list[float], stage_starts: list[int], width: int = 300, hei
         marks = "".join(f'<line x1="{x(s):.1f}" y1="0" x2="{x(s):.1f}" y2="{height}" stroke="#bbb" '
                         f'stroke-dasharray="2,2"/>' for s in stage_starts if s > 0)
         body = f'{marks}<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{points}"/>'
+        if mark is not None:
+            at = x(max(0, min(len(losses) - 1, mark - 1)))
+            body += (f'<line class="nbart-curve-mark" x1="{at:.1f}" y1="0" x2="{at:.1f}" y2="{height}" '
+                     f'stroke="#d62728" stroke-width="1.5"/>')
     label = html.escape(f"loss {finite[-1]:.4g}  (range {low:.3g} .. {high:.3g})" if finite else "loss")
     return (f'<div style="line-height:1"><svg width="{width}" height="{height}" '
             f'style="background:#fafafa;border:1px solid #ddd">{body}</svg>'
