@@ -45,6 +45,7 @@ nbart.StyleStudio(model="vgg16", weights="none", sizes=(96,), steps=20, seed=0, 
 # The Inside panel (nbart/studio/inside.py): NBART_SCREENSHOT_WEIGHTS=offline shows it with real weights for a look
 INSIDE_CELL = """\
 import os
+import nbart
 inside_studio = nbart.StyleStudio(model="vgg16", weights=os.environ.get("NBART_SCREENSHOT_WEIGHTS", "none"),
                                   sizes=(128,), steps=25, seed=0, precision="float32", fast_preview=False, fps=4)
 inside_studio"""

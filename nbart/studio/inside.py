@@ -26,14 +26,30 @@ from nbart.studio.compat import set_tooltip
 __all__ = ["InsidePanel", "curves_svg", "heat_image", "gallery", "COLOURS"]
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
-VIEW_SIDE = 192  # px: the picture and the gradient map, side by side
-MAP_SIDE = 80  # px: one activation map in the gallery
-GRAM_SIDE = 168  # px: one Gram matrix
+VIEW_SIDE = 176  # px: the picture and the gradient map, side by side
+MAP_SIDE = 72  # px: one activation map in the gallery
+GRAM_SIDE = 150  # px: one Gram matrix
 
 
-def _caption(text: str) -> widgets.HTML:
-    return widgets.HTML(f"<div style='font-size:12px;color:#444;line-height:1.3;max-width:560px'>"
-                        f"{html.escape(text)}</div>")
+def _caption_html(text: str, width: int) -> str:
+    return (f"<div style='font-size:12px;color:#444;line-height:1.3;width:{width}px;white-space:normal'>"
+            f"{html.escape(text)}</div>")
+
+
+def _caption(text: str, width: int = 400) -> widgets.HTML:
+    return widgets.HTML(_caption_html(text, width))
+
+
+def _show_png(widget: widgets.Image, image: Image.Image) -> None:
+    """A picture at its own size (a flex box would stretch it to the column's width)."""
+    with widget.hold_sync():
+        widget.layout.width, widget.layout.height = f"{image.size[0]}px", f"{image.size[1]}px"
+        widget.value = encode(image, "png")
+
+
+def _tick(exponent: int) -> str:
+    """A power of ten as people write it: 100, 1, 0.01; 1e-05 beyond."""
+    return f"{10.0 ** exponent:g}"
 
 
 def curves_svg(history: list[tuple[int, dict[str, float]]], width: int = 420, height: int = 130) -> str:
@@ -58,8 +74,10 @@ def curves_svg(history: list[tuple[int, dict[str, float]]], width: int = 420, he
             return pad + (height - 2 * pad) * (high - v) / (high - low)
 
         grid = "".join(f'<line x1="{pad}" y1="{y(e):.1f}" x2="{plot_w - pad}" y2="{y(e):.1f}" stroke="#e3e3e3"/>'
-                       f'<text x="{pad + 1}" y="{y(e) - 2:.1f}" font-size="9" fill="#999">1e{e}</text>'
+                       f'<text x="{pad + 1}" y="{y(e) + 10:.1f}" font-size="9" fill="#999">{_tick(e)}</text>'
                        for e in range(int(low), int(high) + 1))
+        grid += (f'<text x="{plot_w - pad - 2}" y="{height - pad - 2}" font-size="9" fill="#999" '
+                 f'text-anchor="end">step {history[-1][0]} →</text>')
         stride = max(1, len(history) // (2 * plot_w))
         lines = []
         for i, name in enumerate(names):
@@ -149,20 +167,26 @@ class InsidePanel(widgets.VBox):
 
         if self.style:
             curves_caption = ("Each line is one part of the loss (weighted); the optimizer pushes their sum down. "
-                              "Log scale: one grid line per factor of 10.")
+                              "Log scale: each grid line is 10 times the one below.")
         else:
             curves_caption = ("How strongly each dream layer fires (its mean activation, log scale): the dream "
                               "changes the picture to raise these.")
-        views = [
-            _caption("The loss, term by term"), self.curves, _caption(curves_caption),
-            widgets.HBox([self.picture, self.gradient]),
-            _caption("Left: the picture. Right: where it is being changed now (bright = the pixels this step "
-                     "pushes hardest: the size of the gradient)."),
-            self.maps, self.maps_caption,
-        ]
-        if self.style:
-            views += [self.grams, self.grams_caption]
-        self.body = widgets.VBox(views + [self.note], layout=widgets.Layout(display="none"))
+        column = {"margin": "0 18px 8px 0"}
+        losses = widgets.VBox([widgets.HTML("<b>The loss, term by term</b>"), self.curves, _caption(curves_caption, 420)],
+                              layout=widgets.Layout(**column))
+        where = widgets.VBox([widgets.HTML("<b>Where the picture is being changed</b>"),
+                              widgets.HBox([self.picture, self.gradient]), _caption(
+            "Left: the picture. Right: where it is being changed now (bright = the pixels this step pushes "
+            "hardest: the size of the gradient).", 2 * VIEW_SIDE + 8)], layout=widgets.Layout(**column))
+        maps = widgets.VBox([widgets.HTML("<b>What the network sees</b>"), self.maps, self.maps_caption],
+                            layout=widgets.Layout(**column))
+        lower = [maps] + ([widgets.VBox([widgets.HTML("<b>The style, as the network measures it</b>"), self.grams,
+                                         self.grams_caption], layout=widgets.Layout(**column))]
+                          if self.style else [])
+        row = {"flex_flow": "row wrap", "align_items": "flex-start"}
+        self.body = widgets.VBox([widgets.HBox([losses, where], layout=widgets.Layout(**row)),
+                                  widgets.HBox(lower, layout=widgets.Layout(**row)), self.note],
+                                 layout=widgets.Layout(display="none"))
         pickers = [self.layer] + ([self.gram_layer, self.per_layer] if self.style else [])
         self.pickers = widgets.HBox(pickers, layout=widgets.Layout(display="none", flex_flow="row wrap"))
         super().__init__([widgets.HBox([self.toggle, self.pickers], layout=widgets.Layout(align_items="center")),
@@ -190,11 +214,10 @@ class InsidePanel(widgets.VBox):
             bb = registry.get(controls["model"].value)
         except Exception:  # a model the registry doesn't know: the run says so
             return
-        if self.style:
-            default = (tuple(controls["content_layers"].value) or bb.content_layers)[0]
+        if self.style:  # the middle style layer for both: its maps are sharp, and they are what its Gram pairs
             style_layers = tuple(controls["style_layers"].value) or bb.style_layers
-            keep = self.gram_layer.value if self.gram_layer.value in style_layers else \
-                style_layers[len(style_layers) // 2]
+            default = style_layers[len(style_layers) // 2]
+            keep = self.gram_layer.value if self.gram_layer.value in style_layers else default
             self.gram_layer.options, self.gram_layer.value = style_layers, keep
         else:
             default = (tuple(controls["layers"].value) or bb.dream_layers)[0].partition(":")[0]
@@ -255,25 +278,29 @@ class InsidePanel(widgets.VBox):
         self.gradient.value = encode(heat_image(inside.gradient_map(VIEW_SIDE), VIEW_SIDE), "png")
         if inside.maps is not None:
             maps, channels, _ = inside.activation_maps()
-            self.maps.value = encode(gallery(maps, channels), "png")
-            self.maps_caption.value = _caption(
-                f"What layer {inside.layer} responds to in the picture now: its {len(channels)} most active "
-                f"channels (bright = strong)").value
+            sheet = gallery(maps, channels)
+            _show_png(self.maps, sheet)
+            self.maps_caption.value = _caption_html(
+                f"What layer {inside.layer} sees in the picture now: its {len(channels)} most active channels, "
+                f"each a map of where it fires (bright = strong).", max(300, sheet.size[0]))
         else:
-            self.maps_caption.value = _caption(inside.note or "").value
+            self.maps_caption.value = _caption_html(inside.note or "", 300)
         if inside.grams is not None:
             picture, style, channels = inside.gram_pair()
-            top = float(max(np.abs(style).max(), np.abs(picture).max()))
+            # square roots on one shared scale topped at the 97th percentile: the weaker pairs stay visible
+            picture, style = np.sqrt(np.abs(picture)), np.sqrt(np.abs(style))
+            top = float(np.percentile(np.concatenate([style.ravel(), picture.ravel()]), 97))
             pair = [heat_image(picture, GRAM_SIDE, "viridis", top), heat_image(style, GRAM_SIDE, "viridis", top)]
             sheet = Image.new("RGB", (2 * GRAM_SIDE + 12, GRAM_SIDE + 16), "white")
             draw = ImageDraw.Draw(sheet)
             for i, (img, label) in enumerate(zip(pair, ("picture", "style"))):
                 sheet.paste(img, (i * (GRAM_SIDE + 12), 16))
                 draw.text((i * (GRAM_SIDE + 12) + 2, 2), label, fill=(60, 60, 60))
-            self.grams.value = encode(sheet, "png")
-            self.grams_caption.value = _caption(
-                f"Which channels of {inside.gram_layer} fire together (Gram matrix, the style's {len(channels)} "
-                f"strongest channels): the optimizer makes the picture's (left) match the style's (right)").value
+            _show_png(self.grams, sheet)
+            self.grams_caption.value = _caption_html(
+                f"Which channels of {inside.gram_layer} fire together (its Gram matrix, on the style's "
+                f"{len(channels)} strongest channels): the optimizer makes the picture's (left) look like the "
+                f"style's (right).", sheet.size[0])
 
     def _draw_curves(self) -> None:
         history = self._history
