@@ -2,7 +2,7 @@
 
 Run from the repository root; writes ``benchmarks/results/inside-overhead.json`` and ``.txt``::
 
-    python benchmarks/bench_inside.py            # a few minutes
+    python benchmarks/bench_inside.py            # ~10 min on a loaded 2-core machine
     python benchmarks/bench_inside.py --quick    # tiny runs, checks that the harness runs
 
 Method
@@ -96,13 +96,16 @@ def _one(make_run, way: str, style: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny runs, 1 repeat")
+    parser.add_argument("--size", type=int, default=160, help="long side of the runs, px (default 160)")
+    parser.add_argument("--steps", type=int, default=12, help="steps per run (default 12)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default 3)")
     args = parser.parse_args(argv)
     cpu = _cpu()
 
     from nbart import deepdream, styletransfer
     from nbart.images import load_image
 
-    size, steps, repeats = (64, 4, 1) if args.quick else (256, 20, 3)
+    size, steps, repeats = (64, 4, 1) if args.quick else (args.size, args.steps, args.repeats)
     content = load_image("sample:grace_hopper")
     style_img = load_image("sample:starry_night")
     common = dict(model="vgg16", weights="none", precision="float32", seed=0, steps=steps)
