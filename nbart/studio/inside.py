@@ -172,8 +172,8 @@ class InsidePanel(widgets.VBox):
             curves_caption = ("How strongly each dream layer fires (its mean activation, log scale): the dream "
                               "changes the picture to raise these.")
         column = {"margin": "0 18px 8px 0"}
-        losses = widgets.VBox([widgets.HTML("<b>The loss, term by term</b>"), self.curves, _caption(curves_caption, 420)],
-                              layout=widgets.Layout(**column))
+        losses = widgets.VBox([widgets.HTML("<b>The loss, term by term</b>"), self.curves,
+                               _caption(curves_caption, 420)], layout=widgets.Layout(**column))
         where = widgets.VBox([widgets.HTML("<b>Where the picture is being changed</b>"),
                               widgets.HBox([self.picture, self.gradient]), _caption(
             "Left: the picture. Right: where it is being changed now (bright = the pixels this step pushes "
