@@ -56,7 +56,8 @@ def request(prepared: Any, layer: str | None = None, gram_layer: str | None = No
     name, _ = bb.parse_layer(str(layer))
     if not style_layers:
         if gram_layer is not None:
-            raise ParamError(f"gram_layer is for style transfer only: a dream has no Gram matrices (got {gram_layer!r})")
+            raise ParamError(f"gram_layer is for style transfer only: a dream has no Gram matrices "
+                             f"(got {gram_layer!r})")
         return Request(name)
     if gram_layer is None:
         gram_layer = style_layers[len(style_layers) // 2]
