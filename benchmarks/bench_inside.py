@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         med = {way: {k: statistics.median(s[k] for s in samples[way]) for k in ("wall", "cpu", "consumer")}
                for way in ways}
         results["tasks"][name] = {"samples": samples, "median": med}
+        print(name, {way: {k: round(v, 3) for k, v in m.items()} for way, m in med.items()}, flush=True)
 
     lines = [f"Inside view overhead ({cpu}); {results['size']} px, {steps} steps, median of {repeats} interleaved "
              f"repeats; benchmarks/bench_inside.py", "",

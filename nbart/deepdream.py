@@ -200,8 +200,10 @@ def _inside_trace(ext: backbones.Extractor, names: tuple[str, ...], act: int) ->
 
     index = [ext.layers.index(name) for name in names]
 
+    # autograph off: no tensor-dependent Python control flow here (and autograph re-reads the source to convert)
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32),
-                                  tf.TensorSpec([len(names)], tf.float32), tf.TensorSpec([len(names)], tf.int32)])
+                                  tf.TensorSpec([len(names)], tf.float32), tf.TensorSpec([len(names)], tf.int32)],
+                 autograph=False)
     def step(image: Any, coefficients: Any, channels: Any) -> tuple[Any, Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image)
