@@ -74,7 +74,8 @@ def curves_svg(history: list[tuple[int, dict[str, float]]], width: int = 420, he
             return pad + (height - 2 * pad) * (high - v) / (high - low)
 
         grid = "".join(f'<line x1="{pad}" y1="{y(e):.1f}" x2="{plot_w - pad}" y2="{y(e):.1f}" stroke="#e3e3e3"/>'
-                       f'<text x="{pad + 1}" y="{y(e) + (10 if e > low else -2):.1f}" font-size="9" fill="#999">{_tick(e)}</text>'
+                       f'<text x="{pad + 1}" y="{y(e) + (10 if e > low else -2):.1f}" font-size="9" '
+                       f'fill="#999">{_tick(e)}</text>'
                        for e in range(int(low), int(high) + 1))
         grid += (f'<text x="{plot_w - pad - 2}" y="{height - pad - 2}" font-size="9" fill="#999" '
                  f'text-anchor="end">step {history[-1][0]} →</text>')
