@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nbart import backbones, control, cost, images, masks, runs
+from nbart import backbones, control, cost, images, inside, masks, runs
 from nbart.events import Outcome, Pace, Run, StepEvent, Stopped, run_with_notices
 from nbart.images import to_float
 from nbart.params import DreamParams, takes
@@ -64,6 +64,14 @@ class DreamPrepared(runs.Prepared):
     @functools.cached_property
     def gradient(self) -> Any:
         return self._pair[1]
+
+    def inside_step(self, request: inside.Request) -> Any:
+        """The inside view's variant of ``gradient`` for ``request`` (see :mod:`nbart.inside`): ``(image,
+        coefficients) -> (means, gradient, top_maps of request.layer)``, from one forward pass."""
+        ext, act = inside.extractor_for(self, request.layer, self.layers())
+        step = _inside_trace(ext, tuple(name for name, _ in self.specs), act)
+        channels = np.asarray([-1 if channel is None else channel for _, channel in self.specs], np.int32)
+        return lambda image, coefficients: step(image, coefficients, channels)
 
     def trace(self) -> None:
         """Build the network and trace both functions on a tiny image, as a run's first step would."""
@@ -134,14 +142,7 @@ def _trace(ext: backbones.Extractor, names: tuple[str, ...]) -> tuple[Any, Any]:
     index = [ext.layers.index(name) for name in names]
 
     def layer_means(image: Any, channels: Any) -> Any:
-        activations = ext(image[None])
-        out = []
-        for k, i in enumerate(index):
-            per_channel = tf.reduce_mean(activations[i], axis=[0, 1, 2])
-            channel = channels[k]  # -1: the whole layer
-            out.append(tf.where(channel < 0, tf.reduce_mean(per_channel),
-                                tf.gather(per_channel, tf.maximum(channel, 0))))
-        return tf.stack(out)
+        return _layer_means(ext(image[None]), index, channels)
 
     image_spec = tf.TensorSpec([None, None, 3], tf.float32)
     channel_spec = tf.TensorSpec([len(names)], tf.int32)
@@ -159,6 +160,48 @@ def _trace(ext: backbones.Extractor, names: tuple[str, ...]) -> tuple[Any, Any]:
         return m, tape.gradient(objective, image)
 
     return means, means_and_gradient
+
+
+def _layer_means(activations: list, index: list[int], channels: Any) -> Any:
+    """Traced: the mean activation of each dream layer (``activations[index[k]]``), of one channel where
+    ``channels[k] >= 0``, as a (len(index),) tensor: what a dream raises."""
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
+
+    out = []
+    for k, i in enumerate(index):
+        per_channel = tf.reduce_mean(activations[i], axis=[0, 1, 2])
+        channel = channels[k]  # -1: the whole layer
+        out.append(tf.where(channel < 0, tf.reduce_mean(per_channel), tf.gather(per_channel, tf.maximum(channel, 0))))
+    return tf.stack(out)
+
+
+def _inside_trace(ext: backbones.Extractor, names: tuple[str, ...], act: int) -> Any:
+    """The dream step's inside-view variant (see :mod:`nbart.inside`), traced once per extractor: the same
+    ``(means, gradient)`` as ``means_and_gradient`` from the same forward pass, plus :func:`nbart.inside.top_maps`
+    of the extractor's output ``act``."""
+    key = ("dream-inside", names, act)
+    if key in ext.functions:
+        return ext.functions[key]
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
+
+    index = [ext.layers.index(name) for name in names]
+
+    # autograph off: no tensor-dependent Python control flow here (and autograph re-reads the source to convert)
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32),
+                                  tf.TensorSpec([len(names)], tf.float32), tf.TensorSpec([len(names)], tf.int32)],
+                 autograph=False)
+    def step(image: Any, coefficients: Any, channels: Any) -> tuple[Any, Any, Any]:
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            activations = ext(image[None])
+            m = _layer_means(activations, index, channels)
+            objective = tf.reduce_sum(coefficients * m)
+        return m, tape.gradient(objective, image), inside.top_maps(activations[act])
+
+    ext.functions[key] = step
+    return step
 
 
 @takes(DreamParams)
@@ -270,12 +313,21 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
             if tiled:  # move the tile seams to a new random place at every step
                 shift = (shift[0] + int(rng.integers(0, p.tile_size)), shift[1] + int(rng.integers(0, p.tile_size)))
             seen = image if not controlled else tf.concat([image, octave_mask], axis=-1)
+            request, looked = getattr(stop, "inside", None), []  # a consumer's inside view (nbart.inside)
+            step_fn = gradient_fn
+            if request is not None and not tiled and not controlled:  # the variant that also gives the maps
+                inside_fn = prepared.inside_step(request)
+
+                def step_fn(x: Any, c: Any, inside_fn: Any = inside_fn, looked: list = looked) -> tuple[Any, Any]:
+                    m, g, maps = inside_fn(x, c)
+                    looked.append(maps)
+                    return m, g
             try:
                 if means is None:  # tiled too: a big first octave must not run the network on the whole image
                     means = tiled_means(means_fn, seen, p.tile_size, stop, min_size)
                 # Each layer's weight over its current mean activation: every layer contributes its relative gain.
                 coefficients = tf.constant(weights / (np.abs(means) + 1e-3), tf.float32)
-                means, gradient = tiled_gradient(gradient_fn, seen, coefficients, p.tile_size, shift, stop, min_size)
+                means, gradient = tiled_gradient(step_fn, seen, coefficients, p.tile_size, shift, stop, min_size)
             except Stopped:
                 return Outcome.STOPPED
             loss = -float(np.dot(weights, means))
@@ -287,10 +339,11 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
                 notices.append(runs.non_finite(step + 1, "the loss or gradient"))
                 return Outcome.FAILED
             if controlled:  # the step times the mask, normalized over the masked pixels only
-                gradient = gradient[..., :3]
+                gradient = raw = gradient[..., :3]
                 spread = tf.sqrt(tf.reduce_sum(octave_mask * tf.square(gradient)) / (3.0 * tf.reduce_sum(octave_mask)))
                 gradient = octave_mask * gradient / (spread + 1e-8)
             else:
+                raw = gradient  # of the objective (the layers' relative gains), before the step's normalisation
                 gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
             image = tf.clip_by_value(image + p.step_size * gradient, 0.0, 1.0)
             step += 1
@@ -301,10 +354,35 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
                 loss=loss, elapsed=elapsed, size=full_size, eta=pace.seconds_left(step, elapsed),
                 render=lambda image=image, base=base: composite(image, base), done=step == total,
                 metrics={"activation": -loss},
+                inside=None if request is None else _step_inside(prepared, request, means, raw, looked, shift, size),
                 render_small=lambda size, image=image, base=base: composite_small(image, base, size),
             )
         detail = image - base
     return Outcome.COMPLETED
+
+
+def _step_inside(prepared: DreamPrepared, request: inside.Request, means: np.ndarray, gradient: Any, looked: list,
+                 shift: tuple[int, int], size: tuple[int, int]) -> inside.StepInside:
+    """A dream step's inside view: each layer's term of the loss (minus its weight times its mean activation), its
+    gain (the mean), the step's gradient and, untiled, the layer's maps rolled back by the step's jitter."""
+    names = [name if channel is None else f"{name}:{channel}" for name, channel in prepared.specs]
+    weights = np.asarray(prepared.layer_weights, np.float64)
+    maps, note = None, None
+    if looked:
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
+
+        images, index, top = looked[0]
+        h, w = int(images.shape[1]), int(images.shape[2])  # the jitter, in the maps' pixels
+        images = tf.roll(images, [-round(shift[0] * h / size[0]), -round(shift[1] * w / size[1])], axis=[1, 2])
+        maps = (images, index, top)
+    elif max(size) > prepared.params.tile_size:
+        note = f"no activation maps for a tiled dream (the image is larger than tile_size {prepared.params.tile_size})"
+    else:
+        note = "no activation maps for a masked or guided dream"
+    return inside.StepInside(terms=dict(zip(names, (-weights * means).tolist())), layer=request.layer,
+                             gains=dict(zip(names, np.asarray(means, np.float64).tolist())), gradient=gradient,
+                             maps=maps, note=note)
 
 
 @takes(DreamParams)

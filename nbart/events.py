@@ -103,6 +103,7 @@ class StepEvent:
     metrics: dict[str, float] = field(default_factory=dict)
     render_small: Callable[[tuple[int, int]], Any] | None = None
     eta: float = float("nan")  # the engine's estimate of the seconds left (a :class:`Pace`), nan when unknown
+    inside: Any = None  # the step's nbart.inside.StepInside while a consumer asked for it (Run.inside), else None
     _pixels: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def image(self) -> np.ndarray:
@@ -159,6 +160,7 @@ class Control(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.progress: tuple[int, int] | None = None
+        self.inside: Any = None  # the consumer's nbart.inside.Request while it wants the inside view (Run.inside)
 
     def report(self, done: int, total: int) -> None:
         """``done`` of the current step's ``total`` parts are finished (called from the engine's thread)."""
@@ -267,6 +269,20 @@ class Run:
     def stop(self) -> None:
         """Ask the run to end; it does so within a step, keeping the last good image. Safe from any thread."""
         self._stop.set()
+
+    def inside(self, on: bool = True, *, layer: str | None = None, gram_layer: str | None = None) -> Any:
+        """Ask for the inside view of the steps from the next one on (``on=False``: stop asking): each event's
+        ``inside`` then holds the step's loss terms, gradient map and activation maps (see :mod:`nbart.inside`;
+        ``layer``: whose activations, ``gram_layer``: a style run's layer whose Gram matrices are compared; defaults
+        there). Off, the steps run as if it never existed. Safe from any thread; returns the request (None when off).
+        ParamError for a layer the run's backbone lacks."""
+        if not on:
+            self._stop.inside = None
+            return None
+        if self.prepared is None:
+            raise ValueError(f"a {self.task} run has no inside view")
+        self._stop.inside = self.prepared.inside_request(layer, gram_layer)
+        return self._stop.inside
 
     @property
     def stopped(self) -> bool:

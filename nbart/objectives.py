@@ -51,6 +51,8 @@ def content_loss(features: Any, target: Any) -> Any:
     >>> t = tf.fill((1, 2, 2, 3), 2.0)
     >>> float(content_loss(tf.zeros((1, 2, 2, 3)), t)), float(content_loss(t, t))
     (1.0, 0.0)
+    >>> content_loss(tf.ones((1, 16, 12, 512)), tf.ones((1, 16, 12, 512))).shape  # one layer's (1, H, W, C): a scalar
+    TensorShape([])
     """
     return tf.reduce_mean(tf.square(features - target)) / (tf.reduce_mean(tf.square(target)) + _EPS)
 
@@ -62,6 +64,9 @@ def style_loss(gram: Any, target_gram: Any) -> Any:
     >>> a = tf.eye(3)[None]
     >>> float(style_loss(3.0 * a, a)), float(style_loss(a, a))
     (4.0, 0.0)
+    >>> g = gram_matrix(tf.ones((1, 32, 32, 64)))  # (1, C, C) whatever the layer's H and W
+    >>> g.shape, style_loss(g, gram_matrix(tf.ones((1, 20, 24, 64)))).shape
+    (TensorShape([1, 64, 64]), TensorShape([]))
     """
     return tf.reduce_mean(tf.square(gram - target_gram)) / (tf.reduce_mean(tf.square(target_gram)) + _EPS)
 
@@ -75,6 +80,8 @@ def total_variation(image: Any) -> Any:
     >>> stripes = tf.tile(tf.constant([0.0, 1.0])[None, :, None], (2, 2, 3))  # (2, 4, 3): columns 0,1,0,1
     >>> float(total_variation(stripes))
     1.0
+    >>> total_variation(tf.zeros((1, 64, 48, 3))).shape  # a batch too: a scalar
+    TensorShape([])
     """
     dy = image[..., 1:, :, :] - image[..., :-1, :, :]
     dx = image[..., :, 1:, :] - image[..., :, :-1, :]

@@ -113,6 +113,12 @@ class Prepared:
             self.notices.append(ext.notice)
         return ext
 
+    def inside_request(self, layer: str | None = None, gram_layer: str | None = None) -> Any:
+        """A checked :class:`nbart.inside.Request` for this run (see :meth:`nbart.events.Run.inside`)."""
+        from nbart import inside
+
+        return inside.request(self, layer, gram_layer)
+
     def ran(self) -> dict[str, Any]:
         """The parameter values that reproduce this run anywhere: the backbone, weights and precision it used (and
         the task's layers after any fallback). The precision is the requested one until the run has resolved it."""

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nbart import backbones, control, cost, images, masks, optimizers, pixels, runs, styleplan
+from nbart import backbones, control, cost, images, inside, masks, optimizers, pixels, runs, styleplan
 from nbart.events import Outcome, Pace, Run, StepEvent, run_with_notices
 from nbart.executor import SingleThreaded as _InFixedOrder
 from nbart.images import ImageError, load_image, to_float
@@ -61,6 +61,12 @@ class StylePrepared(runs.Prepared):
     @functools.cached_property
     def loss_and_gradient(self) -> Any:
         return self._pair[1]
+
+    def inside_step(self, request: inside.Request) -> Any:
+        """The inside view's variant of ``loss_and_gradient`` for ``request`` (see :mod:`nbart.inside`): the same
+        arguments, and after (loss, parts, gradient) the per-layer terms, the picture's Grams and the layer's maps."""
+        ext, act = inside.extractor_for(self, request.layer, self.content_layers)
+        return _inside_function(ext, len(self.content_layers), len(self.style_layers), act)
 
     def trace(self) -> None:
         """Build the network and trace both functions on a tiny image, as a run's first step would."""
@@ -234,18 +240,62 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
                           style_layer_weights: Any) -> tuple[Any, Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image)
-            # the Gram matrices at the lower memory peak of nbart.grams (inside the lean network where it runs)
-            content_features, style_grams = ext.features_and_grams(image[None], range(n_content, n_content + n_style))
-            content = tf.add_n([objectives.content_loss(f, t) for f, t in zip(content_features, content_targets)])
-            content = content / n_content
-            style = tf.add_n([w * objectives.style_loss(g, t) for g, t, w in
-                              zip(style_grams, style_targets, tf.unstack(style_layer_weights))])
-            tv = objectives.total_variation(image)
-            parts = tf.stack([content, style, tv])
+            contents, styles, tv, _, _ = _terms(ext, n_content, n_style, image, content_targets, style_targets,
+                                                style_layer_weights)
+            parts = tf.stack([tf.add_n(contents) / n_content, tf.add_n(styles), tv])
             total = tf.reduce_sum(weights * parts)
         return total, parts, tape.gradient(total, image)
 
     ext.functions[key] = (features, _InFixedOrder(loss_and_gradient))
+    return ext.functions[key]
+
+
+def _terms(ext: backbones.Extractor, n_content: int, n_style: int, image: Any, content_targets: Any,
+           style_targets: Any, style_layer_weights: Any) -> tuple[list, list, Any, list, list]:
+    """Traced: the loss's terms at ``image`` (H, W, 3): per content layer, per style layer (weighted by
+    ``style_layer_weights``) and the total variation; with the features of the extractor's non-Gram layers and the
+    picture's Gram matrices. The one loss both the step and its inside view (:func:`_inside_function`) run."""
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
+
+    from nbart import objectives
+
+    # the Gram matrices at the lower memory peak of nbart.grams (inside the lean network where it runs)
+    features, style_grams = ext.features_and_grams(image[None], range(n_content, n_content + n_style))
+    contents = [objectives.content_loss(f, t) for f, t in zip(features[:n_content], content_targets)]
+    styles = [w * objectives.style_loss(g, t) for g, t, w in
+              zip(style_grams, style_targets, tf.unstack(style_layer_weights))]
+    return contents, styles, objectives.total_variation(image), features, style_grams
+
+
+def _inside_function(ext: backbones.Extractor, n_content: int, n_style: int, act: int) -> Any:
+    """The step's inside-view variant (see :mod:`nbart.inside`), traced once per extractor: the same loss and
+    gradient as ``loss_and_gradient`` from the same forward pass, plus the per-layer content and style terms (n,),
+    the picture's Gram matrices and :func:`nbart.inside.top_maps` of the non-Gram layer at index ``act``."""
+    key = ("style-inside", n_content, n_style, act)
+    if key in ext.functions:
+        return ext.functions[key]
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
+
+    channels = [ext.channels[name] for name in ext.layers]
+    content_specs = [tf.TensorSpec([1, None, None, c], tf.float32) for c in channels[:n_content]]
+    style_specs = [tf.TensorSpec([1, c, c], tf.float32) for c in channels[n_content:n_content + n_style]]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32), content_specs, style_specs,
+                                  tf.TensorSpec([3], tf.float32), tf.TensorSpec([n_style], tf.float32)],
+                 autograph=False)
+    def step(image: Any, content_targets: Any, style_targets: Any, weights: Any, style_layer_weights: Any) -> tuple:
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            contents, styles, tv, features, grams = _terms(ext, n_content, n_style, image, content_targets,
+                                                           style_targets, style_layer_weights)
+            parts = tf.stack([tf.add_n(contents) / n_content, tf.add_n(styles), tv])
+            total = tf.reduce_sum(weights * parts)
+        return (total, parts, tape.gradient(total, image), tf.stack(contents) / n_content, tf.stack(styles), grams,
+                inside.top_maps(features[act]))
+
+    ext.functions[key] = _InFixedOrder(step)
     return ext.functions[key]
 
 
@@ -294,6 +344,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
                                      / float(sum(blend) if len(region_masks) > 1 else 1.0))
 
     step, total, image = 0, len(stages) * p.steps, None
+    looked: list = []  # the last evaluation's inside view: (request, the variant's outputs, style targets)
     pace = Pace([h * w for h, w in stages], p.steps)
     if init is not None:  # going on from an earlier result: it is the first stage's start
         image = pixels.luminance(init) if luminance_only else init
@@ -316,7 +367,13 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
             x0 = content_s
 
         def evaluate(x: Any, content_targets: Any = content_targets, style_targets: Any = style_targets) -> tuple:
-            return loss_and_gradient(x, content_targets, style_targets, weights, style_layer_weights)
+            request = getattr(stop, "inside", None)  # a consumer's inside view (nbart.inside); None: the plain step
+            looked.clear()
+            if request is None:
+                return loss_and_gradient(x, content_targets, style_targets, weights, style_layer_weights)
+            out = prepared.inside_step(request)(x, content_targets, style_targets, weights, style_layer_weights)
+            looked.append((request, out, style_targets))
+            return out[:3]
 
         if masked_loss is not None:
             # one mask: the blended styles' Grams; one per style: each style's own, in its region
@@ -357,7 +414,8 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
                 yield StepEvent(step=step, total=total, stage=stage, stages=len(stages), label=label, loss=loss,
                                 elapsed=elapsed, eta=pace.seconds_left(step, elapsed), size=output_size,
                                 render=lambda x=x: finish(x),
-                                done=step == total, metrics=dict(zip(("content", "style", "tv"), map(float, parts))))
+                                done=step == total, metrics=dict(zip(("content", "style", "tv"), map(float, parts))),
+                                inside=_step_inside(prepared, *looked[0], weights) if looked else None)
                 if stop.is_set():
                     return Outcome.STOPPED
         finally:
@@ -384,6 +442,19 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
                 return Outcome.FAILED
         step = (stage + 1) * p.steps  # a stage whose optimizer ended early still counts its planned steps
     return Outcome.COMPLETED
+
+
+def _step_inside(prepared: StylePrepared, request: inside.Request, out: tuple, style_targets: Any,
+                 weights: Any) -> inside.StepInside:
+    """An evaluation's inside view: its terms as contributions to the loss (weights included) and its tensors."""
+    _, parts, gradient, contents, styles, grams, maps = out
+    w = weights.numpy().astype(np.float64)
+    g = prepared.style_layers.index(request.gram_layer)
+    return inside.StepInside(
+        terms=dict(zip(("content", "style", "tv"), (w * parts.numpy()).tolist())), layer=request.layer,
+        content_layers=dict(zip(prepared.content_layers, (w[0] * contents.numpy()).tolist())),
+        style_layers=dict(zip(prepared.style_layers, (w[1] * styles.numpy()).tolist())),
+        gram_layer=request.gram_layer, gradient=gradient, maps=maps, grams=(grams[g], style_targets[g]))
 
 
 @takes(StyleParams)

@@ -25,9 +25,10 @@ LAYERS = [
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events", "timeline"],  # StepEvent and the Run handle; a run's bounded frames
-    ["runs", "optimizers", "styleplan", "tiling", "cost", "control"],
+    ["runs", "optimizers", "styleplan", "tiling", "cost", "control", "inside"],
     # plumbing shared by the tasks; style size plans; dream octaves and tiles; what a run will cost (every run checks
-    # that it fits before it starts, so the tasks call it); masked and guided objectives (traced)
+    # that it fits before it starts, so the tasks call it); masked and guided objectives (traced); the inside view
+    # (per-term losses, gradient map)
     ["deepdream", "styletransfer", "dream", "style", "fast", "zoom", "videostyle"],  # the tasks
     ["warmup", "budget"],  # builds and traces what the tasks will run; sizes whose run fits a minute
     # front-ends (safety: a CLI run's checkpoints; cli_motion: zoom and video commands; progress: a notebook cell's

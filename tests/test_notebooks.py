@@ -19,6 +19,7 @@ SMALL = {
     "01_deep_dream.ipynb": "SIZE = 128\nSTEPS = 2\nRUN_STUDIO = True",
     "02_style_transfer.ipynb": "SIZE = 96\nSTEPS = 4\nRUN_STUDIO = True",
     "03_creative_control.ipynb": "SIZE = 96\nSTEPS = 4\nRUN_STUDIO = True",
+    "04_inside_the_network.ipynb": "SIZE = 96\nSTEPS = 4\nRUN_STUDIO = True",
 }
 
 # TensorFlow's native start-up lines and tf.function's retracing advice: a participant reads them as "it is broken".

@@ -44,6 +44,14 @@ STYLE_CELL = """\
 nbart.StyleStudio(model="vgg16", weights="none", sizes=(96,), steps=20, seed=0, precision="float32",
                   fast_preview=True)"""
 
+# The Inside panel (nbart/studio/inside.py): NBART_SCREENSHOT_WEIGHTS=offline shows it with real weights for a look
+INSIDE_CELL = """\
+import os
+import nbart
+inside_studio = nbart.StyleStudio(model="vgg16", weights=os.environ.get("NBART_SCREENSHOT_WEIGHTS", "none"),
+                                  sizes=(128,), steps=25, seed=0, precision="float32", fast_preview=False, fps=4)
+inside_studio"""
+
 
 def _missing() -> str | None:
     if not os.path.exists(CHROMIUM):
@@ -131,7 +139,7 @@ def server(request, tmp_path_factory):
     """The live-preview notebook (a DreamStudio, a cell that answers meanwhile, a StyleStudio) in ``app``."""
     app = request.param
     root = tmp_path_factory.mktemp(app)
-    with _serve(app, root, (STUDIO_CELL, OTHER_CELL, STYLE_CELL)) as url:
+    with _serve(app, root, (STUDIO_CELL, OTHER_CELL, STYLE_CELL, INSIDE_CELL)) as url:
         yield app, url, root
 
 
@@ -301,6 +309,45 @@ def test_the_regions_control_draws_and_sets_a_region_in_the_browser(browser, ser
     except Exception:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-regions-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+def test_the_inside_panel_shows_the_run_from_inside(browser, server):
+    """The Inside toggle opens the panel; a run fills its curves, gradient map, activation maps and Gram pair."""
+    app, url, root = server
+    page = browser.new_page(viewport={"width": VIEWPORT["width"], "height": 1500})
+    try:
+        page.goto(url)
+        page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.wait_for(timeout=90_000)
+        _wait_for_kernel(page)
+        _run_cell(page, 3)
+        studio = page.locator(".nbart-studio").first
+        toggle = studio.locator(".nbart-inside-toggle")
+        toggle.wait_for(timeout=120_000)
+        assert not studio.locator(".nbart-inside-gradient").is_visible()  # off by default
+        toggle.click()
+        studio.locator(".nbart-inside-gradient").wait_for(state="visible", timeout=10_000)
+        studio.locator(".nbart-run").click()
+        page.wait_for_function("() => !document.querySelector('.nbart-stop').disabled", timeout=30_000)
+        for cls in ("nbart-inside-gradient", "nbart-inside-maps", "nbart-inside-grams"):
+            page.wait_for_function(f"() => (document.querySelector('img.{cls}').src || '').startsWith('blob:')",
+                                   timeout=180_000)
+        page.wait_for_function("() => !document.querySelector('.nbart-run').disabled", timeout=300_000)
+        curves = studio.locator(".nbart-inside-curves").inner_html()
+        assert curves.count("<polyline") == 3, curves  # content, style, tv
+        text = studio.locator(".nbart-inside").inner_text()
+        for words in ("The loss, term by term", "where it is being changed now", "most active channels",
+                      "fire together"):
+            assert words in text, text
+        studio.locator(".nbart-inside").evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-inside.png"))
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-inside-failure.png"))
         raise
     finally:
         page.close()

@@ -28,6 +28,7 @@ from nbart.studio.controls import ControlSet, label_of
 from nbart.studio.costlabel import CostLabel
 from nbart.studio.driver import Driver, Frames, Job, WarmUp
 from nbart.studio.history import Result
+from nbart.studio.inside import InsidePanel
 from nbart.studio.panel import Panel
 from nbart.studio.render import duration
 from nbart.studio.sources import SourcePicker, names_in_caller, naming_uploads
@@ -88,6 +89,8 @@ class Studio(Panel):
         if self.mode == "foreground":
             self.say("On Colab a run holds the notebook while it works: stop it with the cell's interrupt "
                      "(the stop button of the cell); the picture is kept.", "note")
+        self.inside_panel = InsidePanel(self)  # off until its toggle: then the run reports its inside view
+        self.children = (*self.children[:2], self.inside_panel, *self.children[2:])  # under the preview row
         for picker in self.pickers.values():
             picker.on_change(self._sources_changed)
         self._show_source()
@@ -227,6 +230,7 @@ class Studio(Panel):
         self.current = None
         self.timeline_view.hide()
         self.clear_run_view()
+        self.inside_panel.clear()
         self._show_source()
         self._set_busy(False)
 
@@ -289,10 +293,15 @@ class Studio(Panel):
         self.show_image(run.start_image, "jpeg")  # the prepared input, at once
         self.progress.max, self.progress.value = run.total, 0
         self._show_notices(run)
+        self.inside_panel.attach(run)
+
+    def run_event(self, event: Any) -> None:  # every step, not only the throttled frames
+        self.inside_panel.record(event)
 
     def run_step(self, run: Any, event: Any, jpeg: bytes, frames: Frames) -> None:
         self.show_step(event, jpeg, frames.losses, frames.stage_starts)
         self._show_notices(run)
+        self.inside_panel.show(event, jpeg)
 
     def run_ended(self, job: Job, run: Any, frames: Frames, outcome: str) -> None:
         steps = run.latest.step if run.latest is not None else 0

@@ -72,6 +72,8 @@ class View(Protocol):
 
     def run_began(self, run: Any) -> None: ...  # the Run exists: show its prepared input
 
+    def run_event(self, event: Any) -> None: ...  # every step's event (cheap: the inside view's curves)
+
     def run_step(self, run: Any, event: Any, jpeg: bytes, frames: Frames) -> None: ...  # a throttled frame
 
     def run_ended(self, job: Job, run: Any, frames: Frames, outcome: str) -> None: ...  # stopped, done, interrupted
@@ -181,6 +183,7 @@ class Driver:
             last = 0.0
             for event in run:
                 frames.step(event)
+                view.run_event(event)
                 now = time.monotonic()
                 if event.done or now - last >= self.interval:
                     last = now
