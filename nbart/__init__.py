@@ -14,6 +14,7 @@ from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, FastStyleParams, StyleParams
 from nbart.styletransfer import style_run, style_transfer
 from nbart.warmup import warm_up
+from nbart.explorer import explore, explore_run  # noqa: E402  (issue 18: layer and channel explorer)
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
     "estimate", "check_fits", "Estimate",
     "DreamStudio", "StyleStudio", "__version__",
+    "explore", "explore_run",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

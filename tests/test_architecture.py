@@ -15,7 +15,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbart"
 # module or the package and its submodules; `nbart.studio` for every studio module.
 LAYERS = [
     ["errors", "quiet"],  # error types and the one advice table; TensorFlow imported without its start-up noise
-    ["spec", "registry", "images", "resources"],  # spec machinery; backbone data; image I/O; memory limits
+    ["spec", "registry", "images", "resources", "sheets"],  # spec machinery; backbone data; image I/O; memory limits
     ["params", "weights"],  # the task parameter specs; which weights, loading them
     ["precision", "objectives", "lean", "runtime", "executor", "pixels", "convgrad"],
     # float32/bfloat16; the paper's losses; the lean executor; the single-threaded TF executor; float image
@@ -25,7 +25,7 @@ LAYERS = [
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events"],  # StepEvent and the Run handle
     ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
-    ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
+    ["deepdream", "styletransfer", "dream", "style", "fast", "explorer"],  # the tasks; the layer explorer
     ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
     ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API
 ]
