@@ -2,7 +2,8 @@
 
 Run from the repository root; writes ``benchmarks/results/explore.json`` and ``.txt``::
 
-    python benchmarks/bench_explore.py            # VGG16 offline + InceptionV3 random, 128 px, 10 steps (tens of minutes on 2 shared cores)
+    python benchmarks/bench_explore.py            # VGG16 offline + InceptionV3 random, 128 px, 10 steps
+                                                  # (tens of minutes on 2 shared cores)
     python benchmarks/bench_explore.py --quick    # 48 px, 2 steps, 3 layers: checks that the harness runs
 
 Method
@@ -10,7 +11,8 @@ Method
 - Image: the bundled ``sample:grace_hopper``, long side ``--size`` px (128). Every objective: ``--steps`` (10) dream
   steps on one octave, step size 0.05, jitter 8 px, seed 0, float32 (this CPU has no bfloat16).
 - Layers: every pickable layer of VGG16 with the offline weights (13 convolutions), in the default mode; then the
-  modes compared on the 5 blocks (the last convolution of each); channels: the 8 most active of block4_conv3. Each mode is timed twice in a row: "cold" (first time in the process for its traced functions:
+  modes compared on the 5 blocks (the last convolution of each); channels: the 8 most active of block4_conv3.
+  Each mode is timed twice in a row: "cold" (first time in the process for its traced functions:
   tracing included) and "warm" (the same again, results cache cleared). Modes, in one process:
 
   - ``one run each``: ``nbart.dream_run(image, layers=(spec,), octaves=1, ...)`` per objective, to the end (the

@@ -8,13 +8,14 @@ from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Outcome, Run, StepEvent
+from nbart.explorer import explore, explore_run
 from nbart.extractors import activations
 from nbart.fast import fast_style, fast_style_run, style_sheet
 from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, FastStyleParams, StyleParams
 from nbart.styletransfer import style_run, style_transfer
+from nbart.sweeps import sweep, sweep_run
 from nbart.warmup import warm_up
-from nbart.explorer import explore, explore_run  # noqa: E402  (issue 18: layer and channel explorer)
 
 __version__ = "0.1.0"
 
@@ -24,7 +25,7 @@ __all__ = [
     "activations", "warm_up", "ParamError", "ImageError", "WeightsError",
     "estimate", "check_fits", "Estimate",
     "DreamStudio", "StyleStudio", "__version__",
-    "explore", "explore_run",
+    "explore", "explore_run", "sweep", "sweep_run",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

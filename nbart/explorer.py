@@ -210,7 +210,8 @@ def _channel_specs(bb: Any, name: str, channels: Any, start: Image.Image, resolv
         try:
             chosen = [int(c) for c in channels]
         except (TypeError, ValueError):
-            raise ParamError(f"channels must be a count or a list/range of channel numbers (got {channels!r})") from None
+            raise ParamError(f"channels must be a count or a list/range of channel numbers "
+                             f"(got {channels!r})") from None
         if not chosen:
             raise ParamError("channels must not be empty")
         bad = [c for c in chosen if not 0 <= c < count]

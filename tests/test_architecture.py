@@ -26,7 +26,7 @@ LAYERS = [
     ["events"],  # StepEvent and the Run handle
     ["runs", "optimizers", "styleplan", "tiling"],  # plumbing shared by the tasks; style size plans; dream tiles
     ["deepdream", "styletransfer", "dream", "style", "fast", "explorer"],  # the tasks; the layer explorer
-    ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
+    ["warmup", "cost", "sweeps"],  # builds and traces what the tasks will run; what a run will cost; sweeps
     ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
