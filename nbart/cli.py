@@ -253,45 +253,10 @@ def _add_sweep(sub: Any, samples: str) -> None:
         add_spec_arguments(t, task.params_cls)
 
 
-def _sweep_values(params_cls: type, text: str) -> tuple[str, list]:
-    """``NAME=V1,V2`` -> (name, [values]) in the field's kind; the spec checks each value (nbart.spec)."""
-    from nbart.spec import field_value
-
-    name, sep, values = text.partition("=")
-    name = name.strip().lstrip("-").replace("-", "_")
-    if not sep or not name or not values.strip():
-        raise CliError(f"--over takes NAME=V1,V2,... (got {text!r})")
-    info = next((i for i in fields_of(params_cls) if i.name == name), None)
-    if info is None:
-        field_value(params_cls, name, None)  # raises the spec's "unknown parameter ...; choose from ..."
-    out = []
-    for item in values.split(","):
-        item = item.strip()
-        if info.kind.endswith("_tuple"):
-            value: Any = [v for v in item.split("+") if v] if item not in ("", "empty") else []
-        elif info.kind in ("int", "float", "optional_int"):
-            if info.kind == "optional_int" and item.lower() == "none":
-                value = None
-            else:
-                try:
-                    value = float(item) if info.kind == "float" else int(item)
-                except ValueError:
-                    kind = "a number" if info.kind == "float" else "an integer"
-                    raise CliError(f"--over {name}: {item!r} is not {kind}") from None
-        elif info.kind == "bool":
-            if item.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-                raise CliError(f"--over {name}: {item!r} is not true or false")
-            value = item.lower() in ("true", "yes", "1", "on")
-        else:
-            value = item
-        out.append(field_value(params_cls, name, value))
-    return name, out
-
-
 def _sweep(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nbart.sweeps import sweep_run, value_text
+    from nbart.sweeps import sweep_run, value_text, values_from_text
 
     task = next(t for t in TASKS if t.name == args.sweep_task)
     out = args.output
@@ -302,7 +267,11 @@ def _sweep(args: argparse.Namespace) -> int:
         raise CliError(f"can't write {out}: {problem}")
     over: dict[str, list] = {}
     for text in args.over:
-        name, values = _sweep_values(task.params_cls, text)
+        name, sep, values_text = text.partition("=")
+        name = name.strip().lstrip("-").replace("-", "_")
+        if not sep or not name or not values_text.strip():
+            raise CliError(f"--over takes NAME=V1,V2,... (got {text!r})")
+        values = values_from_text(task.name, name, values_text)
         if name in over:
             raise CliError(f"--over {name} is given twice; list all its values in one --over")
         over[name] = values

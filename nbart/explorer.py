@@ -10,8 +10,9 @@ Many objectives run in ONE batched call: a batch of copies of the image, one obj
 the sum of the elements' objectives (whose gradients don't mix: each element only reaches its own term), as
 torch-dreams (Mayukh Deb) batches objectives. For layers of different depths the batch is a cascade: sorted deepest
 first, it shrinks at each explored layer to the elements that need deeper ones (a tap inside the lean network), so a
-shallow layer's dream costs no more than its own part of the network. Batches of ``batch`` objectives run shallow
-first, so the first results arrive early; :func:`explore_run` yields them as they finish and can be stopped.
+shallow layer's dream costs no more than its own part of the network. Batches run shallow first and grow (1, 2, 4,
+then 8 objectives a call, or ``batch`` each), so the first result arrives after the cheapest dream;
+:func:`explore_run` yields them as they finish and can be stopped.
 
 Results are cached per (backbone, weights, precision, image, size, steps, step size, jitter, seed, objective).
 """
@@ -72,7 +73,7 @@ class Exploration:
     specs: tuple[str, ...]
     notices: list[str]
     start: Image.Image
-    batch: int
+    batch: int | None
     results: dict[str, Explored] = field(default_factory=dict)
     _prepared: Any = None
     _key: tuple = ()
@@ -104,10 +105,9 @@ class Exploration:
         ext = self._prepared.extractor
         order = {name: i for i, name in enumerate(ext.layers)}
         todo.sort(key=lambda s: order[s.partition(":")[0]])  # shallow first: the quick ones arrive first
-        for i in range(0, len(todo), self.batch):
+        for chunk in _chunks(todo, self.batch):
             if self._stop.is_set():
                 return
-            chunk = todo[i:i + self.batch]
             t0 = time.perf_counter()
             made = _dream_batch(ext, chunk, images.to_float(self.start), self.params, self._stop, self._cascade)
             if made is None:  # stopped mid-batch: nothing half-made is kept
@@ -153,7 +153,8 @@ class _Prepared(runs.Prepared):
 
 def explore_run(image: Any, *, model: str = "inception_v3", weights: str = "auto", layers: Any = None,
                 channels: Any = None, size: int = 128, steps: int = 10, step_size: float = 0.05, jitter: int = 8,
-                seed: int = 0, precision: str = "auto", batch: int = 4, cascade: bool = True) -> Exploration:
+                seed: int = 0, precision: str = "auto", batch: int | None = None,
+                cascade: bool = True) -> Exploration:
     """Start exploring and return the :class:`Exploration` (an iterator of :class:`Explored`; nothing runs yet).
 
     Arguments are those of :func:`explore`; ``cascade=False`` runs every batch element through the whole network
@@ -161,8 +162,8 @@ def explore_run(image: Any, *, model: str = "inception_v3", weights: str = "auto
     :class:`~nbart.params.DreamParams` rules: the same one-line errors as a dream) and unreadable images
     :class:`~nbart.errors.ImageError` here; weights that can't be had, :class:`~nbart.errors.WeightsError`.
     """
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ParamError(f"batch must be an integer >= 1 (got {batch!r})")
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise ParamError(f"batch must be None or an integer >= 1 (got {batch!r})")
     if isinstance(layers, str):
         layers = (layers,)
     try:
@@ -222,7 +223,7 @@ def _channel_specs(bb: Any, name: str, channels: Any, start: Image.Image, resolv
 
 def explore(image: Any, *, model: str = "inception_v3", weights: str = "auto", layers: Any = None,
             channels: Any = None, size: int = 128, steps: int = 10, step_size: float = 0.05, jitter: int = 8,
-            seed: int = 0, precision: str = "auto", batch: int = 4, columns: int | None = None) -> Sheet:
+            seed: int = 0, precision: str = "auto", batch: int | None = None, columns: int | None = None) -> Sheet:
     """Dream ``image`` small once per layer (or per channel of one layer) and return a labelled grid.
 
     - ``image``: anything :func:`nbart.load_image` reads; downscaled so its long side is ``size`` px (default 128).
@@ -233,7 +234,8 @@ def explore(image: Any, *, model: str = "inception_v3", weights: str = "auto", l
       image, most active first) or a list / ``range`` of channel numbers.
     - ``steps`` (default 10), ``step_size`` (0.05, a fraction of the pixel range), ``jitter`` (8 px), ``seed``: the
       dream's, on one octave.
-    - ``batch``: objectives dreamed per batched call (default 4; results arrive per batch, shallow layers first).
+    - ``batch``: objectives dreamed per batched call; default None: 1, 2, 4, then 8 a call, so the first result
+      (the shallowest, cheapest layer) comes quickly. Results arrive per batch, shallow layers first.
     - ``columns``: of the grid (default: near-square).
 
     Returns a :class:`~nbart.sheets.Sheet`: ``image`` (the grid; each caption is the spec to give ``layers`` and
@@ -260,6 +262,15 @@ def clear_cache() -> None:
     """Forget every explored picture."""
     with _lock:
         _cache.clear()
+
+
+def _chunks(todo: list[str], batch: int | None) -> Iterator[list[str]]:
+    """``todo`` in batches of ``batch``, or of 1, 2, 4, then 8 (None)."""
+    i, size = 0, batch or 1
+    while i < len(todo):
+        yield todo[i:i + size]
+        i += size
+        size = batch or min(2 * size, 8)
 
 
 def _dream_batch(ext: Extractor, specs: Sequence[str], start: np.ndarray, p: DreamParams, stop: threading.Event,

@@ -25,9 +25,10 @@ from nbart.events import Run
 from nbart.params import DreamParams, StyleParams
 from nbart.runs import describe
 from nbart.sheets import Sheet, contact_sheet
-from nbart.spec import field_value
+from nbart.spec import field_value, fields_of
 
-__all__ = ["sweep", "sweep_run", "Sweep", "SweepResult", "MAX_COMBINATIONS", "TASKS", "value_text"]
+__all__ = ["sweep", "sweep_run", "Sweep", "SweepResult", "MAX_COMBINATIONS", "TASKS", "value_text",
+           "values_from_text"]
 
 MAX_COMBINATIONS = 36  # a 6x6 sheet: beyond that a sweep is a batch job, not a look at a few settings
 TASKS = {"dream": DreamParams, "style": StyleParams}
@@ -43,12 +44,47 @@ def value_text(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
+def values_from_text(task: str, name: str, text: str) -> list:
+    """The values of parameter ``name`` of ``task`` ("dream", "style") written as text, "0.01, 0.02", each checked
+    by the spec (nbart.spec.field_value): what the CLI's ``--over`` and the studios' Compare boxes take. Values are
+    separated by commas; a list value joins its items with '+' (``mixed3+mixed5``); ``none`` is an empty seed.
+    ParamError (one line) names a bad value."""
+    if task not in TASKS:
+        raise ParamError(f"sweep task must be one of {', '.join(TASKS)} (got {task!r})")
+    cls = TASKS[task]
+    info = next((i for i in fields_of(cls) if i.name == name), None)
+    if info is None:
+        field_value(cls, name, None)  # raises the spec's "unknown parameter ...; choose from ..."
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise ParamError(f"{name}: no values (write them as 1, 2, 3)")
+    out = []
+    for item in items:
+        value: Any = item
+        if info.kind.endswith("_tuple"):
+            value = [v.strip() for v in item.split("+") if v.strip()] if item not in ("", "empty") else []
+        elif info.kind == "optional_int" and item.lower() in ("none", "random", ""):
+            value = None
+        elif info.kind in ("int", "float", "optional_int"):
+            try:
+                value = float(item) if info.kind == "float" else int(item)
+            except ValueError:
+                kind = "a number" if info.kind == "float" else "an integer"
+                raise ParamError(f"{name}: {item!r} is not {kind}") from None
+        elif info.kind == "bool":
+            if item.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                raise ParamError(f"{name}: {item!r} is not true or false")
+            value = item.lower() in ("true", "yes", "1", "on")
+        out.append(field_value(cls, name, value))
+    return out
+
+
 @dataclass(frozen=True)
 class SweepResult:
     """One combination: ``values`` (the swept parameters' values), ``params`` (every parameter that ran, after any
     fallback, as ``run.metadata()["params"]``: ``nbart.<task>(inputs, **params)`` gives the same picture),
-    ``image`` (PIL RGB), ``outcome`` ("completed", "stopped", "failed"), ``notices`` and ``metadata`` (what a PNG
-    of it records)."""
+    ``image`` (PIL RGB), ``outcome`` ("completed", "stopped", "failed"), ``notices``, ``metadata`` (what a PNG
+    of it records), ``steps_done`` of ``total`` steps in ``seconds``."""
 
     values: dict
     params: dict
@@ -56,6 +92,9 @@ class SweepResult:
     outcome: str
     notices: tuple[str, ...]
     metadata: dict
+    steps_done: int = 0
+    total: int = 0
+    seconds: float = 0.0
 
     @property
     def label(self) -> str:
@@ -97,7 +136,8 @@ class Sweep:
             if run.latest is None:  # stopped before its first step: nothing to show
                 return
             meta = run.metadata(inputs=list(self.described))
-            result = SweepResult(values, meta["params"], run.image(), str(run.outcome), tuple(run.notices), meta)
+            result = SweepResult(values, meta["params"], run.image(), str(run.outcome), tuple(run.notices), meta,
+                                 run.latest.step, run.total, run.latest.elapsed)
             self.results.append(result)
             yield result
             if run.outcome == "stopped":

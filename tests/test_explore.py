@@ -114,13 +114,19 @@ def test_auto_weights_explore_the_backbone_that_really_runs(gradient_image):
     (dict(layers="block1_conv1", channels=[3, 64]), "layer block1_conv1 has channels 0..63 (got 64)"),
     (dict(layers=["block1_conv1", "block1_conv2"], channels=2), "channels= explores one layer"),
     (dict(layers="block1_conv1:3"), "layers takes layer names"),
-    (dict(batch=0), "batch must be an integer >= 1 (got 0)"),
+    (dict(batch=0), "batch must be None or an integer >= 1 (got 0)"),
     (dict(size=16), "size must be >= 32 (got 16)"),
 ])
 def test_bad_values_are_one_clear_line(gradient_image, kwargs, message):
     with pytest.raises(nbart.ParamError) as e:
         nbart.explore_run(gradient_image, **dict(TINY, **kwargs))
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_batches_grow_from_one():
+    todo = [f"l{i}" for i in range(13)]
+    assert [len(c) for c in explorer._chunks(todo, None)] == [1, 2, 4, 6]  # noqa: SLF001
+    assert [len(c) for c in explorer._chunks(todo, 5)] == [5, 5, 3]  # noqa: SLF001
 
 
 def test_contact_sheet_cuts_long_captions_and_takes_mixed_sizes():

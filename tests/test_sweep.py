@@ -100,7 +100,7 @@ def test_cli_sweep_writes_the_sheet_with_every_result_s_parameters(gradient_imag
 
 
 @pytest.mark.parametrize("over, message", [
-    ("step_size=0.01,abc", "--over step_size: 'abc' is not a number"),
+    ("step_size=0.01,abc", "step_size: 'abc' is not a number"),
     ("step_size=0,0.1", "step_size must be > 0 (got 0)"),
     ("stepz=1", "unknown parameter 'stepz' for DreamParams"),
     ("steps", "--over takes NAME=V1,V2,... (got 'steps')"),
@@ -118,6 +118,20 @@ def test_cli_sweep_refuses_bad_values_in_one_line(gradient_image, tmp_path, caps
     line = error_line(capsys)
     assert message in line, line
     assert not (tmp_path / "s.png").exists()
+
+
+def test_values_from_text_in_the_field_s_kind():
+    assert sweeps.values_from_text("dream", "step_size", "0.01, 0.02") == [0.01, 0.02]
+    assert sweeps.values_from_text("dream", "layers", "mixed3+mixed5,block1_conv1") == [("mixed3", "mixed5"),
+                                                                                         ("block1_conv1",)]
+    assert sweeps.values_from_text("dream", "seed", "none, 3") == [None, 3]
+    assert sweeps.values_from_text("style", "preserve_colors", "yes,off") == [True, False]
+    assert sweeps.values_from_text("style", "optimizer", "adam") == ["adam"]
+    for task, name, text, message in [("dream", "steps", "1.5", "steps: '1.5' is not an integer"),
+                                      ("style", "optimizer", "sgd", "optimizer must be one of lbfgs, adam"),
+                                      ("dream", "steps", " , ", "steps: no values")]:
+        with pytest.raises(nbart.ParamError, match=message):
+            sweeps.values_from_text(task, name, text)
 
 
 def test_value_text():
