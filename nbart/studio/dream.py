@@ -39,6 +39,12 @@ class DreamStudio(Studio):
                  warm_up: bool | None = None, **params: Any):
         super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up)
 
+    def _extra_tabs(self) -> tuple[tuple[str, Any], ...]:
+        from nbart.studio.explore import ExploreTab  # issue 18: which layer? one small dream per layer
+
+        self.explore = ExploreTab(self)
+        return (("Explore", self.explore),)
+
     def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
         return dream_run(items["image"][0], params)
 
