@@ -46,6 +46,8 @@ class _Parser(argparse.ArgumentParser):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             sub = self._subparser(getattr(parsed, "command", None))
+            if getattr(parsed, "sweep_task", None) and isinstance(sub, _Parser):  # nbart sweep TASK: its flags
+                sub = sub._subparser(parsed.sweep_task)
             known = list(sub._option_string_actions)  # noqa: SLF001 (argparse keeps no public list of flags)
             hints = [f"did you mean {close[0]}?" for flag in extras if flag.startswith("--")
                      for close in [difflib.get_close_matches(flag.split("=", 1)[0], known, n=1, cutoff=0.6)]
