@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="48 px, 2 steps, 3 layers, no InceptionV3")
+    ap.add_argument("--targets", action="store_true",
+                    help="only the default mode: all VGG16 layers (offline) and all InceptionV3 mixed layers (random)")
     ap.add_argument("--out", default="explore")
     args = ap.parse_args(argv)
     if args.quick:
@@ -123,18 +125,30 @@ def main(argv: list[str] | None = None) -> int:
     what = f"vgg16 offline, all {len(every)} layers"
     cold, _ = time_explore(common, layers=every)
     warm, ex = time_explore(common, layers=every)
-    record(what, "explore batch=4", cold, warm)
+    record(what, "explore default", cold, warm)
     grid = ex.grid()
 
+    if args.targets:
+        inception = dict(common, model="inception_v3", weights="none")
+        t0 = time.perf_counter()
+        nbart.activations(IMAGE, ["mixed0"], model="inception_v3", weights="none", max_size=args.size)
+        print(f"inception_v3 network built in {time.perf_counter() - t0:.1f} s", flush=True)
+        cold, _ = time_explore(inception)
+        warm, _ = time_explore(inception)
+        record("inception_v3 random, 11 mixed", "explore default", cold, warm)
+        modes_wanted = False
+    else:
+        modes_wanted = True
     n = len(blocks)
     what = f"vgg16 offline, {n} blocks (last conv)"
     modes = [("explore batch=4", dict(batch=4)), ("explore batch=1", dict(batch=1)),
              ("explore batch=all", dict(batch=n)), ("batch=all, no cascade", dict(batch=n, cascade=False))]
-    for mode, kw in modes:
+    for mode, kw in modes if modes_wanted else []:
         cold, _ = time_explore(common, layers=blocks, **kw)
         warm, _ = time_explore(common, layers=blocks, **kw)
         record(what, mode, cold, warm)
-    record(what, "one run each", time_one_run_each(blocks, common), time_one_run_each(blocks, common))
+    if modes_wanted:
+        record(what, "one run each", time_one_run_each(blocks, common), time_one_run_each(blocks, common))
 
     n_channels = 8 if not args.quick else 3
     what = f"vgg16 offline, {n_channels} channels of {channel_layer}"
@@ -142,21 +156,22 @@ def main(argv: list[str] | None = None) -> int:
     ex = explorer.explore_run(IMAGE, model="vgg16", weights="offline", layers=channel_layer, channels=n_channels,
                               size=args.size, precision="float32")
     chosen = [int(s.split(":")[1]) for s in ex.specs]
-    for mode, batch in (("explore batch=all", n_channels), ("explore batch=1", 1)):
+    for mode, batch in (("explore batch=all", n_channels), ("explore batch=1", 1)) if modes_wanted else ():
         cold, _ = time_explore(common, layers=channel_layer, channels=chosen, batch=batch)
         warm, _ = time_explore(common, layers=channel_layer, channels=chosen, batch=batch)
         record(what, mode, cold, warm)
-    record(what, "one run each", time_one_run_each(list(ex.specs), common),
-           time_one_run_each(list(ex.specs), common))
+    if modes_wanted:
+        record(what, "one run each", time_one_run_each(list(ex.specs), common),
+               time_one_run_each(list(ex.specs), common))
 
-    if not args.quick:
+    if not args.quick and modes_wanted:
         inception = dict(common, model="inception_v3", weights="none")
         t0 = time.perf_counter()
         nbart.activations(IMAGE, ["mixed0"], model="inception_v3", weights="none", max_size=args.size)
         print(f"inception_v3 network built in {time.perf_counter() - t0:.1f} s", flush=True)
         cold, _ = time_explore(inception)
         warm, _ = time_explore(inception)
-        record("inception_v3 random, 11 mixed", "explore batch=4", cold, warm)
+        record("inception_v3 random, 11 mixed", "explore default", cold, warm)
 
     cpu = cpu_name()
     lines = [f"# nbart.explore at {args.size} px, {args.steps} steps, float32 — {cpu}, machine shared (load "

@@ -123,10 +123,12 @@ def test_bad_values_are_one_clear_line(gradient_image, kwargs, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_batches_grow_from_one():
-    todo = [f"l{i}" for i in range(13)]
-    assert [len(c) for c in explorer._chunks(todo, None)] == [1, 2, 4, 6]  # noqa: SLF001
-    assert [len(c) for c in explorer._chunks(todo, 5)] == [5, 5, 3]  # noqa: SLF001
+def test_calls_by_default_layers_one_each_channels_eight_each():
+    layers = [f"l{i}" for i in range(13)]
+    channels = [f"l0:{i}" for i in range(13)]
+    assert [len(c) for c in explorer._chunks(layers, None)] == [1] * 13  # noqa: SLF001
+    assert [len(c) for c in explorer._chunks(channels, None)] == [8, 5]  # noqa: SLF001
+    assert [len(c) for c in explorer._chunks(layers, 5)] == [5, 5, 3]  # noqa: SLF001
 
 
 def test_contact_sheet_cuts_long_captions_and_takes_mixed_sizes():
