@@ -14,9 +14,9 @@ shallow layer's dream costs no more than its own part of the network. :func:`exp
 call finishes, shallow layers first, and can be stopped.
 
 How many objectives per call (``batch``) is measured, not assumed (``benchmarks/bench_explore_step.py``, AMD EPYC,
-AVX2, float32, 2 shared cores): 8 channels of one layer in one call took 0.71x the time of one call each; 5 layers of
-different depths in one cascaded call 1.2x (the batch's bigger activations and the slicing cost more than the calls
-they save). So by default channels go 8 to a call and layers one to a call (the cascade then cuts the network after
+AVX2, float32, 2 heavily shared cores, medians of 3 interleaved rounds): 8 channels of one layer in one call took
+0.75x the time of one call each; 5 layers of different depths in one cascaded call 1.19x (the batch's bigger
+activations and the slicing cost more than the calls they save). So by default channels go 8 to a call and layers one to a call (the cascade then cuts the network after
 the layer, and the first, shallowest result comes soonest); on an accelerator a bigger ``batch`` may pay.
 
 Results are cached per (backbone, weights, precision, image, size, steps, step size, jitter, seed, objective).
