@@ -9,12 +9,14 @@ from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError
 from nbart.events import Outcome, Run, StepEvent
+from nbart.explorer import explore, explore_run
 from nbart.extractors import activations
 from nbart.fast import fast_style, fast_style_run, style_sheet
 from nbart.images import load_image, sample_names, save_image
 from nbart.params import DreamParams, FastStyleParams, StyleParams, ZoomParams
 from nbart.progress import progress, run_with_progress
 from nbart.styletransfer import style_run, style_transfer
+from nbart.sweeps import sweep, sweep_run
 from nbart.video import read_video, save_video
 from nbart.warmup import warm_up
 from nbart.zoom import dream_zoom, dream_zoom_run
@@ -30,6 +32,7 @@ __all__ = [
     "masks",
     "progress", "run_with_progress",
     "dream_zoom", "dream_zoom_run", "ZoomParams", "save_video", "read_video",
+    "explore", "explore_run", "sweep", "sweep_run",
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")

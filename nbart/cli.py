@@ -48,6 +48,8 @@ class _Parser(argparse.ArgumentParser):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             sub = self._subparser(getattr(parsed, "command", None))
+            if getattr(parsed, "sweep_task", None) and isinstance(sub, _Parser):  # nbart sweep TASK: its flags
+                sub = sub._subparser(parsed.sweep_task)
             known = list(sub._option_string_actions)  # noqa: SLF001 (argparse keeps no public list of flags)
             hints = [f"did you mean {close[0]}?" for flag in extras if flag.startswith("--")
                      for close in [difflib.get_close_matches(flag.split("=", 1)[0], known, n=1, cutoff=0.6)]
@@ -179,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nbart import cli_motion  # nbart zoom (and videos in nbart style / fast-style)
 
     cli_motion.add_parsers(sub, add_spec_arguments, samples)
+    _add_sweep(sub, samples)  # issue 18: nbart sweep dream|style ... --over NAME=V1,V2
     for task in TASKS:
         p = sub.add_parser(task.name, help=task.help, description=task.help)
         for name, nargs in task.inputs:
@@ -237,6 +240,87 @@ def _style_sheet(args: argparse.Namespace) -> int:
                             "params": {name: settings[name] for name in SHEET_FIELDS}})
     print(f"nbart: wrote {out}", file=sys.stderr)
     return 0
+
+
+# --- nbart sweep (issue 18): every combination of a few parameters' values, as one labelled contact sheet ---
+
+def _add_sweep(sub: Any, samples: str) -> None:
+    what = "render every combination of a few parameters' values, small, as one labelled contact sheet"
+    p = sub.add_parser("sweep", help=what, description=what)
+    tasks = p.add_subparsers(dest="sweep_task", metavar="TASK", required=True, parser_class=_Parser)
+    for task in TASKS[:2]:  # dream, style
+        t = tasks.add_parser(task.name, help=f"sweep: {task.help}", description=f"{what}: {task.help}")
+        for name, nargs in task.inputs:
+            t.add_argument(name, nargs=nargs, help=f"image{'s' if nargs else ''}: a path, an http(s) URL, or a "
+                                                   f"bundled sample ({samples})")
+        t.add_argument("--over", action="append", required=True, metavar="NAME=V1,V2",
+                       help="a parameter and its values (repeat for more parameters); list values join items with "
+                            "'+': --over layers=mixed3+mixed5,mixed4")
+        t.add_argument("-o", "--output", required=True, help=f"where to write the sheet ({', '.join(SAVE_FORMATS)})")
+        t.add_argument("--size", type=_typed("int"), metavar="N",
+                       help="long side of each picture, in pixels (max_size; default: 128)")
+        t.add_argument("--columns", type=_typed("int"), metavar="N",
+                       help="pictures per row (default: one per value of the last swept parameter)")
+        t.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_spec_arguments(t, task.params_cls)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nbart.sweeps import sweep_run, value_text, values_from_text
+
+    task = next(t for t in TASKS if t.name == args.sweep_task)
+    out = args.output
+    if os.path.splitext(out)[1].lower() not in SAVE_FORMATS:
+        raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})")
+    problem = folder_problem(out)
+    if problem:
+        raise CliError(f"can't write {out}: {problem}")
+    over: dict[str, list] = {}
+    for text in args.over:
+        name, sep, values_text = text.partition("=")
+        name = name.strip().lstrip("-").replace("-", "_")
+        if not sep or not name or not values_text.strip():
+            raise CliError(f"--over takes NAME=V1,V2,... (got {text!r})")
+        values = values_from_text(task.name, name, values_text)
+        if name in over:
+            raise CliError(f"--over {name} is given twice; list all its values in one --over")
+        over[name] = values
+    fixed = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
+    inputs = task.input_paths(args)
+    s = sweep_run(task.name, *inputs, over=over, size=args.size, **fixed)
+    _import_tensorflow_quietly()
+    bar = tqdm(total=len(s.combinations), file=sys.stderr, disable=args.quiet, unit="picture", dynamic_ncols=True,
+               desc=f"sweep {task.name}")
+    shown: set[str] = set()
+    interrupted, signalled = False, 0
+    try:
+        with safety.EndingSignals():
+            for result in s:
+                bar.update(1)
+                bar.set_postfix_str(result.label, refresh=False)
+                for notice in result.notices:
+                    if notice not in shown:
+                        shown.add(notice)
+                        bar.write(f"nbart: note: {notice}", file=sys.stderr)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (safety.Signalled): the sheet of what finished
+        interrupted, signalled = True, getattr(e, "signum", 0)
+        s.stop()
+    finally:
+        bar.close()
+    status = 128 + signalled if signalled else 130
+    if not s.results:
+        print("nbart: interrupted before the first picture; nothing written", file=sys.stderr)
+        return status
+    sheet = s.sheet(args.columns)
+    save_image(sheet.image, out, {"task": f"sweep {task.name}", "inputs": inputs,
+                                  "over": {k: [value_text(v) for v in vs] for k, vs in s.over.items()},
+                                  "results": [{"values": {k: value_text(v) for k, v in r.values.items()},
+                                               "params": r.params, "ended": r.outcome} for r in s.results]})
+    made = f"{len(s.results)} of {len(s.combinations)} pictures"
+    print(f"nbart: {'interrupted; ' if interrupted else ''}wrote {out} ({made})", file=sys.stderr)
+    return status if interrupted else 0
 
 
 def _models() -> str:
@@ -437,6 +521,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return 0
         if args.command == "style-sheet":
             return _style_sheet(args)
+        if args.command == "sweep":
+            return _sweep(args)
         from nbart import cli_motion
 
         if args.command == "zoom":

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from nbart.errors import ParamError
 
 __all__ = ["Spec", "param", "FieldInfo", "kind_of", "fields_of", "SpecParams", "unknown_param_message", "takes",
-           "params_doc", "to_code"]
+           "params_doc", "to_code", "field_value"]
 
 
 @dataclass(frozen=True)
@@ -265,3 +265,15 @@ def to_code(function: str, params: Any, *args: str) -> str:
         if value != getattr(defaults, info.name):
             parts.append(f"{info.name}={value!r}")
     return f"{function}({', '.join(parts)})"
+
+
+def field_value(cls: type, name: str, value: Any) -> Any:
+    """``value`` for the field ``name`` of the params class ``cls``, coerced to its kind and checked against its
+    bounds or choices alone (the class's cross-field rules need the other values): the same one-line ParamError as
+    building the class. An unknown ``name`` is named with the choices. Used by sweeps, one value at a time."""
+    info = next((i for i in fields_of(cls) if i.name == name), None)
+    if info is None:
+        raise ParamError(unknown_param_message(cls, name))
+    value = _coerce(info, value)
+    _check_bounds(info, value)
+    return value

@@ -15,8 +15,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbart"
 # module or the package and its submodules; `nbart.studio` for every studio module.
 LAYERS = [
     ["errors", "quiet"],  # error types and the one advice table; TensorFlow imported without its start-up noise
-    ["spec", "registry", "images", "resources", "video"],
-    # spec machinery; backbone data; image I/O; memory limits; GIF/MP4 in and out
+    ["spec", "registry", "images", "resources", "video", "sheets"],
+    # spec machinery; backbone data; image I/O; memory limits; GIF/MP4 in and out;
+    # labelled contact sheets
     ["params", "weights", "masks"],  # the task parameter specs; which weights, loading them; mask makers
     ["precision", "objectives", "lean", "runtime", "executor", "pixels", "convgrad"],
     # float32/bfloat16; the paper's losses; the lean executor; the single-threaded TF executor; float image
@@ -29,8 +30,9 @@ LAYERS = [
     # plumbing shared by the tasks; style size plans; dream octaves and tiles; what a run will cost (every run checks
     # that it fits before it starts, so the tasks call it); masked and guided objectives (traced); the inside view
     # (per-term losses, gradient map)
-    ["deepdream", "styletransfer", "dream", "style", "fast", "zoom", "videostyle"],  # the tasks
-    ["warmup", "budget"],  # builds and traces what the tasks will run; sizes whose run fits a minute
+    # the tasks; the layer explorer
+    ["deepdream", "styletransfer", "dream", "style", "fast", "zoom", "videostyle", "explorer"],
+    ["warmup", "budget", "sweeps"],  # builds and traces what the tasks will run; sizes that fit a minute; sweeps
     # front-ends (safety: a CLI run's checkpoints; cli_motion: zoom and video commands; progress: a notebook cell's
     # bar) and the API
     ["cli", "cli_motion", "safety", "studio", "progress", "__main__", "__init__"],

@@ -40,6 +40,8 @@ OTHER_CELL = """\
 import time
 time.sleep(3)  # the kernel answers this cell while the studio runs
 6 * 7"""
+EXPLORE_CELL = """\
+studio.explore.size, studio.explore.steps = 40, 1  # tiny thumbnails: the test clicks one, it doesn't judge them"""
 STYLE_CELL = """\
 nbart.StyleStudio(model="vgg16", weights="none", sizes=(96,), steps=20, seed=0, precision="float32",
                   fast_preview=True)"""
@@ -139,7 +141,7 @@ def server(request, tmp_path_factory):
     """The live-preview notebook (a DreamStudio, a cell that answers meanwhile, a StyleStudio) in ``app``."""
     app = request.param
     root = tmp_path_factory.mktemp(app)
-    with _serve(app, root, (STUDIO_CELL, OTHER_CELL, STYLE_CELL, INSIDE_CELL)) as url:
+    with _serve(app, root, (STUDIO_CELL, OTHER_CELL, STYLE_CELL, INSIDE_CELL, EXPLORE_CELL)) as url:
         yield app, url, root
 
 
@@ -348,6 +350,41 @@ def test_the_inside_panel_shows_the_run_from_inside(browser, server):
     except Exception:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-inside-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+def test_explore_tab_fills_thumbnails_and_a_click_sets_the_layers(browser, server):
+    app, url, root = server
+    page = browser.new_page(viewport={"width": VIEWPORT["width"], "height": 1300})
+    try:
+        page.goto(url)
+        page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.wait_for(timeout=90_000)
+        _wait_for_kernel(page)
+        _run_cell(page, 0)
+        studio = page.locator(".nbart-studio").first
+        studio.locator(".nbart-run").wait_for(timeout=120_000)
+        _run_cell(page, 4)  # tiny thumbnails
+        _wait_for_kernel(page)
+        studio.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab").filter(has_text="Explore").click()
+        studio.locator(".nbart-explore-run").click()
+        picks = studio.locator("button.nbart-explore-pick")
+        page.wait_for_function("() => [...document.querySelectorAll('button.nbart-explore-pick')]"
+                               ".filter(b => !b.disabled).length >= 13", timeout=300_000)
+        thumbs = studio.locator("img.nbart-explore-pick-image")
+        assert (thumbs.nth(12).get_attribute("src") or "").startswith("blob:")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-studio-explore.png"))
+        picks.nth(6).click()  # block3_conv3
+        studio.locator(".nbart-explore-status").filter(has_text="layers set to block3_conv3").wait_for(timeout=30_000)
+        studio.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab").filter(has_text="Model").click()
+        selected = studio.locator(".nbart-param-layers select").evaluate(
+            "s => [...s.selectedOptions].map(o => o.textContent.trim())")
+        assert selected == ["block3_conv3"], selected
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{app}-explore-failure.png"))
         raise
     finally:
         page.close()

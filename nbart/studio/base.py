@@ -83,9 +83,13 @@ class Studio(Panel):
                     "save": lambda _b: self.save(), "restore": self.restore}
         guarded = {name: self._guarded(handler) for name, handler in handlers.items()}
         self.timeline_view = TimelineView(self, f"{preview_size}px")  # scrub a finished run's frames
+        from nbart.studio.compare import CompareTab  # issue 18: every combination of a few settings, small
+
+        self.compare = CompareTab(self)
         super().__init__(title=self.title, task=self.task, function=self.function, controls=self._controls,
                          pickers=self.pickers, tab_titles=self.tab_titles, preview_size=preview_size,
-                         handlers=guarded, extras=self._extras(), under_preview=(self.timeline_view,))
+                         handlers=guarded, extras=self._extras(), under_preview=(self.timeline_view,),
+                         extra_tabs=(*self._extra_tabs(), ("Compare", self.compare)))
         if self.mode == "foreground":
             self.say("On Colab a run holds the notebook while it works: stop it with the cell's interrupt "
                      "(the stop button of the cell); the picture is kept.", "note")
@@ -137,6 +141,10 @@ class Studio(Panel):
         """Widgets the panel shows under the pickers (none here)."""
         return ()
 
+    def _extra_tabs(self) -> tuple[tuple[str, widgets.Widget], ...]:
+        """(title, widget) pages a subclass adds after the settings tabs (the DreamStudio's Explore)."""
+        return ()
+
     def _restore_settings(self, entry: Result) -> None:
         """Put ``entry``'s settings back in the controls."""
         self._controls.show(entry.params)
@@ -184,6 +192,10 @@ class Studio(Panel):
     def params(self) -> Any:
         """The parameters the controls show now (ParamError names a bad value)."""
         return self._controls.params()
+
+    def set_params(self, **changes: Any) -> None:
+        """Put these parameter values in the controls, the others as they are (ParamError names a bad value)."""
+        self._controls.show(self.params().replace(**changes))
 
     def start(self, block: bool | None = None) -> bool:
         """Start a run with the current settings; False (and nothing started) if one is running or the settings are

@@ -62,6 +62,12 @@ class DreamStudio(Studio):
         self.animate = AnimateControls()  # Run makes a zoom animation when ticked (nbart.studio.animate)
         return (self.animate,)
 
+    def _extra_tabs(self) -> tuple[tuple[str, Any], ...]:
+        from nbart.studio.explore import ExploreTab  # issue 18: which layer? one small dream per layer
+
+        self.explore = ExploreTab(self)
+        return (("Explore", self.explore),)
+
     def _make_run(self, items: dict[str, tuple], params: DreamParams) -> Any:
         zoom = self.animate.params(params)
         if zoom is not None:

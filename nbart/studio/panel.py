@@ -41,13 +41,15 @@ class Panel(widgets.VBox):
     panel wires the clicks to them and knows nothing else about runs. ``task`` names saved files (``dream-001.png``),
     ``function`` writes the history's tooltips as code (``nbart.dream``). ``tab_titles`` names the settings tabs by
     the spec's groups (``{"main": "Dream", "image": "Size", "model": "Model"}``); ``extras`` are widgets a subclass
-    puts under the pickers, ``under_preview`` widgets shown right under the preview (the timeline).
+    puts under the pickers, ``under_preview`` widgets shown right under the preview (the timeline), ``extra_tabs``
+    (title, widget) pages after the settings tabs (Explore, Compare).
     """
 
     def __init__(self, *, title: str, task: str, function: str, controls: ControlSet,
                  pickers: dict[str, widgets.Widget], tab_titles: dict[str, str], preview_size: int,
                  handlers: dict[str, Callable[..., Any]], extras: tuple[widgets.Widget, ...] = (),
-                 under_preview: tuple[widgets.Widget, ...] = ()):
+                 under_preview: tuple[widgets.Widget, ...] = (),
+                 extra_tabs: tuple[tuple[str, widgets.Widget], ...] = ()):
         self.preview_size = preview_size
         self.buttons = {}
         for name, (label, icon, tooltip, style) in BUTTONS.items():
@@ -91,8 +93,8 @@ class Panel(widgets.VBox):
         for info in controls.infos.values():
             groups.setdefault(info.spec.group, []).append(controls.view(info.name))
         pages = [(tab_titles.get(name, name.title()), ws) for name, ws in groups.items() if ws]
-        tabs = widgets.Tab([widgets.VBox(ws) for _, ws in pages])
-        set_titles(tabs, [t for t, _ in pages])
+        tabs = widgets.Tab([widgets.VBox(ws) for _, ws in pages] + [w for _, w in extra_tabs])
+        set_titles(tabs, [t for t, _ in pages] + [t for t, _ in extra_tabs])
 
         left = widgets.VBox([*pickers.values(), *extras, tabs],
                             layout=widgets.Layout(width="420px", margin="0 16px 0 0"))
