@@ -182,6 +182,11 @@ class StyleParams(_Params):
                                 ui=(0.0, 100.0, 0.5))
     tv_weight: float = param(10.0, "smoothness: how strongly pixel-to-pixel noise is penalized", low=0.0,
                              high=1e6, ui=(0.0, 100.0, 0.5))
+    style_loss: Literal["gram", "w2", "sliced_wasserstein"] = param(
+        "gram", "how the style's textures are matched: gram (Gram matrices, Gatys et al.), w2 (Wasserstein-2 between "
+        "the features' Gaussians: mean and covariance) or sliced_wasserstein (whole feature distributions, Heitz et "
+        "al. 2021)"
+    )
     optimizer: Literal["lbfgs", "adam"] = param(
         "lbfgs", "lbfgs (fewer, better steps) or adam (the TensorFlow tutorial's optimizer)"
     )

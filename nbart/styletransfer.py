@@ -1,7 +1,8 @@
 """Neural Style Transfer (Gatys et al.): optimize an image to keep a content's features and a style's textures.
 
-- Losses (see :mod:`nbart.objectives`): content loss on the content layers, style loss between Gram matrices on
-  the style layers (per-layer weights allowed; several style images blended by ``style_blend``), total variation.
+- Losses (see :mod:`nbart.objectives`): content loss on the content layers, a style loss on the style layers
+  (``style_loss``: Gram matrices, Wasserstein-2 or sliced Wasserstein, see :mod:`nbart.stylelosses`; per-layer
+  weights allowed; several style images blended by ``style_blend``), total variation.
   All are relative means, so the weights mean the same thing at any size and on any backbone.
 - Optimizers (see :mod:`nbart.optimizers`): ``lbfgs`` (scipy's L-BFGS-B, bounded to the pixel range [0, 1]) and
   ``adam`` (the TensorFlow tutorial's settings).
@@ -39,7 +40,7 @@ __all__ = ["style_transfer", "style_run", "continue_run", "prepare", "StylePrepa
 class StylePrepared(runs.Prepared):
     """What a style transfer of ``params`` uses (see :func:`prepare`): the content and style layers (after any
     fallback), the style layers' weights summing to 1, and, built on first use, the traced ``features(image) ->
-    (content features, style Grams)`` and ``loss_and_gradient(image, content_targets, style_targets,
+    (content features, style summaries)`` (Grams, or see :func:`nbart.stylelosses.summaries`) and ``loss_and_gradient(image, content_targets, style_targets,
     loss_weights (content, style, tv), style_layer_weights) -> (loss, parts, gradient)``. Tests may wrap either."""
 
     content_layers: tuple[str, ...] = ()
@@ -52,7 +53,7 @@ class StylePrepared(runs.Prepared):
 
     @functools.cached_property
     def _pair(self) -> tuple[Any, Any]:
-        return _functions(self.extractor, len(self.content_layers), len(self.style_layers))
+        return _functions(self.extractor, len(self.content_layers), len(self.style_layers), self.params.style_loss)
 
     @functools.cached_property
     def features(self) -> Any:
@@ -69,10 +70,14 @@ class StylePrepared(runs.Prepared):
         from nbart.quiet import tensorflow
         tf = tensorflow()
 
+        from nbart import stylelosses
+
         image = tf.fill([self.backbone.min_size, self.backbone.min_size, 3], 0.5)
-        content_targets, grams = self.features(image)
+        content_targets, summaries = self.features(image)
         n = len(self.style_layers)
-        self.loss_and_gradient(image, content_targets, grams, tf.constant([1.0, 1.0, 1.0], tf.float32),
+        targets = stylelosses.blend_targets(self.params.style_loss, [summaries], (1.0,),
+                                            _locations(summaries, self.params.style_loss), 0, 0)
+        self.loss_and_gradient(image, content_targets, targets, tf.constant([1.0, 1.0, 1.0], tf.float32),
                                tf.fill([n], 1.0 / n))
 
     def ran(self) -> dict[str, Any]:
@@ -174,28 +179,28 @@ def continue_run(image: Any, content: Any, style: Any, params: StyleParams, step
     return style_run(content, style, params.replace(sizes=(max(image.size),), steps=steps), init_image=image)
 
 
-def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[Any, Any]:
-    """The traced (features, loss_and_gradient) pair of an extractor whose layers are content then style layers."""
-    key = ("style", n_content, n_style)
+def _functions(ext: backbones.Extractor, n_content: int, n_style: int, style_loss: str = "gram") -> tuple[Any, Any]:
+    """The traced (features, loss_and_gradient) pair of an extractor whose layers are content then style layers;
+    the style term is ``style_loss``'s (see :mod:`nbart.stylelosses`)."""
+    key = ("style", n_content, n_style) + (() if style_loss == "gram" else (style_loss,))
     if key in ext.functions:
         return ext.functions[key]
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
-    from nbart import objectives
+    from nbart import objectives, stylelosses
 
     image_spec = tf.TensorSpec([None, None, 3], tf.float32)
     content_specs = [tf.TensorSpec([1, None, None, ext.channels[name]], tf.float32)
                      for name in ext.layers[:n_content]]
-    style_specs = [tf.TensorSpec([1, ext.channels[name], ext.channels[name]], tf.float32)
-                   for name in ext.layers[n_content:]]
+    style_specs = stylelosses.target_specs(style_loss, [ext.channels[name] for name in ext.layers[n_content:]])
 
     # autograph off: these have no tensor-dependent Python control flow, and converting them took ~0.4 s of the
     # first preview (the loss's trace 0.20-0.22 s without it, 0.59-0.61 s with it)
     @tf.function(input_signature=[image_spec], autograph=False)
     def features(image: Any) -> tuple[Any, Any]:
         outputs = ext(image[None])
-        return outputs[:n_content], [objectives.gram_matrix(f) for f in outputs[n_content:]]
+        return outputs[:n_content], stylelosses.summaries(style_loss, outputs[n_content:])
 
     @tf.function(input_signature=[image_spec, content_specs, style_specs, tf.TensorSpec([3], tf.float32),
                                   tf.TensorSpec([n_style], tf.float32)], autograph=False)
@@ -203,12 +208,11 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
                           style_layer_weights: Any) -> tuple[Any, Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image)
-            # the Gram matrices at the lower memory peak of nbart.grams (inside the lean network where it runs)
-            content_features, style_grams = ext.features_and_grams(image[None], range(n_content, n_content + n_style))
+            content_features, style_losses = stylelosses.layer_losses(style_loss, ext, image[None], n_content,
+                                                                      n_style, style_targets)
             content = tf.add_n([objectives.content_loss(f, t) for f, t in zip(content_features, content_targets)])
             content = content / n_content
-            style = tf.add_n([w * objectives.style_loss(g, t) for g, t, w in
-                              zip(style_grams, style_targets, tf.unstack(style_layer_weights))])
+            style = tf.add_n([w * s for s, w in zip(style_losses, tf.unstack(style_layer_weights))])
             tv = objectives.total_variation(image)
             parts = tf.stack([content, style, tv])
             total = tf.reduce_sum(weights * parts)
@@ -218,13 +222,20 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
     return ext.functions[key]
 
 
+def _locations(summaries: list, style_loss: str) -> list[int]:
+    """H*W of each style layer's activations, from an image's summaries (only sliced_wasserstein needs them)."""
+    if style_loss != "sliced_wasserstein":
+        return [0] * len(summaries)
+    return [int(f.shape[1]) * int(f.shape[2]) for f in summaries]
+
+
 def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: tuple[float, ...],
                  content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
                  init: np.ndarray | None = None) -> Iterator[StepEvent]:
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
-    from nbart import objectives
+    from nbart import stylelosses
 
     p, notices = prepared.params, prepared.notices
     t0 = time.perf_counter()
@@ -253,12 +264,13 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
         image = pixels.luminance(init) if p.preserve_colors else init
     for stage, size in enumerate(stages):
         content_s = pixels.resize(content, size)
-        content_targets, _ = features(tf.constant(content_s))
-        style_grams = []
+        content_targets, content_summaries = features(tf.constant(content_s))
+        style_summaries = []
         for s in styles:
             seen = styleplan.style_size(s.shape[:2], size, p.style_scale, min_size)
-            style_grams.append(features(tf.constant(pixels.resize(s, seen)))[1])
-        style_targets = [objectives.blend_grams(g, blend) for g in zip(*style_grams)]
+            style_summaries.append(features(tf.constant(pixels.resize(s, seen)))[1])
+        style_targets = stylelosses.blend_targets(p.style_loss, style_summaries, blend,
+                                                  _locations(content_summaries, p.style_loss), p.seed or 0, stage)
         if image is not None:
             x0 = pixels.resize(image, size)
         elif p.init == "noise":
