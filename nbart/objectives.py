@@ -152,8 +152,8 @@ def sqrtm_newton_schulz(a: Any, iterations: int = NEWTON_SCHULZ_ITERATIONS) -> t
     NEWTON_SCHULZ_ITERATIONS): regularize ``a`` first where they matter.
 
     >>> r, ri = sqrtm_newton_schulz(tf.constant([[[4.0, 0.0], [0.0, 9.0]]]))
-    >>> [round(float(v), 4) for v in tf.linalg.diag_part(r)[0]], [round(float(v), 4) for v in tf.linalg.diag_part(ri)[0]]
-    ([2.0, 3.0], [0.5, 0.3333])
+    >>> [[round(float(v), 4) for v in tf.linalg.diag_part(m)[0]] for m in (r, ri)]
+    [[2.0, 3.0], [0.5, 0.3333]]
     """
     norm = tf.sqrt(tf.reduce_sum(tf.square(a), axis=[-2, -1], keepdims=True)) + _EPS
     eye = tf.eye(tf.shape(a)[-1], batch_shape=tf.shape(a)[:-2], dtype=a.dtype)

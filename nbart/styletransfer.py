@@ -40,7 +40,8 @@ __all__ = ["style_transfer", "style_run", "continue_run", "prepare", "StylePrepa
 class StylePrepared(runs.Prepared):
     """What a style transfer of ``params`` uses (see :func:`prepare`): the content and style layers (after any
     fallback), the style layers' weights summing to 1, and, built on first use, the traced ``features(image) ->
-    (content features, style summaries)`` (Grams, or see :func:`nbart.stylelosses.summaries`) and ``loss_and_gradient(image, content_targets, style_targets,
+    (content features, style summaries)`` (Grams for ``style_loss="gram"``: see
+    :func:`nbart.stylelosses.summaries`) and ``loss_and_gradient(image, content_targets, style_targets,
     loss_weights (content, style, tv), style_layer_weights) -> (loss, parts, gradient)``. Tests may wrap either."""
 
     content_layers: tuple[str, ...] = ()
