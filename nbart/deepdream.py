@@ -3,7 +3,9 @@
 The algorithm of the original DeepDream notebook and the TensorFlow tutorial:
 
 - each step computes the gradient of the layers' mean activations with respect to the image, normalizes it by
-  its standard deviation and moves the image ``step_size`` along it (pixel values stay in [0, 1]);
+  its standard deviation (or, with ``normalize="laplacian"``, each level of its Laplacian pyramid by its own, as
+  the original notebook: see :mod:`nbart.pyramid`) and moves the image ``step_size`` along it (pixel values stay
+  in [0, 1]);
 - each layer's term is divided by its mean activation at the previous step (a constant for the gradient), so
   every layer contributes its *relative* gain and large-valued layers don't drown small ones; ``layer_weights``
   then mix them;
@@ -33,6 +35,7 @@ from nbart import backbones, images, runs
 from nbart.events import Outcome, Pace, Run, StepEvent, Stopped, run_with_notices
 from nbart.images import to_float
 from nbart.params import DreamParams, takes
+from nbart.pyramid import laplacian_normalize
 from nbart.tiling import tiled_gradient, tiled_means, tiles
 
 __all__ = ["dream", "dream_run", "continue_run", "prepare", "DreamPrepared", "octave_sizes", "tiles",
@@ -275,7 +278,10 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
             if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(gradient)))):
                 notices.append(runs.non_finite(step + 1, "the loss or gradient"))
                 return Outcome.FAILED
-            gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
+            if p.normalize == "laplacian":
+                gradient = laplacian_normalize(gradient)
+            else:
+                gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
             image = tf.clip_by_value(image + p.step_size * gradient, 0.0, 1.0)
             step += 1
             elapsed = time.perf_counter() - t0

@@ -141,6 +141,11 @@ class DreamParams(_Params):
         ui=(0.001, 0.05, 0.001),
     )
     jitter: int = param(32, "random shift of the image before each step, in pixels", low=0, high=512, ui=(0, 128, 1))
+    normalize: Literal["std", "laplacian"] = param(
+        "std", "how each step's gradient is normalized: std (by its standard deviation, as the TensorFlow tutorial) "
+        "or laplacian (each Laplacian-pyramid level by its own, as the original DeepDream notebook: larger, "
+        "smoother patterns)"
+    )
     tile_size: int = param(
         512, "largest tile for one gradient; bigger images are tiled to bound memory", low=128, high=4096,
         ui=(128, 1024, 32), group="advanced",

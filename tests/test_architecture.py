@@ -24,7 +24,7 @@ LAYERS = [
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events"],  # StepEvent and the Run handle
-    ["runs", "optimizers", "styleplan", "tiling", "stylelosses"],  # plumbing, size plans, tiles, style terms
+    ["runs", "optimizers", "styleplan", "tiling", "stylelosses", "pyramid"],  # plumbing, plans, tiles, terms
     ["deepdream", "styletransfer", "dream", "style", "fast"],  # the tasks
     ["warmup", "cost"],  # builds and traces what the tasks will run; what a run will cost
     ["cli", "safety", "studio", "__main__", "__init__"],  # front-ends (safety: a CLI run's checkpoints) and the API
