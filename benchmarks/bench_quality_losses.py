@@ -187,8 +187,9 @@ def sheet(rows_of_images: list[list[Image.Image]], labels: list[str], tile: int 
         draw.text((c * tile + 4, 3), label, fill="black")
     for r, row in enumerate(rows_of_images):
         for c, img in enumerate(row):
-            img = img.convert("RGB").copy()
-            img.thumbnail((tile, tile))
+            img = img.convert("RGB")
+            scale = tile / max(img.size)  # up or down: small results are shown at the cell's size
+            img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
             out.paste(img, (c * tile + (tile - img.width) // 2, top + r * tile + (tile - img.height) // 2))
     return out
 
