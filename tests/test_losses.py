@@ -155,3 +155,10 @@ def test_a_seeded_sliced_wasserstein_run_is_deterministic(gradient_image):
     other = nbart.style_transfer(gradient_image, "sample:starry_night", **{**kw, "seed": 1})
     assert np.array_equal(np.asarray(first), np.asarray(again))
     assert not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+@pytest.mark.parametrize("name", ["w2", "sliced_wasserstein"])
+def test_warm_up_traces_each_loss(name):
+    # what a studio does when it opens: build and trace the loss's step on a tiny image
+    nbart.warm_up("style", model="vgg16", weights="none", precision="float32", style_loss=name,
+                  style_layers=("block1_conv1", "block2_conv1"))
