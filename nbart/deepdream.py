@@ -3,7 +3,9 @@
 The algorithm of the original DeepDream notebook and the TensorFlow tutorial:
 
 - each step computes the gradient of the layers' mean activations with respect to the image, normalizes it by
-  its standard deviation and moves the image ``step_size`` along it (pixel values stay in [0, 1]);
+  its standard deviation (or, with ``normalize="laplacian"``, each level of its Laplacian pyramid by its own, as
+  the original notebook: see :mod:`nbart.pyramid`) and moves the image ``step_size`` along it (pixel values stay
+  in [0, 1]);
 - each layer's term is divided by its mean activation at the previous step (a constant for the gradient), so
   every layer contributes its *relative* gain and large-valued layers don't drown small ones; ``layer_weights``
   then mix them;
@@ -33,6 +35,7 @@ from nbart import backbones, control, cost, images, inside, masks, runs
 from nbart.events import Outcome, Pace, Run, StepEvent, Stopped, run_with_notices
 from nbart.images import to_float
 from nbart.params import DreamParams, takes
+from nbart.pyramid import laplacian_normalize
 from nbart.tiling import octave_sizes, tiled_gradient, tiled_means, tiles
 
 __all__ = ["dream", "dream_run", "continue_run", "prepare", "DreamPrepared", "octave_sizes", "tiles",
@@ -342,6 +345,9 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
                 gradient = raw = gradient[..., :3]
                 spread = tf.sqrt(tf.reduce_sum(octave_mask * tf.square(gradient)) / (3.0 * tf.reduce_sum(octave_mask)))
                 gradient = octave_mask * gradient / (spread + 1e-8)
+            elif p.normalize == "laplacian":  # the original notebook's Laplacian-pyramid normalization
+                raw = gradient
+                gradient = laplacian_normalize(gradient)
             else:
                 raw = gradient  # of the objective (the layers' relative gains), before the step's normalisation
                 gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)

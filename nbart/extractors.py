@@ -187,6 +187,36 @@ class Extractor:
         features = [tf.cast(a, tf.float32) for i, a in enumerate(outputs) if i not in gram_layers]
         return features, gram_values
 
+    def features_and_moments(self, images: Any, moment_layers: Sequence[int]) -> tuple[list, list]:
+        """``(features, moments)`` for a Wasserstein-2 style step: as :meth:`features_and_grams`, with each Gram
+        matrix (the second raw moment, (batch, C, C)) paired with the layer's mean activation (batch, C), float32:
+        ``moments[k] = (mean, gram)``. The mean is taken from the activations the network passes on, so its
+        gradient joins theirs."""
+        from nbart.quiet import tensorflow
+        tf = tensorflow()
+
+        from nbart import grams
+
+        moment_layers = list(moment_layers)
+        x = self.backbone.preprocess(images)
+        means: dict[int, Any] = {}
+        if self.lean is not None:
+            taken: dict[int, Any] = {}
+
+            def junction(index: int, activations: Any) -> Any:
+                activations, taken[index] = grams.gram_junction(activations)
+                means[index] = tf.reduce_mean(tf.cast(activations, tf.float32), axis=[1, 2])
+                return activations
+
+            outputs = self.lean(x, taps={i: (lambda a, i=i: junction(i, a)) for i in moment_layers})
+        else:
+            outputs = self.model(x)
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            taken = {i: grams.gram_of(outputs[i]) for i in moment_layers}
+            means = {i: tf.reduce_mean(tf.cast(outputs[i], tf.float32), axis=[1, 2]) for i in moment_layers}
+        features = [tf.cast(a, tf.float32) for i, a in enumerate(outputs) if i not in moment_layers]
+        return features, [(means[i], taken[i]) for i in moment_layers]
+
 
 def extractor(bb: Backbone, weights: str, precision: str, layers: Sequence[str], lean: bool = True,
               warn: bool = True) -> Extractor:

@@ -144,6 +144,11 @@ class DreamParams(_Params):
         ui=(0.001, 0.05, 0.001),
     )
     jitter: int = param(32, "random shift of the image before each step, in pixels", low=0, high=512, ui=(0, 128, 1))
+    normalize: Literal["std", "laplacian"] = param(
+        "std", "how each step's gradient is normalized: std (by its standard deviation, as the TensorFlow tutorial) "
+        "or laplacian (each Laplacian-pyramid level by its own, as the original DeepDream notebook: larger, "
+        "smoother patterns)"
+    )
     tile_size: int = param(
         512, "largest tile for one gradient; bigger images are tiled to bound memory", low=128, high=4096,
         ui=(128, 1024, 32), group="advanced",
@@ -193,6 +198,11 @@ class StyleParams(_Params):
                                 ui=(0.0, 100.0, 0.5))
     tv_weight: float = param(10.0, "smoothness: how strongly pixel-to-pixel noise is penalized", low=0.0,
                              high=1e6, ui=(0.0, 100.0, 0.5))
+    style_loss: Literal["gram", "w2", "sliced_wasserstein"] = param(
+        "gram", "how the style's textures are matched: gram (Gram matrices, Gatys et al.), w2 (Wasserstein-2 between "
+        "the features' Gaussians: mean and covariance) or sliced_wasserstein (whole feature distributions, Heitz et "
+        "al. 2021)"
+    )
     optimizer: Literal["lbfgs", "adam"] = param(
         "lbfgs", "lbfgs (fewer, better steps) or adam (the TensorFlow tutorial's optimizer)"
     )
@@ -249,6 +259,8 @@ class StyleParams(_Params):
             raise ParamError("style_blend must not all be 0")
         if self.content_weight == 0 and self.style_weight == 0:
             raise ParamError("content_weight and style_weight can't both be 0: there would be nothing to optimize")
+        if self.mask and self.style_loss != "gram":  # regions use guided Gram matrices (nbart.control)
+            raise ParamError(f"mask works with style_loss='gram' only (got style_loss={self.style_loss!r})")
         if list(self.sizes) != sorted(set(self.sizes)):
             raise ParamError(f"sizes must increase from coarse to fine (got {', '.join(map(str, self.sizes))})")
         if self.sizes and self.sizes[0] < bb.min_size:

@@ -1,7 +1,8 @@
 """Neural Style Transfer (Gatys et al.): optimize an image to keep a content's features and a style's textures.
 
-- Losses (see :mod:`nbart.objectives`): content loss on the content layers, style loss between Gram matrices on
-  the style layers (per-layer weights allowed; several style images blended by ``style_blend``), total variation.
+- Losses (see :mod:`nbart.objectives`): content loss on the content layers, a style loss on the style layers
+  (``style_loss``: Gram matrices, Wasserstein-2 or sliced Wasserstein, see :mod:`nbart.stylelosses`; per-layer
+  weights allowed; several style images blended by ``style_blend``), total variation.
   All are relative means, so the weights mean the same thing at any size and on any backbone.
 - Optimizers (see :mod:`nbart.optimizers`): ``lbfgs`` (scipy's L-BFGS-B, bounded to the pixel range [0, 1]) and
   ``adam`` (the TensorFlow tutorial's settings).
@@ -39,7 +40,8 @@ __all__ = ["style_transfer", "style_run", "continue_run", "prepare", "StylePrepa
 class StylePrepared(runs.Prepared):
     """What a style transfer of ``params`` uses (see :func:`prepare`): the content and style layers (after any
     fallback), the style layers' weights summing to 1, and, built on first use, the traced ``features(image) ->
-    (content features, style Grams)`` and ``loss_and_gradient(image, content_targets, style_targets,
+    (content features, style summaries)`` (Grams for ``style_loss="gram"``: see
+    :func:`nbart.stylelosses.summaries`) and ``loss_and_gradient(image, content_targets, style_targets,
     loss_weights (content, style, tv), style_layer_weights) -> (loss, parts, gradient)``. Tests may wrap either."""
 
     content_layers: tuple[str, ...] = ()
@@ -52,7 +54,7 @@ class StylePrepared(runs.Prepared):
 
     @functools.cached_property
     def _pair(self) -> tuple[Any, Any]:
-        return _functions(self.extractor, len(self.content_layers), len(self.style_layers))
+        return _functions(self.extractor, len(self.content_layers), len(self.style_layers), self.params.style_loss)
 
     @functools.cached_property
     def features(self) -> Any:
@@ -66,7 +68,7 @@ class StylePrepared(runs.Prepared):
         """The inside view's variant of ``loss_and_gradient`` for ``request`` (see :mod:`nbart.inside`): the same
         arguments, and after (loss, parts, gradient) the per-layer terms, the picture's Grams and the layer's maps."""
         ext, act = inside.extractor_for(self, request.layer, self.content_layers)
-        return _inside_function(ext, len(self.content_layers), len(self.style_layers), act)
+        return _inside_function(ext, len(self.content_layers), len(self.style_layers), act, self.params.style_loss)
 
     def trace(self) -> None:
         """Build the network and trace both functions on a tiny image, as a run's first step would."""
@@ -75,10 +77,14 @@ class StylePrepared(runs.Prepared):
         from nbart.quiet import tensorflow
         tf = tensorflow()
 
+        from nbart import stylelosses
+
         image = tf.fill([self.backbone.min_size, self.backbone.min_size, 3], 0.5)
-        content_targets, grams = self.features(image)
+        content_targets, summaries = self.features(image)
         n = len(self.style_layers)
-        self.loss_and_gradient(image, content_targets, grams, tf.constant([1.0, 1.0, 1.0], tf.float32),
+        targets = stylelosses.blend_targets(self.params.style_loss, [summaries], (1.0,),
+                                            _locations(summaries, self.params.style_loss), 0, 0)
+        self.loss_and_gradient(image, content_targets, targets, tf.constant([1.0, 1.0, 1.0], tf.float32),
                                tf.fill([n], 1.0 / n))
 
     def ran(self) -> dict[str, Any]:
@@ -211,28 +217,28 @@ def _region_masks(p: StyleParams, held: dict[str, Any], n_styles: int, size: tup
     return out
 
 
-def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[Any, Any]:
-    """The traced (features, loss_and_gradient) pair of an extractor whose layers are content then style layers."""
-    key = ("style", n_content, n_style)
+def _functions(ext: backbones.Extractor, n_content: int, n_style: int, style_loss: str = "gram") -> tuple[Any, Any]:
+    """The traced (features, loss_and_gradient) pair of an extractor whose layers are content then style layers;
+    the style term is ``style_loss``'s (see :mod:`nbart.stylelosses`)."""
+    key = ("style", n_content, n_style) + (() if style_loss == "gram" else (style_loss,))
     if key in ext.functions:
         return ext.functions[key]
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
-    from nbart import objectives
+    from nbart import stylelosses
 
     image_spec = tf.TensorSpec([None, None, 3], tf.float32)
     content_specs = [tf.TensorSpec([1, None, None, ext.channels[name]], tf.float32)
                      for name in ext.layers[:n_content]]
-    style_specs = [tf.TensorSpec([1, ext.channels[name], ext.channels[name]], tf.float32)
-                   for name in ext.layers[n_content:]]
+    style_specs = stylelosses.target_specs(style_loss, [ext.channels[name] for name in ext.layers[n_content:]])
 
     # autograph off: these have no tensor-dependent Python control flow, and converting them took ~0.4 s of the
     # first preview (the loss's trace 0.20-0.22 s without it, 0.59-0.61 s with it)
     @tf.function(input_signature=[image_spec], autograph=False)
     def features(image: Any) -> tuple[Any, Any]:
         outputs = ext(image[None])
-        return outputs[:n_content], [objectives.gram_matrix(f) for f in outputs[n_content:]]
+        return outputs[:n_content], stylelosses.summaries(style_loss, outputs[n_content:])
 
     @tf.function(input_signature=[image_spec, content_specs, style_specs, tf.TensorSpec([3], tf.float32),
                                   tf.TensorSpec([n_style], tf.float32)], autograph=False)
@@ -241,7 +247,7 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
         with tf.GradientTape() as tape:
             tape.watch(image)
             contents, styles, tv, _, _ = _terms(ext, n_content, n_style, image, content_targets, style_targets,
-                                                style_layer_weights)
+                                                style_layer_weights, style_loss)
             parts = tf.stack([tf.add_n(contents) / n_content, tf.add_n(styles), tv])
             total = tf.reduce_sum(weights * parts)
         return total, parts, tape.gradient(total, image)
@@ -251,28 +257,35 @@ def _functions(ext: backbones.Extractor, n_content: int, n_style: int) -> tuple[
 
 
 def _terms(ext: backbones.Extractor, n_content: int, n_style: int, image: Any, content_targets: Any,
-           style_targets: Any, style_layer_weights: Any) -> tuple[list, list, Any, list, list]:
-    """Traced: the loss's terms at ``image`` (H, W, 3): per content layer, per style layer (weighted by
-    ``style_layer_weights``) and the total variation; with the features of the extractor's non-Gram layers and the
-    picture's Gram matrices. The one loss both the step and its inside view (:func:`_inside_function`) run."""
+           style_targets: Any, style_layer_weights: Any,
+           style_loss: str = "gram") -> tuple[list, list, Any, list, list]:
+    """Traced: the loss's terms at ``image`` (H, W, 3): per content layer, per style layer (``style_loss``'s, see
+    :mod:`nbart.stylelosses`, weighted by ``style_layer_weights``) and the total variation; with the features of the
+    extractor's non-style layers and the picture's Gram matrices of the style layers (``[]`` for a loss that doesn't
+    compute them). The one loss both the step and its inside view (:func:`_inside_function`) run."""
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
-    from nbart import objectives
+    from nbart import objectives, stylelosses
 
-    # the Gram matrices at the lower memory peak of nbart.grams (inside the lean network where it runs)
-    features, style_grams = ext.features_and_grams(image[None], range(n_content, n_content + n_style))
+    style = range(n_content, n_content + n_style)
+    if style_loss == "gram":  # the Gram matrices at the lower memory peak of nbart.grams (inside the lean network)
+        features, style_grams = ext.features_and_grams(image[None], style)
+        raw = [objectives.style_loss(g, t) for g, t in zip(style_grams, style_targets)]
+    else:
+        features, raw = stylelosses.layer_losses(style_loss, ext, image[None], n_content, n_style, style_targets)
+        style_grams = []
     contents = [objectives.content_loss(f, t) for f, t in zip(features[:n_content], content_targets)]
-    styles = [w * objectives.style_loss(g, t) for g, t, w in
-              zip(style_grams, style_targets, tf.unstack(style_layer_weights))]
+    styles = [w * r for r, w in zip(raw, tf.unstack(style_layer_weights))]
     return contents, styles, objectives.total_variation(image), features, style_grams
 
 
-def _inside_function(ext: backbones.Extractor, n_content: int, n_style: int, act: int) -> Any:
+def _inside_function(ext: backbones.Extractor, n_content: int, n_style: int, act: int,
+                     style_loss: str = "gram") -> Any:
     """The step's inside-view variant (see :mod:`nbart.inside`), traced once per extractor: the same loss and
     gradient as ``loss_and_gradient`` from the same forward pass, plus the per-layer content and style terms (n,),
     the picture's Gram matrices and :func:`nbart.inside.top_maps` of the non-Gram layer at index ``act``."""
-    key = ("style-inside", n_content, n_style, act)
+    key = ("style-inside", n_content, n_style, act, style_loss)
     if key in ext.functions:
         return ext.functions[key]
     from nbart.quiet import tensorflow
@@ -280,7 +293,9 @@ def _inside_function(ext: backbones.Extractor, n_content: int, n_style: int, act
 
     channels = [ext.channels[name] for name in ext.layers]
     content_specs = [tf.TensorSpec([1, None, None, c], tf.float32) for c in channels[:n_content]]
-    style_specs = [tf.TensorSpec([1, c, c], tf.float32) for c in channels[n_content:n_content + n_style]]
+    from nbart import stylelosses
+
+    style_specs = stylelosses.target_specs(style_loss, channels[n_content:n_content + n_style])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32), content_specs, style_specs,
                                   tf.TensorSpec([3], tf.float32), tf.TensorSpec([n_style], tf.float32)],
@@ -289,7 +304,7 @@ def _inside_function(ext: backbones.Extractor, n_content: int, n_style: int, act
         with tf.GradientTape() as tape:
             tape.watch(image)
             contents, styles, tv, features, grams = _terms(ext, n_content, n_style, image, content_targets,
-                                                           style_targets, style_layer_weights)
+                                                           style_targets, style_layer_weights, style_loss)
             parts = tf.stack([tf.add_n(contents) / n_content, tf.add_n(styles), tv])
             total = tf.reduce_sum(weights * parts)
         return (total, parts, tape.gradient(total, image), tf.stack(contents) / n_content, tf.stack(styles), grams,
@@ -299,6 +314,13 @@ def _inside_function(ext: backbones.Extractor, n_content: int, n_style: int, act
     return ext.functions[key]
 
 
+def _locations(summaries: list, style_loss: str) -> list[int]:
+    """H*W of each style layer's activations, from an image's summaries (only sliced_wasserstein needs them)."""
+    if style_loss != "sliced_wasserstein":
+        return [0] * len(summaries)
+    return [int(f.shape[1]) * int(f.shape[2]) for f in summaries]
+
+
 def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: tuple[float, ...],
                  content: np.ndarray, styles: list[np.ndarray], stop: threading.Event,
                  init: np.ndarray | None = None, region_masks: list[np.ndarray] | None = None,
@@ -306,7 +328,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
-    from nbart import objectives
+    from nbart import stylelosses
 
     p, notices = prepared.params, prepared.notices
     t0 = time.perf_counter()
@@ -350,12 +372,13 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
         image = pixels.luminance(init) if luminance_only else init
     for stage, size in enumerate(stages):
         content_s = pixels.resize(content, size)
-        content_targets, _ = features(tf.constant(content_s))
-        style_grams = []
+        content_targets, content_summaries = features(tf.constant(content_s))
+        style_summaries = []
         for s in styles:
             seen = styleplan.style_size(s.shape[:2], size, p.style_scale, min_size)
-            style_grams.append(features(tf.constant(pixels.resize(s, seen)))[1])
-        style_targets = [objectives.blend_grams(g, blend) for g in zip(*style_grams)]
+            style_summaries.append(features(tf.constant(pixels.resize(s, seen)))[1])
+        style_targets = stylelosses.blend_targets(p.style_loss, style_summaries, blend,
+                                                  _locations(content_summaries, p.style_loss), p.seed or 0, stage)
         if image is not None:
             x0 = pixels.resize(image, size)
         elif p.init == "noise":
@@ -378,7 +401,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
         if masked_loss is not None:
             # one mask: the blended styles' Grams; one per style: each style's own, in its region
             region_targets = [t if len(region_masks) == 1 else tf.concat(list(g), axis=0)
-                              for t, g in zip(style_targets, zip(*style_grams))]
+                              for t, g in zip(style_targets, zip(*style_summaries))]
             stage_masks = np.stack([pixels.resize(m[..., None], size)[..., 0] for m in region_masks])
             # the picture is union * x + (1 - union) * content: black stays the content, grey changes partly
             union = np.clip(stage_masks.sum(axis=0), 0.0, 1.0)[..., None]
@@ -454,7 +477,8 @@ def _step_inside(prepared: StylePrepared, request: inside.Request, out: tuple, s
         terms=dict(zip(("content", "style", "tv"), (w * parts.numpy()).tolist())), layer=request.layer,
         content_layers=dict(zip(prepared.content_layers, (w[0] * contents.numpy()).tolist())),
         style_layers=dict(zip(prepared.style_layers, (w[1] * styles.numpy()).tolist())),
-        gram_layer=request.gram_layer, gradient=gradient, maps=maps, grams=(grams[g], style_targets[g]))
+        gram_layer=request.gram_layer, gradient=gradient, maps=maps,
+        grams=(grams[g], style_targets[g]) if prepared.params.style_loss == "gram" else None)
 
 
 @takes(StyleParams)

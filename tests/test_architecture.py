@@ -26,10 +26,11 @@ LAYERS = [
     ["extractors"],  # cached networks and feature extractors (lean or Keras, Gram junctions)
     ["backbones"],  # compatibility re-exports of the four modules above
     ["events", "timeline"],  # StepEvent and the Run handle; a run's bounded frames
-    ["runs", "optimizers", "styleplan", "tiling", "cost", "control", "inside"],
+    ["runs", "optimizers", "styleplan", "tiling", "cost", "control", "inside", "stylelosses",
+     "pyramid"],
     # plumbing shared by the tasks; style size plans; dream octaves and tiles; what a run will cost (every run checks
     # that it fits before it starts, so the tasks call it); masked and guided objectives (traced); the inside view
-    # (per-term losses, gradient map)
+    # (per-term losses, gradient map); each style_loss's terms; the Laplacian pyramid
     # the tasks; the layer explorer
     ["deepdream", "styletransfer", "dream", "style", "fast", "zoom", "videostyle", "explorer"],
     ["warmup", "budget", "sweeps"],  # builds and traces what the tasks will run; sizes that fit a minute; sweeps
