@@ -69,6 +69,20 @@ def test_style_terms_add_up_to_the_loss(optimizer):
         assert inside.terms["style"] == pytest.approx(p.style_weight * event.metrics["style"], rel=1e-6)
 
 
+@pytest.mark.parametrize("style_loss", ["w2", "sliced_wasserstein"])
+def test_the_inside_view_of_the_other_style_losses_adds_up_and_has_no_gram_pair(style_loss):
+    """w2 and sliced_wasserstein runs go through the same terms; their statistics aren't Gram matrices, so the
+    Gram pair is left out (the studio then draws none) rather than shown wrong."""
+    for layer in ("block2_conv1", "block5_conv2"):  # a layer of its own, then the content layer
+        run, events, counts = _style_run({"layer": layer}, style_loss=style_loss, optimizer="adam")
+        assert events and counts["inside"]
+        for event in events:
+            inside = event.inside
+            assert sum(inside.terms.values()) == pytest.approx(event.loss, rel=1e-5)
+            assert sum(inside.style_layers.values()) == pytest.approx(inside.terms["style"], rel=1e-5)
+            assert inside.grams is None and inside.activation_maps()[0].shape[0] > 0
+
+
 def test_style_gradient_and_maps_match_a_separate_computation():
     run, events, _ = _style_run({"layer": "block2_conv1", "gram_layer": "block3_conv1"}, optimizer="adam")
     p, prepared = run.params, run.prepared
