@@ -44,10 +44,12 @@ class CompareTab(widgets.VBox):
         first, example = FIRST.get(studio.task, (names[0], ""))
         width = widgets.Layout(width="200px")
         self.first = widgets.Dropdown(options=names, value=first, description="compare", layout=width)
+        # the values box takes what the row has left (a fixed width was cut off by the 384 px tab)
+        fill = dict(flex="1 1 0%", width="auto", min_width="0")
         self.first_values = widgets.Text(value=example, placeholder="values, comma-separated",
-                                         layout=widgets.Layout(width="190px"))
+                                         layout=widgets.Layout(**fill))
         self.second = widgets.Dropdown(options=[NONE, *names], value=NONE, description="and", layout=width)
-        self.second_values = widgets.Text(placeholder="values, comma-separated", layout=widgets.Layout(width="190px"))
+        self.second_values = widgets.Text(placeholder="values, comma-separated", layout=widgets.Layout(**fill))
         for box in (self.first_values, self.second_values):
             set_tooltip(box, "values separated by commas; a list of layers joins them with '+' (mixed3+mixed5)")
         self.size = widgets.BoundedIntText(value=128, min=32, max=1024, description="size (px)",

@@ -21,6 +21,18 @@ from nbart.studio.render import loss_svg, status_line
 
 __all__ = ["Panel", "BUTTONS"]
 
+# The settings tabs wrap onto a second row instead of squeezing their titles to "Advanc..." (seven tabs in the 420 px
+# column); Lumino (ipywidgets 8) and Phosphor (7.7, Colab) class names both.
+TAB_WRAP_CSS = (
+    "<style>"
+    ".nbart-studio .widget-tab > .lm-TabBar, .nbart-studio .widget-tab > .p-TabBar"
+    "{height: auto !important; min-height: 0 !important; overflow: visible !important}"
+    ".nbart-studio .widget-tab > .lm-TabBar .lm-TabBar-content, .nbart-studio .widget-tab > .p-TabBar .p-TabBar-content"
+    "{flex-wrap: wrap !important}"
+    ".nbart-studio .widget-tab > .lm-TabBar .lm-TabBar-tab, .nbart-studio .widget-tab > .p-TabBar .p-TabBar-tab"
+    "{flex: 0 0 auto !important; min-width: 0 !important; max-width: none !important}"
+    "</style>"
+)
 # name -> (label, icon, tooltip, style); the panel adds the CSS class nbart-NAME (the browser tests find them by it)
 BUTTONS = {
     "run": ("Run", "play", "start a run with these settings", "success"),
@@ -106,7 +118,7 @@ class Panel(widgets.VBox):
         right = widgets.VBox([actions, self.preview, *under_preview, self.progress, self.status, self.curve,
                               self.message],
                              layout=widgets.Layout(flex=f"1 1 {side}"))  # beside the settings when it fits
-        header = widgets.HTML(f"<b style='font-size:15px'>{html.escape(title)}</b>"
+        header = widgets.HTML(f"{TAB_WRAP_CSS}<b style='font-size:15px'>{html.escape(title)}</b>"
                               f"<span style='color:#666'> · choose a picture and settings, then press Run</span>")
         bottom = widgets.VBox([
             widgets.HBox([b["save"], self.save_name, self.save_gif, b["code"], self.download],
