@@ -29,6 +29,9 @@ __all__ = ["Extractor", "extractor", "model", "activations", "clear_cache", "cac
 MAX_MODELS = 3
 MAX_EXTRACTORS = 8
 MAX_FUNCTIONS = 8  # traced functions kept per extractor (one per task and layer set)
+# The style layers' activations are computed again in the backward pass (nbart.grams.layer_junction) instead of
+# being kept through it: a lower peak in float32 for one more forward pass of these layers.
+RECOMPUTE_STYLE_LAYERS = True
 PROBE_SIZE = 32  # px: the side of the image a lean network proves itself on (at least the backbone's min_size)
 
 
@@ -177,7 +180,13 @@ class Extractor:
                 activations, taken[index] = grams.gram_junction(activations)
                 return activations
 
-            outputs = self.lean(x, taps={i: (lambda a, i=i: junction(i, a)) for i in gram_layers})
+            def recomputed(index: int, layer: Any, inputs: Any) -> Any:
+                activations, taken[index] = grams.layer_junction(layer, inputs)
+                return activations
+
+            recompute = [i for i in gram_layers if self.lean.single_input(i) and RECOMPUTE_STYLE_LAYERS]
+            outputs = self.lean(x, taps={i: (lambda a, i=i: junction(i, a)) for i in gram_layers if i not in recompute},
+                                wraps={i: (lambda layer, v, i=i: recomputed(i, layer, v)) for i in recompute})
             gram_values = [taken[i] for i in gram_layers]
         else:
             outputs = self.model(x)
