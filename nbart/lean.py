@@ -139,6 +139,17 @@ class LeanNetwork:
         layer = _producer(self.model.outputs[index])
         return id(layer) in self._ops and _single_input(layer)
 
+    def small_input(self, index: int) -> bool:
+        """Whether the layer of output ``index`` takes one input with at most a quarter of its output's values
+        (e.g. VGG's first convolution: 3 channels in, 64 out): cheap to compute again, and cheap to keep."""
+        if not self.single_input(index):
+            return False
+        layer = _producer(self.model.outputs[index])
+        shape_in, shape_out = layer.input.shape, layer.output.shape
+        if None in (shape_in[-1], shape_out[-1]) or shape_in[1:3] != shape_out[1:3] and None not in shape_in[1:3]:
+            return False
+        return 4 * int(shape_in[-1]) <= int(shape_out[-1])
+
     def _prove(self, probe: Any) -> None:
         """Compare this network's outputs with the Keras model's on ``probe``; LeanMismatch names the worst."""
         from nbart.quiet import tensorflow
