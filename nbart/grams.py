@@ -86,17 +86,13 @@ def layer_junction(layer: Any, x: Any) -> tuple[Any, Any]:
             arrived = [g for g in (onward, upstream) if g is not None]
             with tf.control_dependencies(arrived):  # not before the network's gradient reaches this layer
                 again = tf.identity(x)
-            with tf.GradientTape(persistent=True) as tape:
+            with tf.GradientTape() as tape:
                 tape.watch(again)
                 a = layer(again)
-            # two passes back through the layer (cheap: its input is small), the network's share first, so that
-            # share is freed before the Gram's, the size of the activations, exists; their sum would hold both
-            parts = [tape.gradient(a, again, output_gradients=onward)] if onward is not None else []
-            if upstream is not None:
-                with tf.control_dependencies(parts):
-                    share = _gram_gradient(a, upstream)
-                parts.append(tape.gradient(a, again, output_gradients=share))
-            dx = tf.add_n(parts) if parts else tf.zeros_like(x)
+            total = _gram_gradient(a, upstream) if upstream is not None else None
+            if onward is not None:
+                total = onward if total is None else onward + total
+            dx = tape.gradient(a, again, output_gradients=total)
             return dx, [None] * len(variables or ())
 
         return (tf.identity(a), gram), gradient
