@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["conv2d", "covers"]
+__all__ = ["conv2d", "conv2d_relu", "max_pool_2x2", "covers"]
 
 
 def _ones(value: Any) -> bool:
@@ -80,18 +80,100 @@ def _stride1(padding: str) -> Any:
         y = tf.nn.conv2d(x, kernel, 1, padding)
 
         def gradient(dy: Any) -> Any:
-            # flipped in space, in and out channels swapped: (kh, kw, out, in)
-            transposed = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-            if padding == "SAME":
-                return tf.nn.conv2d(dy, transposed, 1, "SAME"), None
-            kh, kw = kernel.shape[0], kernel.shape[1]
-            if kh == 1 and kw == 1:
-                return tf.nn.conv2d(dy, transposed, 1, "VALID"), None
-            # VALID pads nothing, so its transpose pads k - 1 on every side (a "full" convolution)
-            full = [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]
-            return tf.nn.conv2d(dy, transposed, 1, full), None
+            return _input_gradient(dy, kernel, padding), None
 
         return y, gradient
 
     _functions[padding] = conv
     return conv
+
+
+def _input_gradient(dy: Any, kernel: Any, padding: str) -> Any:
+    """The input gradient of a stride-1 ``conv2d(x, kernel, padding)`` for the output gradient ``dy``."""
+    from nbart.quiet import tensorflow
+
+    tf = tensorflow()
+    # not before dy exists: the graph's executor would otherwise flip every layer's kernel as soon as the backward
+    # pass starts (the kernels are ready from the start) and hold the copies through it
+    with tf.control_dependencies([dy]):
+        # flipped in space, in and out channels swapped: (kh, kw, out, in)
+        transposed = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+    if padding == "SAME":
+        return tf.nn.conv2d(dy, transposed, 1, "SAME")
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    if kh == 1 and kw == 1:
+        return tf.nn.conv2d(dy, transposed, 1, "VALID")
+    # VALID pads nothing, so its transpose pads k - 1 on every side (a "full" convolution)
+    full = [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]
+    return tf.nn.conv2d(dy, transposed, 1, full)
+
+
+def conv2d_relu(x: Any, kernel: Any, bias: Any, padding: str = "SAME") -> Any:
+    """``relu(bias_add(conv2d(x, kernel, 1, padding), bias))`` (NHWC, stride 1) whose backward pass keeps one
+    byte per output value instead of four: only where the output is positive (all a ReLU's gradient needs), and
+    the input gradient as in :func:`conv2d`. Kernel and bias get no gradient (``None``). Where :func:`covers` says
+    no (strides, dilations, a 16-bit dtype), the plain ops with TensorFlow's gradients.
+
+    ``x``: (batch, height, width, in channels), ``kernel``: (kh, kw, in, out), ``bias``: (out,), one dtype.
+    Returns (batch, out height, out width, out channels). Why: TensorFlow's ReLU gradient keeps the float32
+    output of every layer through the backward pass, which with the Gram matrices and pooling is most of a style
+    step's peak (see benchmarks/results/memory-avx2.md).
+    """
+    from nbart.quiet import tensorflow
+
+    tf = tensorflow()
+
+    if not covers(kernel.shape, 1, padding, 1, x.dtype):
+        return tf.nn.relu(tf.nn.bias_add(conv2d(x, kernel, 1, padding), bias))
+    return _relu_function(padding)(x, kernel, bias)
+
+
+def _relu_function(padding: str) -> Any:
+    key = ("relu", padding)
+    if key in _functions:
+        return _functions[key]
+    from nbart.quiet import tensorflow
+
+    tf = tensorflow()
+
+    @tf.autograph.experimental.do_not_convert
+    @tf.custom_gradient
+    def conv_relu(x: Any, kernel: Any, bias: Any) -> Any:
+        y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, padding), bias))
+        positive = y > 0  # ReLU's gradient is 1 where the output is positive, 0 elsewhere (TensorFlow's choice at 0)
+
+        def gradient(dy: Any) -> Any:
+            return _input_gradient(tf.where(positive, dy, tf.zeros([], dy.dtype)), kernel, padding), None, None
+
+        return y, gradient
+
+    _functions[key] = conv_relu
+    return conv_relu
+
+
+def max_pool_2x2(x: Any) -> Any:
+    """``tf.nn.max_pool2d(x, 2, 2, "VALID")`` (NHWC) whose backward pass keeps each window's winner as an int32
+    index instead of the float32 input and output (3/8 of their size): the gradient goes to the window's
+    maximum, as TensorFlow's does (:func:`tf.nn.max_pool_with_argmax`; ties in the window go to one of them).
+    ``x``: (batch, height, width, channels) float32; returns (batch, height // 2, width // 2, channels)."""
+    from nbart.quiet import tensorflow
+
+    tf = tensorflow()
+    if "pool" not in _functions:
+
+        @tf.autograph.experimental.do_not_convert
+        @tf.custom_gradient
+        def pool(x: Any) -> Any:
+            y, argmax = tf.nn.max_pool_with_argmax(x, 2, 2, "VALID", include_batch_in_index=False)
+            index, shape = tf.cast(argmax, tf.int32), tf.shape(x)  # flat (y * width + x) * channels + c: < 2^31
+
+            def gradient(dy: Any) -> Any:
+                # the zeros become the output (the kernel writes into its input's buffer where it can)
+                return tf.raw_ops.MaxPoolGradWithArgmax(
+                    input=tf.zeros(shape, dy.dtype), grad=dy, argmax=tf.cast(index, tf.int64), ksize=[1, 2, 2, 1],
+                    strides=[1, 2, 2, 1], padding="VALID", include_batch_in_index=False)
+
+            return y, gradient
+
+        _functions["pool"] = pool
+    return _functions["pool"](x)

@@ -18,7 +18,7 @@ from nbart.quiet import tensorflow
 
 tf = tensorflow()
 
-__all__ = ["gram_of", "gram_junction"]
+__all__ = ["gram_of", "gram_junction", "layer_junction"]
 
 
 @tf.autograph.experimental.do_not_convert  # autograph would convert the returned gradient function
@@ -61,6 +61,43 @@ def gram_junction(activations: Any) -> tuple[Any, Any]:
         return (tf.identity(a), gram), gradient
 
     return junction(activations)
+
+
+def layer_junction(layer: Any, x: Any) -> tuple[Any, Any]:
+    """``(a, gram_of(a))`` for ``a = layer(x)``, a layer whose activations also go on through the network, keeping
+    only its input ``x`` for the backward pass: ``a`` is computed again there, when the network's gradient has come
+    back down to the layer.
+
+    The same values and gradient (with respect to ``x``) as :func:`gram_junction` of ``layer(x)``. Why: the style
+    layers are each their block's first convolution, whose input (the pooled block before it, or the image) is a
+    quarter to half the size of its output, or for VGG's ``block1_conv1`` the 3-channel image itself; the
+    float32 activations kept otherwise were the largest part of a style step's peak memory. Costs one more
+    forward pass of these layers per step. ``layer`` must be a function of ``x`` alone (weights are constants:
+    they get no gradient).
+    """
+
+    @tf.autograph.experimental.do_not_convert
+    @tf.custom_gradient
+    def junction(x: Any) -> Any:
+        a = layer(x)
+        gram = objectives.gram_matrix(tf.cast(a, tf.float32))
+
+        def gradient(onward: Any, upstream: Any, variables: Any = None) -> Any:
+            arrived = [g for g in (onward, upstream) if g is not None]
+            with tf.control_dependencies(arrived):  # not before the network's gradient reaches this layer
+                again = tf.identity(x)
+            with tf.GradientTape() as tape:
+                tape.watch(again)
+                a = layer(again)
+            total = _gram_gradient(a, upstream) if upstream is not None else None
+            if onward is not None:
+                total = onward if total is None else onward + total
+            dx = tape.gradient(a, again, output_gradients=total)
+            return dx, [None] * len(variables or ())
+
+        return (tf.identity(a), gram), gradient
+
+    return junction(x)
 
 
 def _gram_gradient(activations: Any, upstream: Any) -> Any:

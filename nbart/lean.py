@@ -81,6 +81,7 @@ class LeanNetwork:
     def __init__(self, model: Any, compute_dtype: str = "float32", probe: Any = None):
         import keras
 
+        from nbart import convgrad
         from nbart.quiet import tensorflow
         tf = tensorflow()
 
@@ -119,6 +120,10 @@ class LeanNetwork:
                     self._ops[id(op)] = lambda x, f=op.activation, **_: f(x)
                 elif type(op) is layers.ReLU and op.max_value is None and not op.negative_slope and not op.threshold:
                     self._ops[id(op)] = lambda x, **_: tf.nn.relu(x)
+                elif (type(op) is layers.MaxPooling2D and op.data_format == "channels_last" and self.dtype == tf.float32
+                      and tuple(op.pool_size) == (2, 2) and tuple(op.strides) == (2, 2) and op.padding == "valid"):
+                    # keeps the winners' indices for the backward pass, not the float32 input and output
+                    self._ops[id(op)] = lambda x, **_: convgrad.max_pool_2x2(x)
                 elif type(op) in (layers.MaxPooling2D, layers.AveragePooling2D) and op.data_format == "channels_last":
                     pool = tf.nn.max_pool2d if type(op) is layers.MaxPooling2D else tf.nn.avg_pool2d
                     self._ops[id(op)] = (lambda x, pool=pool, k=op.pool_size, s=op.strides, p=op.padding.upper(), **_:
@@ -128,6 +133,22 @@ class LeanNetwork:
         self.folded = len(folded)
         if probe is not None:
             self._prove(probe)
+
+    def single_input(self, index: int) -> bool:
+        """Whether the layer of output ``index`` is a lean function of one input tensor (it can be wrapped)."""
+        layer = _producer(self.model.outputs[index])
+        return id(layer) in self._ops and _single_input(layer)
+
+    def small_input(self, index: int) -> bool:
+        """Whether the layer of output ``index`` takes one input with at most a quarter of its output's values
+        (e.g. VGG's first convolution: 3 channels in, 64 out): cheap to compute again, and cheap to keep."""
+        if not self.single_input(index):
+            return False
+        layer = _producer(self.model.outputs[index])
+        shape_in, shape_out = layer.input.shape, layer.output.shape
+        if None in (shape_in[-1], shape_out[-1]) or shape_in[1:3] != shape_out[1:3] and None not in shape_in[1:3]:
+            return False
+        return 4 * int(shape_in[-1]) <= int(shape_out[-1])
 
     def _prove(self, probe: Any) -> None:
         """Compare this network's outputs with the Keras model's on ``probe``; LeanMismatch names the worst."""
@@ -162,6 +183,8 @@ class LeanNetwork:
         return variable
 
     def _conv(self, conv: Any, affine: tuple[np.ndarray, np.ndarray] | None) -> Any:
+        import keras
+
         from nbart.quiet import tensorflow
         tf = tensorflow()
 
@@ -181,8 +204,18 @@ class LeanNetwork:
             b = self._constant(bias) if bias is not None else None
         strides, dilations, padding = conv.strides, conv.dilation_rate, conv.padding.upper()
         activation = conv.activation
+        keras_relu = keras.activations.relu
         if conv.groups != 1:
             raise ValueError("grouped convolutions are not supported")
+
+        if (activation is keras_relu and b is not None
+                and convgrad.covers(k.shape, strides, padding, dilations, self.dtype)):
+
+            def run_relu(x: Any, **_: Any) -> Any:
+                # keeps a 1-byte "positive" mask for the backward pass, not the float32 output (see convgrad)
+                return convgrad.conv2d_relu(x, k, b, padding)
+
+            return run_relu
 
         def run(x: Any, **_: Any) -> Any:
             # its input gradient as a forward convolution: no im2col buffer (516 MB for VGG's block1 at 512 px)
@@ -193,17 +226,30 @@ class LeanNetwork:
 
         return run
 
-    def __call__(self, images: Any, taps: dict[int, Any] | None = None) -> list:
+    def __call__(self, images: Any, taps: dict[int, Any] | None = None, wraps: dict[int, Any] | None = None) -> list:
         """The model's outputs for ``images`` (batch, height, width, channels), as a list, in the compute dtype.
 
         ``taps`` maps an output's index to a function applied to that layer's output inside the network: what it
-        returns goes on to the next layers and out (see :func:`nbart.grams.gram_junction`).
+        returns goes on to the next layers and out (see :func:`nbart.grams.gram_junction`). ``wraps`` maps an
+        output's index to ``wrap(layer, x)``, called instead of the layer on its one input ``x`` (the layer as a
+        function of it; see :func:`nbart.grams.layer_junction`); layers with several inputs are tapped instead.
         """
         from nbart.quiet import tensorflow
         tf = tensorflow()
 
         x = tf.cast(images, self.dtype)
         ops = self._ops
+        taps = dict(taps or {})
+        if wraps:
+            ops = dict(ops)
+            for index, wrap in wraps.items():
+                layer = _producer(self.model.outputs[index])
+                inner = ops.get(id(layer), layer)
+                if self.single_input(index):
+                    ops[id(layer)] = (lambda x, inner=inner, wrap=wrap, **kwargs:
+                                      wrap(lambda v: inner(v, **kwargs), x))
+                else:  # e.g. a concatenation: the output tapped, the layer not recomputed
+                    taps[index] = lambda a, wrap=wrap: wrap(lambda v: v, a)
         if taps:
             ops = dict(ops)
             for index, tap in taps.items():
@@ -212,6 +258,11 @@ class LeanNetwork:
                 ops[id(layer)] = lambda *args, inner=inner, tap=tap, **kwargs: tap(inner(*args, **kwargs))
         outputs = self.model._run_through_graph(x, operation_fn=lambda op: ops.get(id(op), op))
         return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _single_input(layer: Any) -> bool:
+    nodes = getattr(layer, "_inbound_nodes", [])
+    return len(nodes) == 1 and len(nodes[0].input_tensors) == 1
 
 
 def _identity(x: Any, **_: Any) -> Any:

@@ -93,3 +93,92 @@ def test_lean_extractor_input_gradient_matches_the_keras_model(model, layers):
     assert scale > 0
     np.testing.assert_allclose(gradients[0], gradients[1], rtol=0, atol=1e-3 * scale)
     backbones.clear_cache()
+
+
+def _autodiff_check(ours, plain, inputs, weights_shape, traced, atol=1e-5):
+    """Values and input gradients of ``ours(x)`` equal those of ``plain(x)`` (a weighted sum as the loss)."""
+    weights = tf.constant(np.random.default_rng(3).standard_normal(weights_shape), tf.float32)
+    results = []
+    for f in (ours, plain):
+        def value_and_gradient(x, f=f):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = f(x)
+                loss = tf.reduce_sum(y * weights)
+            return y, tape.gradient(loss, x)
+        results.append((tf.function(value_and_gradient, autograph=False) if traced else value_and_gradient)(inputs))
+    (y, g), (y_ref, g_ref) = results
+    np.testing.assert_array_equal(y.numpy(), y_ref.numpy())  # the forward pass is the same ops
+    scale = float(tf.reduce_max(tf.abs(g_ref)))
+    assert scale > 0
+    np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=0, atol=atol * scale)
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize("traced", [False, True])
+def test_conv2d_relu_equals_autodiff(padding, traced):
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.standard_normal((2, 9, 11, 4)), tf.float32)
+    kernel = tf.constant(rng.standard_normal((3, 3, 4, 5)), tf.float32)
+    bias = tf.constant(rng.standard_normal(5), tf.float32)
+    out = (9, 11) if padding == "SAME" else (7, 9)
+    _autodiff_check(lambda v: convgrad.conv2d_relu(v, kernel, bias, padding),
+                    lambda v: tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(v, kernel, 1, padding), bias)),
+                    x, (2, *out, 5), traced)
+
+
+@pytest.mark.parametrize("size", [(8, 10), (9, 11)])  # odd sizes: the last row and column are not pooled
+@pytest.mark.parametrize("traced", [False, True])
+def test_max_pool_2x2_equals_autodiff(size, traced):
+    x = tf.constant(np.random.default_rng(5).standard_normal((2, *size, 3)), tf.float32)
+    _autodiff_check(convgrad.max_pool_2x2, lambda v: tf.nn.max_pool2d(v, 2, 2, "VALID"), x,
+                    (2, size[0] // 2, size[1] // 2, 3), traced, atol=0)
+
+
+@pytest.mark.parametrize("model, layers", [("vgg19", ("block5_conv2", "block1_conv1", "block2_conv1",
+                                                      "block3_conv1")),
+                                           ("inception_v3", ("mixed2", "mixed0", "mixed1"))])
+def test_lean_style_step_gradient_matches_the_keras_model(model, layers):
+    # features_and_grams on the lean network (ReLU masks, pooling indices, style layers computed again in the
+    # backward pass) against the Keras model with TensorFlow's gradients, traced as in a style step
+    from nbart import backbones, objectives
+
+    bb = backbones.get(model)
+    backbones.clear_cache()
+    lean = backbones.Extractor(bb, "none", "float32", layers)
+    plain = backbones.Extractor(bb, "none", "float32", layers, lean=False)
+    assert lean.lean is not None and plain.lean is None
+    if model == "vgg19":  # block1_conv1 (3 channels in) is computed again in the backward pass, the others kept
+        assert [lean.lean.small_input(i) for i in range(len(layers))] == [False, True, False, False]
+    x = tf.constant(np.random.default_rng(6).random((1, 83, 97, 3)), tf.float32)
+    results = []
+    for ext in (lean, plain):
+        @tf.function(autograph=False)
+        def step(x, ext=ext):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                features, grams = ext.features_and_grams(x, range(1, len(layers)))
+                loss = tf.add_n([tf.reduce_mean(tf.square(f)) for f in features] +
+                                [tf.reduce_mean(tf.square(g)) for g in grams])
+            return features + grams, tape.gradient(loss, x)
+        results.append(step(x))
+    (values, g), (values_ref, g_ref) = results
+    for v, v_ref in zip(values, values_ref):
+        np.testing.assert_allclose(v.numpy(), v_ref.numpy(), rtol=0, atol=1e-3 * float(np.abs(v_ref).max()))
+    scale = float(np.abs(g_ref.numpy()).max())
+    assert scale > 0
+    np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=0, atol=1e-3 * scale)
+    assert objectives  # the Gram matrices are objectives.gram_matrix's on the Keras path
+    backbones.clear_cache()
+
+
+def test_large_buffers_are_given_back_on_glibc(monkeypatch):
+    import platform
+
+    from nbart import quiet
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert quiet.release_large_buffers() is expected
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")  # the user's own setting stands
+    assert quiet.release_large_buffers() is False

@@ -95,6 +95,37 @@ def test_gram_junction_has_the_value_and_gradient_of_passing_on_beside_gram_of(d
                                atol=tolerance * np.abs(expected_gradient).max())
 
 
+@pytest.mark.parametrize("onward_used", [True, False])
+@pytest.mark.parametrize("traced", [True, False])
+def test_layer_junction_has_the_value_and_gradient_of_the_layer_beside_gram_matrix(onward_used, traced):
+    # the layer computed again in the backward pass (its weights a variable, as in a network): same loss and
+    # input gradient as autodiff of the plain expression
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.standard_normal((1, 6, 7, 3)), tf.float32)
+    kernel = tf.Variable(rng.standard_normal((3, 3, 3, 8)), dtype=tf.float32)
+    target = tf.constant(rng.standard_normal((1, 8, 8)), tf.float32)
+    onward_weights = tf.constant(rng.standard_normal((1, 6, 7, 8)), tf.float32)
+
+    def layer(v):
+        return tf.nn.relu(tf.nn.conv2d(v, kernel, 1, "SAME"))
+
+    def loss_and_gradient(split):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            onward, gram = split(x)
+            loss = objectives.style_loss(gram, target)
+            if onward_used:
+                loss += tf.reduce_sum(tf.nn.relu(onward) * onward_weights)
+        return loss, tape.gradient(loss, x)
+
+    expected, expected_gradient = loss_and_gradient(lambda v: (layer(v), objectives.gram_matrix(layer(v))))
+    ours = tf.function(loss_and_gradient) if traced else loss_and_gradient
+    loss, gradient = ours(lambda v: grams.layer_junction(layer, v))
+    np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
+    np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), rtol=1e-5,
+                               atol=1e-5 * np.abs(expected_gradient.numpy()).max())
+
+
 @pytest.mark.parametrize("module", ["objectives", "errors"])
 def test_docstring_examples_hold(module):
     import doctest
