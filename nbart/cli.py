@@ -398,8 +398,9 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     frames: list = []
     stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
     shown = 0
+    # the time left is the engine's (event.seconds_left): tqdm's own rate would count the first step's tracing
     bar = tqdm(total=run.total, file=sys.stderr, disable=args.quiet, unit="step", dynamic_ncols=True,
-               desc=task.name)
+               desc=task.name, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
     def note_new() -> None:
         nonlocal shown
@@ -419,7 +420,9 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
             note_new()
             for event in run:
                 loss = f" loss={event.loss:.4g}" if math.isfinite(event.loss) else ""  # a forward pass has none
-                bar.set_postfix_str(f"{event.label}{loss}", refresh=False)
+                left = event.seconds_left
+                left = "" if event.done else f" · {left:.0f} s left" if math.isfinite(left) else " · estimating"
+                bar.set_postfix_str(f"{event.label}{loss}{left}", refresh=False)
                 bar.update(event.step - bar.n)  # a stage that ended early skips its planned steps
                 note_new()
                 if args.gif and (event.step % stride == 0 or event.done):
