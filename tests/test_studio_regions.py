@@ -97,3 +97,19 @@ def test_an_uploaded_mask_and_a_gradient_show_in_the_overlay(tmp_path, monkeypat
     assert r.view.value in (b"", None) or not _png(r.view.value)  # closed: nothing drawn
     r.widget.selected_index = 0
     assert _png(r.view.value)
+
+
+def test_the_dream_studio_has_both_its_regions_and_animate_controls_and_takes_a_new_image():
+    """Two branches each gave DreamStudio an ``_extras``; the second hid the first, so the Regions control was
+    missing and choosing another image raised AttributeError."""
+    s = DreamStudio(**TINY, warm_up=False, estimate=False)
+
+    def tree(w):
+        yield w
+        for child in getattr(w, "children", ()):
+            yield from tree(child)
+
+    shown = list(tree(s))
+    assert s.regions.widget in shown and s.animate in shown
+    s.pickers["image"].sample.value = "starry_night"  # must not raise
+    assert s.error is None

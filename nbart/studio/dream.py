@@ -52,15 +52,12 @@ class DreamStudio(Studio):
         # the Regions control: where to dream (nbart.studio.regions)
         self.regions = regions.RegionControl(lambda: self.pickers["image"].source().load(max_size=1024)[0],
                                              lambda: 1, self.controls["mask"])
-        return (self.regions.widget,)
+        self.animate = AnimateControls()  # Run makes a zoom animation when ticked (nbart.studio.animate)
+        return (self.regions.widget, self.animate)
 
     def _sources_changed(self) -> None:
         super()._sources_changed()
         self.regions.sources_changed()
-
-    def _extras(self) -> tuple:
-        self.animate = AnimateControls()  # Run makes a zoom animation when ticked (nbart.studio.animate)
-        return (self.animate,)
 
     def _extra_tabs(self) -> tuple[tuple[str, Any], ...]:
         from nbart.studio.explore import ExploreTab  # issue 18: which layer? one small dream per layer
