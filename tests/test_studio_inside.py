@@ -75,3 +75,15 @@ def test_drawings():
     assert image.size == (80, 60)
     sheet = gallery(np.ones((8, 5, 6), np.float32), np.arange(8))
     assert sheet.size[0] > sheet.size[1] > 0
+
+
+def test_the_inside_pickers_list_the_layers_of_the_backbone_that_will_run(monkeypatch):
+    """Offline, the default inception_v3 with weights="auto" runs as the VGG16 (the layer controls list its layers):
+    the Inside panel's pickers list the same, instead of failing to select a VGG16 layer among InceptionV3's (the
+    quickstart's DreamStudio raised TraitError)."""
+    monkeypatch.setenv("NBART_OFFLINE", "1")
+    dream = DreamStudio("sample:grace_hopper", max_size=96, steps=2, warm_up=False, estimate=False)
+    assert dream.inside_panel.layer.value in dream.inside_panel.layer.options
+    assert "block4_conv3" in dream.inside_panel.layer.options and "mixed4" not in dream.inside_panel.layer.options
+    style = StyleStudio(max_size=96, steps=2, warm_up=False, estimate=False, fast_preview=False)
+    assert style.inside_panel.gram_layer.value in style.inside_panel.gram_layer.options

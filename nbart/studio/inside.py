@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 from nbart import registry
 from nbart.images import encode
 from nbart.studio.compat import set_tooltip
+from nbart.weights import resolve
 
 __all__ = ["InsidePanel", "curves_svg", "heat_image", "gallery", "COLOURS"]
 
@@ -211,9 +212,12 @@ class InsidePanel(widgets.VBox):
     def _fill_layers(self) -> None:
         """The pickers' choices for the model in the controls, with the task's defaults selected."""
         controls = self.studio.controls
+        weights = controls["weights"].value if "weights" in controls else "auto"
+        # the backbone that will run: weights="auto" offline falls back to the VGG16, whose layers the controls list
         try:
-            bb = registry.get(controls["model"].value)
-        except Exception:  # a model the registry doesn't know: the run says so
+            bb = resolve(controls["model"].value, "auto").backbone if weights == "auto" else \
+                registry.get(controls["model"].value)
+        except Exception:  # noqa: BLE001 (a model or weights the run will report itself)
             return
         if self.style:  # the middle style layer for both: its maps are sharp, and they are what its Gram pairs
             style_layers = tuple(controls["style_layers"].value) or bb.style_layers
