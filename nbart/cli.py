@@ -352,7 +352,10 @@ def _check_paths(args: argparse.Namespace, inputs: Sequence[str]) -> None:
     """Refuse outputs that can't be written before any work, so a long run can't end unable to save."""
     out = args.output
     if os.path.splitext(out)[1].lower() not in SAVE_FORMATS:
-        raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})")
+        moving = os.path.splitext(out)[1].lower() in (".gif", ".mp4")  # asked for a video from a still input
+        raise CliError(f"output must end in {', '.join(SAVE_FORMATS)} (got {out!r})" + (
+            f"; a .gif or .mp4 output needs a video or an animated GIF as input, and {inputs[0]!r} is not one"
+            if moving and inputs else ""))
     if args.gif and not args.gif.lower().endswith(".gif"):
         raise CliError(f"--gif must end in .gif (got {args.gif!r})")
     video = getattr(args, "video", None)  # nbart.timeline

@@ -15,12 +15,16 @@ from typing import Any
 
 from PIL import Image
 
+from nbart.errors import ParamError
 from nbart.events import Run, StepEvent, run_with_notices
 
 __all__ = ["progress", "run_with_progress"]
 
 
 def _bar(run: Run, desc: str | None) -> Any:
+    if not isinstance(run, Run):  # a picture or a list given where a run belongs
+        raise ParamError(f"progress needs a run, such as nbart.dream_run(...) or nbart.style_run(...) (got "
+                         f"{type(run).__name__})")
     from tqdm.auto import tqdm
 
     # no rate or remaining time of tqdm's own: its mean rate counts the first step's tracing (see the postfix)

@@ -167,6 +167,11 @@ def save_video(frames: Iterable[Any], path: str | os.PathLike, fps: float = DEFA
     return writer.frames
 
 
+def _first_words(error: Exception) -> str:
+    """An ffmpeg failure in one line: its message without the ffmpeg banner and log that follow it."""
+    return " ".join(str(error).split("=== stderr", 1)[0].split())[:200]
+
+
 def is_video(path: Any) -> bool:
     """Whether ``path`` names a moving picture nbart reads frame by frame: a video file by its suffix, or a GIF of
     more than one frame."""
@@ -195,7 +200,7 @@ def video_info(path: str | os.PathLike) -> dict[str, Any]:
     try:
         meta = next(reader)
     except (OSError, RuntimeError) as e:
-        raise ImageError(f"can't read {path} as a video: {' '.join(str(e).split())[:200]}") from None
+        raise ImageError(f"can't read {path} as a video: {_first_words(e)}") from None
     finally:
         reader.close()
     frames, _secs = imageio_ffmpeg.count_frames_and_secs(path)
@@ -233,7 +238,7 @@ def _ffmpeg_frames(path: str) -> Iterator[np.ndarray]:
         try:
             meta = next(reader)
         except (OSError, RuntimeError) as e:
-            raise ImageError(f"can't read {path} as a video: {' '.join(str(e).split())[:200]}") from None
+            raise ImageError(f"can't read {path} as a video: {_first_words(e)}") from None
         width, height = meta["size"]
         for data in reader:
             yield np.frombuffer(data, np.uint8).reshape(height, width, 3)

@@ -207,3 +207,12 @@ def test_a_warning_during_the_run_gets_its_own_line_above_the_bar(photo, tmp_pat
     assert cli.main(["dream", str(photo), "-o", str(tmp_path / "o.png"), *TINY_FLAGS, "--steps=4"]) == 0
     lines = [part.strip() for part in re.split(r"[\r\n]", capsys.readouterr().err)]
     assert "nbart: warning: something to know mid-run" in lines  # not glued to the bar's text
+
+
+def test_a_video_output_from_a_still_or_unreadable_input_says_why(tmp_path, monkeypatch, capsys):
+    """A CSV named fake.gif used to get only "output must end in .png, ..." as if the output name were the fault."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fake.gif").write_text("a,b\n1,2\n")
+    assert cli.main(["fast-style", "fake.gif", "sample:starry_night", "-o", "o.gif"]) == 2
+    assert error_line(capsys).endswith("(got 'o.gif'); a .gif or .mp4 output needs a video or an animated GIF as "
+                                       "input, and 'fake.gif' is not one")

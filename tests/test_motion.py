@@ -11,6 +11,7 @@ from PIL import Image
 
 import nbart
 from nbart import cli, deepdream
+from nbart.errors import ImageError
 from nbart.events import Outcome
 from nbart.video import save_video
 from nbart.zoom import dream_zoom_run, zoom_frame
@@ -167,3 +168,15 @@ def test_dream_studio_animate_renders_the_zoom_live_and_shows_its_code(tmp_path,
     namespace = {}
     exec(code, namespace)  # the code makes the same last frame
     assert np.array_equal(np.asarray(namespace["result"]), np.asarray(s.result))
+
+
+def test_a_file_ffmpeg_cannot_read_is_one_short_line_without_ffmpegs_banner(tmp_path):
+    from nbart import video
+
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("a,b\n1,2\n")
+    with pytest.raises(ImageError) as caught:
+        video.video_info(fake)
+    message = str(caught.value)
+    assert message.startswith(f"can't read {fake} as a video: ") and "ffmpeg version" not in message
+    assert "=== stderr" not in message and "\n" not in message

@@ -1,6 +1,7 @@
 """nbart.progress: a notebook cell's progress bar over a run's events (tqdm; text on stderr outside Jupyter)."""
 
 import numpy as np
+import pytest
 from conftest import TINY
 
 import nbart
@@ -27,3 +28,11 @@ def test_breaking_out_closes_the_bar(gradient_image, capsys):
         break
     run.close()
     assert "1/4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", [[1, 2, 3], "sample:grace_hopper"])
+def test_progress_names_what_it_needs_when_given_something_else(given):
+    with pytest.raises(nbart.ParamError, match=r"^progress needs a run, such as nbart.dream_run\(...\)"):
+        list(nbart.progress(given))
+    with pytest.raises(nbart.ParamError, match=r"^progress needs a run"):
+        nbart.run_with_progress(given)
