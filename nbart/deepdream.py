@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from nbart import backbones, control, cost, images, inside, masks, runs
+from nbart.errors import ParamError
 from nbart.events import Outcome, Pace, Run, StepEvent, Stopped, run_with_notices
 from nbart.images import to_float
 from nbart.params import DreamParams, takes
@@ -219,6 +220,9 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
     :mod:`nbart.masks`) and ``guide`` (an image to dream toward) may be images given in code (a PIL image, an array,
     a mask maker's result); the params then record ``"<ndarray>"`` and the like.
     """
+    for name in ("mask", "guide"):
+        if isinstance(kwargs.get(name), (list, tuple)):  # one mask per style image is style transfer's
+            raise ParamError(f"a dream takes one {name} image (got a list of {len(kwargs[name])})")
     kwargs, held = masks.hold_images(kwargs, ("mask", "guide"))
     p = runs.with_seed(DreamParams.from_kwargs(params, **kwargs))
     prepared = prepare(p)

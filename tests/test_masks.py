@@ -329,3 +329,14 @@ def test_help_names_the_new_parameters(capsys):
     assert cli.main(["style", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "--mask A,B,..." in out and "--color COLOR" in out
+
+
+def test_a_dream_given_a_list_of_masks_says_it_takes_one():
+    """It used to say "mask must be a string (got ('<ndarray>',))", though arrays are allowed."""
+    import nbart
+
+    half = np.zeros((64, 64), np.float32)
+    half[:, 32:] = 1.0
+    for name in ("mask", "guide"):
+        with pytest.raises(nbart.ParamError, match=rf"^a dream takes one {name} image \(got a list of 2\)$"):
+            nbart.dream_run("sample:grace_hopper", **{name: [half, half]}, max_size=64)
