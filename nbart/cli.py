@@ -465,17 +465,17 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     except ImageError as e:  # a full disk or a folder gone read-only: the run is lost, say so in one line
         print(f"nbart: error: {e}", file=sys.stderr)
         return stopped_status if interrupted else 1
+    also = "".join(f" and {p}" for p in (args.gif if frames else None, args.video) if p)  # the other files written
     if interrupted:
-        print(f"nbart: {how} at {steps}; wrote {args.output}", file=sys.stderr)
+        print(f"nbart: {how} at {steps}; wrote {args.output}{also}", file=sys.stderr)
         return stopped_status
     if failure is not None:
         print(f"nbart: error: the run failed at {steps} ({error_message(failure)}); wrote the last good image to "
-              f"{args.output}", file=sys.stderr)
+              f"{args.output}{also}", file=sys.stderr)
         return 1
     if not args.quiet or not run.completed:
         what = "wrote" if run.completed else f"stopped at {steps}; wrote"
-        also = [p for p in (args.gif if frames else None, args.video) if p]
-        print(f"nbart: {what} {args.output}" + "".join(f" and {p}" for p in also), file=sys.stderr)
+        print(f"nbart: {what} {args.output}{also}", file=sys.stderr)
     return 0
 
 

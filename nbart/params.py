@@ -316,7 +316,8 @@ class ZoomParams(DreamParams):
     steps: int = param(5, "gradient-ascent steps per octave of each frame", low=1, high=10000, ui=(1, 100, 1))
     frames: int = param(30, "frames of the animation (the first is the dreamed input)", low=1, high=100000,
                         ui=(1, 300, 1), group="animation")
-    zoom: float = param(1.05, "scale from one frame to the next (1: no zoom, >1 zooms in)", low=0.5, high=2.0,
+    zoom: float = param(1.05, "scale from one frame to the next (1: no zoom, >1 zooms in, <1 zooms out with the "
+                        "edges filled by reflection)", low=0.5, high=2.0,
                         ui=(1.0, 1.2, 0.005), group="animation")
     rotate: float = param(0.0, "turn from one frame to the next, in degrees (counter-clockwise)", low=-45.0,
                           high=45.0, ui=(-10.0, 10.0, 0.5), group="animation")

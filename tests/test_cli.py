@@ -122,15 +122,20 @@ def test_a_layer_of_the_offline_fallback_is_accepted_and_the_readmes_layer_examp
         assert list(images.read_params(out)["params"]["layers"]) == [layers]
 
 
-def test_ctrl_c_writes_the_current_image_and_exits_130(photo, tmp_path, monkeypatch, capsys):
+def _ctrl_c_at_step(monkeypatch, step: int) -> None:
+    """Ctrl-C arrives while the run works on the step after ``step``."""
     real_next = events.Run.__next__
 
     def interrupted(self):
-        if self.latest is not None and self.latest.step == 2:
+        if self.latest is not None and self.latest.step == step:
             raise KeyboardInterrupt
         return real_next(self)
 
     monkeypatch.setattr(events.Run, "__next__", interrupted)
+
+
+def test_ctrl_c_writes_the_current_image_and_exits_130(photo, tmp_path, monkeypatch, capsys):
+    _ctrl_c_at_step(monkeypatch, 2)
     out = tmp_path / "out.png"
     assert cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS, "--steps=10"]) == 130
     assert images.read_params(out)["steps_done"] == 2
@@ -216,3 +221,11 @@ def test_a_video_output_from_a_still_or_unreadable_input_says_why(tmp_path, monk
     assert cli.main(["fast-style", "fake.gif", "sample:starry_night", "-o", "o.gif"]) == 2
     assert error_line(capsys).endswith("(got 'o.gif'); a .gif or .mp4 output needs a video or an animated GIF as "
                                        "input, and 'fake.gif' is not one")
+
+
+def test_an_interrupted_run_names_every_file_it_wrote(photo, tmp_path, monkeypatch, capsys):
+    _ctrl_c_at_step(monkeypatch, 2)
+    out, video = tmp_path / "out.png", tmp_path / "run.gif"
+    assert cli.main(["dream", str(photo), "-o", str(out), *TINY_FLAGS, "--steps=10", "--video", str(video)]) == 130
+    assert f"interrupted at step 2/20; wrote {out} and {video}" in capsys.readouterr().err
+    assert out.exists() and video.exists()
