@@ -138,3 +138,19 @@ def test_contact_sheet_cuts_long_captions_and_takes_mixed_sizes():
     assert sheet.size[0] == 6 + 2 * (30 + 6)
     with pytest.raises(ValueError):
         contact_sheet([])
+
+
+def test_a_long_caption_takes_a_second_line_instead_of_losing_its_end():
+    """'block4_conv3:311' on a 64 px tile used to read 'block4_conv3:3…': the channel number was lost."""
+    from PIL import ImageDraw, ImageFont
+
+    from nbart import sheets
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (1, 1))), ImageFont.load_default()
+    for text, width in [("block4_conv3:311", 62), ("style_loss=sliced_wasserstein", 126)]:
+        lines = sheets._wrap_text(draw, text, font, width)  # noqa: SLF001
+        assert len(lines) == 2 and "".join(lines) == text, lines  # all of it, broken at a separator
+        assert lines[0][-1] in ":=,_" and all(draw.textlength(line, font=font) <= width for line in lines)
+    tile = Image.new("RGB", (64, 64), "red")
+    one, two = contact_sheet([("short", tile)]), contact_sheet([("block4_conv3:311", tile)])
+    assert two.size[1] > one.size[1]  # the second line has its room
