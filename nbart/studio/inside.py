@@ -219,13 +219,15 @@ class InsidePanel(widgets.VBox):
                 registry.get(controls["model"].value)
         except Exception:  # noqa: BLE001 (a model or weights the run will report itself)
             return
+        # the controls' layers where they belong to bb (a model change reaches this panel before the layer lists)
         if self.style:  # the middle style layer for both: its maps are sharp, and they are what its Gram pairs
-            style_layers = tuple(controls["style_layers"].value) or bb.style_layers
+            style_layers = tuple(n for n in controls["style_layers"].value if n in bb.layers) or bb.style_layers
             default = style_layers[len(style_layers) // 2]
             keep = self.gram_layer.value if self.gram_layer.value in style_layers else default
             self.gram_layer.options, self.gram_layer.value = style_layers, keep
         else:
-            default = (tuple(controls["layers"].value) or bb.dream_layers)[0].partition(":")[0]
+            names = [s.partition(":")[0] for s in controls["layers"].value]
+            default = ([n for n in names if n in bb.layers] or [s.partition(":")[0] for s in bb.dream_layers])[0]
         keep = self.layer.value if self.layer.value in bb.layers else default
         self.layer.options, self.layer.value = bb.layers, keep
 
