@@ -400,16 +400,11 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
         return 0
     frames: list = []
     stride = max(1, math.ceil(run.total / GIF_MAX_FRAMES))
-    shown = 0
     # the time left is the engine's (event.seconds_left): tqdm's own rate would count the first step's tracing
     bar = tqdm(total=run.total, file=sys.stderr, disable=args.quiet, unit="step", dynamic_ncols=True,
                desc=task.name, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
-    def note_new() -> None:
-        nonlocal shown
-        for notice in run.notices[shown:]:
-            bar.write(f"nbart: note: {notice}", file=sys.stderr)
-        shown = len(run.notices)
+    note_new = safety.Notices(run, bar)  # writes the run's new notices above the bar
 
     interrupted, failure, signalled = False, None, 0
     # a warning during the run (a library's, or the lean network's fallback) goes above the bar, not into its line

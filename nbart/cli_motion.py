@@ -134,13 +134,8 @@ def _write(run: Any, out: str, fps: float, quiet: bool, name: str) -> int:
 
     writer = VideoWriter(out, fps)
     bar = tqdm(total=run.total, file=sys.stderr, disable=quiet, unit="frame", dynamic_ncols=True, desc=name)
-    shown = 0
 
-    def note_new() -> None:
-        nonlocal shown
-        for notice in run.notices[shown:]:
-            bar.write(f"nbart: note: {notice}", file=sys.stderr)
-        shown = len(run.notices)
+    note_new = safety.Notices(run, bar)  # writes the run's new notices above the bar
 
     interrupted, failure, signalled = False, None, 0
     try:

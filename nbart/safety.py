@@ -38,6 +38,18 @@ CHECKPOINT_COST_RATIO = 100  # the interval is at least this many times a checkp
 ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+class Notices:
+    """Call after each step: writes the run's notices that appeared since the last call above its tqdm ``bar``."""
+
+    def __init__(self, run: Any, bar: Any):
+        self.run, self.bar, self.shown = run, bar, 0
+
+    def __call__(self) -> None:
+        for notice in self.run.notices[self.shown:]:
+            self.bar.write(f"nbart: note: {notice}", file=sys.stderr)
+        self.shown = len(self.run.notices)
+
+
 class Signalled(KeyboardInterrupt):
     """A catchable ending signal (SIGTERM, SIGHUP) raised where the run is, so it ends as Ctrl-C does."""
 
