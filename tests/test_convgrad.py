@@ -141,8 +141,14 @@ def test_max_pool_2x2_equals_autodiff(size, traced):
 def test_lean_style_step_gradient_matches_the_keras_model(model, layers):
     # features_and_grams on the lean network (ReLU masks, pooling indices, style layers computed again in the
     # backward pass) against the Keras model with TensorFlow's gradients, traced as in a style step
+    import keras
+
     from nbart import backbones, objectives
 
+    # InceptionV3 runs on random weights offline: seeded, so that no ReLU sits within float rounding of its kink in
+    # one CI run and not another (a unit that flips between the two forward passes moves its whole receptive field's
+    # gradient by ~1% of the largest: an unseeded CI run met one)
+    keras.utils.set_random_seed(0)
     bb = backbones.get(model)
     backbones.clear_cache()
     lean = backbones.Extractor(bb, "none", "float32", layers)
