@@ -297,7 +297,8 @@ def calibration(backbone: str, precision: str = "float32", run_probe: bool = Tru
             return known
         disk_key = f"rate|{_machine_key(precision)}|{backbone}"
         cached = _load_cache().get(disk_key)
-        valid = isinstance(cached, dict) and "new_shape_s" in cached
+        # a rate without the load it was measured under (an older cache) can't be judged stale: measured again
+        valid = isinstance(cached, dict) and "new_shape_s" in cached and "load_per_cpu" in cached
         if valid and not (run_probe and _stale(cached)):
             _calibrations[key] = cached
             return cached

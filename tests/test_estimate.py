@@ -226,3 +226,16 @@ def test_a_rate_measured_under_a_heavier_load_is_measured_again(fake_probe, monk
     assert again["load_per_cpu"] == 1.0 and len(fake_probe) == 2
     E._calibrations.clear()  # a new process reads the new one from disk
     assert E.calibration("vgg16", "float32") == again and len(fake_probe) == 2
+
+
+def test_a_cached_rate_that_does_not_say_its_load_is_measured_again(fake_probe, monkeypatch):
+    # an older cache entry (no load_per_cpu) may have been probed under any load: it can't be judged, so it is
+    # measured again once, and the new entry records its load
+    monkeypatch.setattr(E, "_load_per_cpu", lambda: 0.5)
+    old = {k: v for k, v in FAKE_RATE.items() if k != "load_per_cpu"}
+    E._save_cache(f"rate|{E._machine_key('float32')}|vgg16", old)
+    assert E.calibration("vgg16", "float32", run_probe=False) is None and fake_probe == []
+    fresh = E.calibration("vgg16", "float32")
+    assert fresh["load_per_cpu"] == 0.5 and len(fake_probe) == 1
+    E._calibrations.clear()
+    assert E.calibration("vgg16", "float32") == fresh and len(fake_probe) == 1
