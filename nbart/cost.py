@@ -48,7 +48,7 @@ from nbart.params import DreamParams, StyleParams
 from nbart.precision import cpu_model, resolve_precision
 from nbart.weights import keras_home, resolve
 
-__all__ = ["Estimate", "estimate", "check_fits", "WontFit", "probe", "calibration", "network_table",
+__all__ = ["Estimate", "estimate", "check_fits", "WontFit", "probe", "calibration", "pace_hints", "network_table",
            "LBFGS_EVALUATIONS", "check_fast_fits", "fast_increment"]
 
 CACHE_FILE = "nbart_estimate.json"
@@ -309,6 +309,16 @@ def calibration(backbone: str, precision: str = "float32", run_probe: bool = Tru
         _save_cache(disk_key, measured)
         _calibrations[key] = measured
         return measured
+
+
+def pace_hints(backbone: str, precision: str) -> dict[str, float]:
+    """What this machine's cached calibration says of a run's steps, for :class:`nbart.events.Pace`: the extra cost
+    of a stage at a new image size (``new_stage_s``) and the fixed cost of a step (``step_overhead_s``). Empty where
+    no calibration is cached; never runs the probe (a run must not wait for it)."""
+    rate = calibration(backbone, precision, run_probe=False)
+    if rate is None:
+        return {}
+    return {"new_stage_s": float(rate["new_shape_s"]), "step_overhead_s": float(rate["call_s"])}
 
 
 # ---- the schedules ----

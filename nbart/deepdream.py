@@ -307,7 +307,7 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
         return tf.clip_by_value(small_originals[size] + resize(image - base, size), 0.0, 1.0).numpy()
 
     step, total, detail, means = 0, len(sizes) * p.steps, None, None
-    pace = Pace([h * w for h, w in sizes], p.steps)
+    pace = Pace([h * w for h, w in sizes], p.steps, **cost.pace_hints(prepared.backbone.name, prepared.precision))
     for octave, size in enumerate(sizes):
         base = resize(full, size)
         image = base if detail is None else tf.clip_by_value(base + resize(detail, size), 0.0, 1.0)

@@ -40,20 +40,47 @@ class Outcome(str, enum.Enum):
 
 
 class Pace:
-    """The seconds a run has left, from a per-stage cost model: a step costs ``rate`` seconds per pixel of its
-    stage, and the first step of each stage (a new image size) also traces the step function once (``trace``
-    seconds). ``rate`` is measured on steady steps only (not the first of a stage), so the tracing of the first
-    steps does not inflate the estimate; until one steady step is known the estimate is nan.
+    """The seconds a run has left, from a per-stage cost model fitted to the steps seen so far.
+
+    A steady step (not the first of a stage) costs ``overhead + rate * pixels`` seconds: ``rate`` and ``overhead``
+    are fitted by least squares to the mean steady step of each stage seen, once two stages of different sizes are;
+    before that ``overhead`` is the caller's guess (``step_overhead_s``, e.g. the cost probe's fixed cost of a call)
+    and ``rate`` the rest of the measured step time per pixel. The first step of the run also builds the network and
+    traces the step function: a one-time cost that is never counted again. The first step of each later stage runs
+    at a new image size (retracing where the function is shape-specific, oneDNN preparing its kernels): its extra
+    cost is a constant measured on the later stages seen, before that ``new_stage_s`` (e.g. the cost probe's
+    ``new_shape_s``), else scaled from the first step's extra by pixels (an upper bound). Measured on a 2-core AVX2
+    EPYC (default CLI dream, VGG16, four octaves): a steady step is ~0.5 s + 13 us per pixel, and a later octave's
+    first step costs ~0.2-0.6 s more than its steady ones, however big: extra cost scaled by pixels made the first
+    estimate 3x the truth. Until one steady step is known the estimate is nan.
 
     ``pixels[i]`` is the pixel count of stage ``i``, ``steps`` the steps per stage.
     """
 
-    def __init__(self, pixels: Sequence[int], steps: int):
+    def __init__(self, pixels: Sequence[int], steps: int, new_stage_s: float | None = None,
+                 step_overhead_s: float = 0.0):
         self.pixels, self.steps = list(pixels), steps
-        self._steady_time = self._steady_pixels = 0.0
-        self._first_extra: list[float] = []  # per stage seen: its first step's time beyond the steady cost
+        self.new_stage_s, self.step_overhead_s = new_stage_s, max(0.0, float(step_overhead_s))
+        self._steady: dict[int, list[float]] = {}  # stage -> [total seconds, steps] of its steady steps
         self._first_time: dict[int, float] = {}
         self._last = 0.0
+
+    def _step_model(self) -> tuple[float, float]:
+        """(overhead seconds, seconds per pixel) of a steady step, fitted to the stages seen."""
+        stages = [(self.pixels[s], t / n, n) for s, (t, n) in self._steady.items()]
+        if len({px for px, _, _ in stages}) >= 2:  # weighted least squares of mean step time on pixels
+            w = sum(n for _, _, n in stages)
+            mx = sum(px * n for px, _, n in stages) / w
+            my = sum(t * n for _, t, n in stages) / w
+            sxx = sum(n * (px - mx) ** 2 for px, _, n in stages)
+            rate = sum(n * (px - mx) * (t - my) for px, t, n in stages) / sxx
+            if rate > 0 and my - rate * mx >= 0:
+                return my - rate * mx, rate
+        total = sum(t * n for _, t, n in stages)
+        count = sum(n for _, _, n in stages)
+        pixels = sum(px * n for px, _, n in stages)
+        overhead = min(self.step_overhead_s, 0.9 * total / count)  # a guess never takes the whole step
+        return overhead, (total - overhead * count) / pixels
 
     def seconds_left(self, step: int, elapsed: float) -> float:
         """After ``step`` (1-based, over all stages) ended at ``elapsed`` seconds: the estimate, or nan."""
@@ -62,17 +89,27 @@ class Pace:
         if within == 0:
             self._first_time[stage] = took
         else:
-            self._steady_time += took
-            self._steady_pixels += self.pixels[stage]
-        if self._steady_pixels == 0:
+            seen = self._steady.setdefault(stage, [0.0, 0])
+            seen[0] += took
+            seen[1] += 1
+        if not self._steady:
             return float("nan")
-        rate = self._steady_time / self._steady_pixels
-        # tracing: measured on the stages seen, as a fraction of the first step's cost beyond a steady step
-        extras = [max(0.0, t - rate * self.pixels[s]) for s, t in self._first_time.items()]
-        trace_per_pixel = sum(extras) / sum(self.pixels[s] for s in self._first_time)
-        left = rate * (self.pixels[stage] * (self.steps - within - 1)
-                       + sum(p * self.steps for p in self.pixels[stage + 1:]))
-        return left + trace_per_pixel * sum(self.pixels[stage + 1:])
+        overhead, rate = self._step_model()
+
+        def steady(s: int) -> float:
+            return overhead + rate * self.pixels[s]
+
+        later = [max(0.0, t - steady(s)) for s, t in self._first_time.items() if s > 0]
+        if later:
+            extra = [sum(later) / len(later)] * len(self.pixels)
+        elif self.new_stage_s is not None:
+            extra = [float(self.new_stage_s)] * len(self.pixels)
+        else:  # nothing known of a new size's cost: the first step's extra, scaled by pixels (an upper bound)
+            per_pixel = max(0.0, self._first_time.get(0, 0.0) - steady(0)) / self.pixels[0]
+            extra = [per_pixel * px for px in self.pixels]
+        left = steady(stage) * (self.steps - within - 1)
+        left += sum(steady(s) * self.steps + extra[s] for s in range(stage + 1, len(self.pixels)))
+        return left
 
 
 @dataclass(kw_only=True, slots=True)
