@@ -49,7 +49,7 @@ from nbart.precision import cpu_model, resolve_precision
 from nbart.weights import keras_home, resolve
 
 __all__ = ["Estimate", "estimate", "check_fits", "WontFit", "probe", "calibration", "pace_hints", "network_table",
-           "LBFGS_EVALUATIONS", "check_fast_fits", "fast_increment"]
+           "LBFGS_EVALUATIONS", "FORWARD_SHARE", "check_fast_fits", "fast_increment"]
 
 CACHE_FILE = "nbart_estimate.json"
 REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this side, then scaled with pixels

@@ -48,8 +48,10 @@ class Pace:
     and ``rate`` the rest of the measured step time per pixel. The first step of the run also builds the network and
     traces the step function: a one-time cost that is never counted again. The first step of each later stage runs
     at a new image size (retracing where the function is shape-specific, oneDNN preparing its kernels): its extra
-    cost is a constant measured on the later stages seen, before that ``new_stage_s`` (e.g. the cost probe's
-    ``new_shape_s``), else scaled from the first step's extra by pixels (an upper bound). Measured on a 2-core AVX2
+    cost is ``start_share`` steady steps' per-pixel cost (work a stage does once at its start, such as a style run's
+    targets: its forward passes) plus a constant measured on the later stages seen, before that ``new_stage_s``
+    (e.g. the cost probe's ``new_shape_s``), else scaled from the first step's extra by pixels (an upper bound).
+    Measured on a 2-core AVX2
     EPYC (default CLI dream, VGG16, four octaves): a steady step is ~0.5 s + 13 us per pixel, and a later octave's
     first step costs ~0.2-0.6 s more than its steady ones, however big: extra cost scaled by pixels made the first
     estimate 3x the truth. Until one steady step is known the estimate is nan.
@@ -58,8 +60,8 @@ class Pace:
     """
 
     def __init__(self, pixels: Sequence[int], steps: int, new_stage_s: float | None = None,
-                 step_overhead_s: float = 0.0):
-        self.pixels, self.steps = list(pixels), steps
+                 step_overhead_s: float = 0.0, start_share: float = 0.0):
+        self.pixels, self.steps, self.start_share = list(pixels), steps, max(0.0, float(start_share))
         self.new_stage_s, self.step_overhead_s = new_stage_s, max(0.0, float(step_overhead_s))
         self._steady: dict[int, list[float]] = {}  # stage -> [total seconds, steps] of its steady steps
         self._first_time: dict[int, float] = {}
@@ -99,14 +101,17 @@ class Pace:
         def steady(s: int) -> float:
             return overhead + rate * self.pixels[s]
 
-        later = [max(0.0, t - steady(s)) for s, t in self._first_time.items() if s > 0]
+        def start(s: int) -> float:  # the stage's own work at its start, in proportion to its pixels
+            return self.start_share * rate * self.pixels[s]
+
+        later = [max(0.0, t - steady(s) - start(s)) for s, t in self._first_time.items() if s > 0]
         if later:
-            extra = [sum(later) / len(later)] * len(self.pixels)
+            extra = [sum(later) / len(later) + start(s) for s in range(len(self.pixels))]
         elif self.new_stage_s is not None:
-            extra = [float(self.new_stage_s)] * len(self.pixels)
+            extra = [float(self.new_stage_s) + start(s) for s in range(len(self.pixels))]
         else:  # nothing known of a new size's cost: the first step's extra, scaled by pixels (an upper bound)
             per_pixel = max(0.0, self._first_time.get(0, 0.0) - steady(0)) / self.pixels[0]
-            extra = [per_pixel * px for px in self.pixels]
+            extra = [max(per_pixel * px, start(s)) for s, px in enumerate(self.pixels)]
         left = steady(stage) * (self.steps - within - 1)
         left += sum(steady(s) * self.steps + extra[s] for s in range(stage + 1, len(self.pixels)))
         return left

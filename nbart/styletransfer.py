@@ -367,7 +367,12 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
 
     step, total, image = 0, len(stages) * p.steps, None
     looked: list = []  # the last evaluation's inside view: (request, the variant's outputs, style targets)
-    pace = Pace([h * w for h, w in stages], p.steps, **cost.pace_hints(prepared.backbone.name, prepared.precision))
+    # a stage starts with forward passes for its targets (the content and each style) and, for L-BFGS, an
+    # evaluation at its start point: in steady steps' cost, per pixel
+    targets = cost.FORWARD_SHARE * (1 + len(styles))
+    share = (1.0 + targets) / cost.LBFGS_EVALUATIONS if p.optimizer == "lbfgs" else targets
+    pace = Pace([h * w for h, w in stages], p.steps, start_share=share,
+                **cost.pace_hints(prepared.backbone.name, prepared.precision))
     if init is not None:  # going on from an earlier result: it is the first stage's start
         image = pixels.luminance(init) if luminance_only else init
     for stage, size in enumerate(stages):
