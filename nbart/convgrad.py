@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["conv2d", "conv2d_relu", "max_pool_2x2", "covers"]
+__all__ = ["conv2d", "conv2d_relu", "max_pool_2x2", "covers", "flip"]
 
 
 def _ones(value: Any) -> bool:
@@ -47,11 +47,13 @@ def covers(kernel_shape: Any, strides: Any, padding: str, dilations: Any, dtype:
     return padding == "SAME" and height % 2 == 1 and width % 2 == 1  # SAME pads odd kernels symmetrically
 
 
-def conv2d(x: Any, kernel: Any, strides: Any = 1, padding: str = "SAME", dilations: Any = 1) -> Any:
+def conv2d(x: Any, kernel: Any, strides: Any = 1, padding: str = "SAME", dilations: Any = 1,
+           flipped: Any = None) -> Any:
     """``tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations)`` (NHWC), with the input gradient computed
     as a forward convolution where :func:`covers` says so; the kernel then gets no gradient (``None``).
 
     ``x``: (batch, height, width, in channels); ``kernel``: (kh, kw, in channels, out channels), same dtype.
+    ``flipped``: :func:`flip` of ``kernel``, made once ahead (see there), or None to flip it in each backward pass.
     Returns (batch, out height, out width, out channels).
     """
     from nbart.quiet import tensorflow
@@ -60,44 +62,77 @@ def conv2d(x: Any, kernel: Any, strides: Any = 1, padding: str = "SAME", dilatio
 
     if not covers(kernel.shape, strides, padding, dilations, x.dtype):
         return tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations)
+    if flipped is not None:
+        return _stride1(padding, ahead=True)(x, kernel, flipped)
     return _stride1(padding)(x, kernel)
+
+
+def flip(kernel: Any) -> Any:
+    """The kernel of a stride-1 convolution's input gradient: ``kernel`` (kh, kw, in, out) flipped in space, in and
+    out channels swapped: (kh, kw, out, in), same dtype.
+
+    Made in each backward pass, the flip waits for the layer's output gradient (else every layer's copy would be
+    held through the whole pass), so the flips run one after another on the critical path: ~0.3 s of a VGG16 dream
+    step at any size on a 2-core AVX2 EPYC, 2/3 of a step at 40 px (``benchmarks/results/flip-ahead.txt``). A
+    network may flip its kernels once when built instead (``flipped=`` of :func:`conv2d` / :func:`conv2d_relu`),
+    holding one more copy of them (~50 MB for VGG16 up to ``block5_conv2``)."""
+    from nbart.quiet import tensorflow
+
+    tf = tensorflow()
+    return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
 
 
 _functions: dict[str, Any] = {}
 
 
-def _stride1(padding: str) -> Any:
-    """The custom-gradient stride-1 convolution for one padding ("SAME" with odd kernels, or "VALID")."""
-    if padding in _functions:
-        return _functions[padding]
+def _stride1(padding: str, ahead: bool = False) -> Any:
+    """The custom-gradient stride-1 convolution for one padding ("SAME" with odd kernels, or "VALID"): ``(x,
+    kernel)``, or with ``ahead`` ``(x, kernel, flipped)``."""
+    key = (padding, ahead)
+    if key in _functions:
+        return _functions[key]
     from nbart.quiet import tensorflow
 
     tf = tensorflow()
 
-    @tf.autograph.experimental.do_not_convert  # autograph would convert the returned gradient function
-    @tf.custom_gradient
-    def conv(x: Any, kernel: Any) -> Any:
-        y = tf.nn.conv2d(x, kernel, 1, padding)
+    if ahead:
+        @tf.autograph.experimental.do_not_convert  # autograph would convert the returned gradient function
+        @tf.custom_gradient
+        def conv(x: Any, kernel: Any, flipped: Any) -> Any:
+            y = tf.nn.conv2d(x, kernel, 1, padding)
 
-        def gradient(dy: Any) -> Any:
-            return _input_gradient(dy, kernel, padding), None
+            def gradient(dy: Any) -> Any:
+                return _input_gradient(dy, kernel, padding, flipped), None, None
 
-        return y, gradient
+            return y, gradient
+    else:
+        @tf.autograph.experimental.do_not_convert
+        @tf.custom_gradient
+        def conv(x: Any, kernel: Any) -> Any:
+            y = tf.nn.conv2d(x, kernel, 1, padding)
 
-    _functions[padding] = conv
+            def gradient(dy: Any) -> Any:
+                return _input_gradient(dy, kernel, padding), None
+
+            return y, gradient
+
+    _functions[key] = conv
     return conv
 
 
-def _input_gradient(dy: Any, kernel: Any, padding: str) -> Any:
-    """The input gradient of a stride-1 ``conv2d(x, kernel, padding)`` for the output gradient ``dy``."""
+def _input_gradient(dy: Any, kernel: Any, padding: str, flipped: Any = None) -> Any:
+    """The input gradient of a stride-1 ``conv2d(x, kernel, padding)`` for the output gradient ``dy``;
+    ``flipped``: :func:`flip` of ``kernel`` made ahead, or None to make it here."""
     from nbart.quiet import tensorflow
 
     tf = tensorflow()
-    # not before dy exists: the graph's executor would otherwise flip every layer's kernel as soon as the backward
-    # pass starts (the kernels are ready from the start) and hold the copies through it
-    with tf.control_dependencies([dy]):
-        # flipped in space, in and out channels swapped: (kh, kw, out, in)
-        transposed = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+    if flipped is not None:
+        transposed = flipped
+    else:
+        # not before dy exists: the graph's executor would otherwise flip every layer's kernel as soon as the
+        # backward pass starts (the kernels are ready from the start) and hold the copies through it
+        with tf.control_dependencies([dy]):
+            transposed = flip(kernel)
     if padding == "SAME":
         return tf.nn.conv2d(dy, transposed, 1, "SAME")
     kh, kw = kernel.shape[0], kernel.shape[1]
@@ -108,11 +143,11 @@ def _input_gradient(dy: Any, kernel: Any, padding: str) -> Any:
     return tf.nn.conv2d(dy, transposed, 1, full)
 
 
-def conv2d_relu(x: Any, kernel: Any, bias: Any, padding: str = "SAME") -> Any:
+def conv2d_relu(x: Any, kernel: Any, bias: Any, padding: str = "SAME", flipped: Any = None) -> Any:
     """``relu(bias_add(conv2d(x, kernel, 1, padding), bias))`` (NHWC, stride 1) whose backward pass keeps one
     byte per output value instead of four: only where the output is positive (all a ReLU's gradient needs), and
-    the input gradient as in :func:`conv2d`. Kernel and bias get no gradient (``None``). Where :func:`covers` says
-    no (strides, dilations, a 16-bit dtype), the plain ops with TensorFlow's gradients.
+    the input gradient as in :func:`conv2d` (``flipped`` as there). Kernel and bias get no gradient (``None``).
+    Where :func:`covers` says no (strides, dilations, a 16-bit dtype), the plain ops with TensorFlow's gradients.
 
     ``x``: (batch, height, width, in channels), ``kernel``: (kh, kw, in, out), ``bias``: (out,), one dtype.
     Returns (batch, out height, out width, out channels). Why: TensorFlow's ReLU gradient keeps the float32
@@ -125,27 +160,40 @@ def conv2d_relu(x: Any, kernel: Any, bias: Any, padding: str = "SAME") -> Any:
 
     if not covers(kernel.shape, 1, padding, 1, x.dtype):
         return tf.nn.relu(tf.nn.bias_add(conv2d(x, kernel, 1, padding), bias))
+    if flipped is not None:
+        return _relu_function(padding, ahead=True)(x, kernel, bias, flipped)
     return _relu_function(padding)(x, kernel, bias)
 
 
-def _relu_function(padding: str) -> Any:
-    key = ("relu", padding)
+def _relu_function(padding: str, ahead: bool = False) -> Any:
+    key = ("relu", padding, ahead)
     if key in _functions:
         return _functions[key]
     from nbart.quiet import tensorflow
 
     tf = tensorflow()
 
-    @tf.autograph.experimental.do_not_convert
-    @tf.custom_gradient
-    def conv_relu(x: Any, kernel: Any, bias: Any) -> Any:
+    def forward(x: Any, kernel: Any, bias: Any, flipped: Any) -> tuple[Any, Any]:
         y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, padding), bias))
         positive = y > 0  # ReLU's gradient is 1 where the output is positive, 0 elsewhere (TensorFlow's choice at 0)
 
         def gradient(dy: Any) -> Any:
-            return _input_gradient(tf.where(positive, dy, tf.zeros([], dy.dtype)), kernel, padding), None, None
+            return _input_gradient(tf.where(positive, dy, tf.zeros([], dy.dtype)), kernel, padding, flipped)
 
         return y, gradient
+
+    if ahead:
+        @tf.autograph.experimental.do_not_convert
+        @tf.custom_gradient
+        def conv_relu(x: Any, kernel: Any, bias: Any, flipped: Any) -> Any:
+            y, gradient = forward(x, kernel, bias, flipped)
+            return y, lambda dy: (gradient(dy), None, None, None)
+    else:
+        @tf.autograph.experimental.do_not_convert
+        @tf.custom_gradient
+        def conv_relu(x: Any, kernel: Any, bias: Any) -> Any:
+            y, gradient = forward(x, kernel, bias, None)
+            return y, lambda dy: (gradient(dy), None, None)
 
     _functions[key] = conv_relu
     return conv_relu

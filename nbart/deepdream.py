@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -49,6 +49,7 @@ class DreamPrepared(runs.Prepared):
     ``layer_weights``, their weights summing to 1; and, built on first use, ``means(image)`` and
     ``gradient(image, coefficients)`` (see :func:`traced_functions`). Tests may wrap ``gradient``."""
 
+    flip_ahead: ClassVar[bool] = True  # ~0.3 s a step less at any size (nbart.convgrad.flip), ~50 MB more held
     specs: tuple[tuple[str, int | None], ...] = ()
     layer_weights: tuple[float, ...] = ()
     fell_back: bool = False  # the asked layers were replaced: the fallback backbone lacks them

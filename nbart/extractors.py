@@ -112,14 +112,17 @@ class Extractor:
     ``lean`` (default True): run through :class:`nbart.lean.LeanNetwork` if it proves equal to the Keras model on a
     small probe image; where it can't (an unreadable network, a Keras release that changed the privates it reads,
     a mismatch), the Keras model runs and ``notice`` says so in one line (also issued as a ``RuntimeWarning``).
-    ``self.lean`` is the lean network in use, or None.
+    ``self.lean`` is the lean network in use, or None. ``flip_ahead`` (default False): the lean network flips its
+    kernels for the input gradient once, not in each backward pass (see :func:`nbart.convgrad.flip`): dreams ask
+    for it (faster steps, ~50 MB more held for VGG16), style runs don't (their memory peak is the tighter bound).
     """
 
     def __init__(self, bb: Backbone, weights: str, precision: str, layers: tuple[str, ...], lean: bool = True,
-                 warn: bool = True):
+                 warn: bool = True, flip_ahead: bool = False):
         import keras
 
         self.backbone, self.weights, self.precision, self.layers = bb, weights, precision, tuple(layers)
+        self.flip_ahead = flip_ahead
         net = model(bb, weights, precision)
         self.model = keras.Model(net.input, [net.get_layer(name).output for name in self.layers])
         self.channels = {name: net.get_layer(name).output.shape[-1] for name in self.layers}
@@ -140,7 +143,8 @@ class Extractor:
         side = max(PROBE_SIZE, self.backbone.min_size)
         probe = self.backbone.preprocess(np.random.default_rng(0).random((1, side, side, 3), np.float32))
         try:  # the same network with BatchNorm folded and no Keras layer overhead; see nbart/lean.py
-            return LeanNetwork(self.model, "bfloat16" if self.precision == "bfloat16" else "float32", probe), None
+            return LeanNetwork(self.model, "bfloat16" if self.precision == "bfloat16" else "float32", probe,
+                               flip_ahead=self.flip_ahead), None
         except Exception as e:  # whatever a changed Keras raises: the Keras model is the reference and the fallback
             reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
             return None, f"lean executor off for {self.backbone.name} ({reason}); running the Keras model"
@@ -230,15 +234,17 @@ class Extractor:
 
 
 def extractor(bb: Backbone, weights: str, precision: str, layers: Sequence[str], lean: bool = True,
-              warn: bool = True) -> Extractor:
+              warn: bool = True, flip_ahead: bool = False) -> Extractor:
     """A cached :class:`Extractor`; changing the layers reuses the cached network, it never rebuilds it.
-    ``warn=False``: a lean-executor fallback is only in ``Extractor.notice`` (a run lists it among its notices)."""
+    ``warn=False``: a lean-executor fallback is only in ``Extractor.notice`` (a run lists it among its notices).
+    ``flip_ahead`` as for :class:`Extractor`."""
     with _lock:
         if (bb.name, weights, precision) in cached_models:
             cached_models.move_to_end((bb.name, weights, precision))  # a network in use is not the one to evict
-        key = (bb.name, weights, precision, tuple(layers)) + (() if lean else ("keras",))
+        key = ((bb.name, weights, precision, tuple(layers)) + (() if lean else ("keras",))
+               + (("flip_ahead",) if flip_ahead and lean else ()))
         return cached_extractors.get_or_make(key, lambda: Extractor(bb, weights, precision, tuple(layers), lean,
-                                                                    warn))
+                                                                    warn, flip_ahead))
 
 
 def cache_sizes() -> dict[str, int]:

@@ -77,7 +77,7 @@ def extractor_for(prepared: Any, layer: str, reuse: tuple[str, ...]) -> tuple[An
     if layer in reuse:
         return prepared.extractor, reuse.index(layer)
     ext = backbones.extractor(prepared.backbone, prepared.resolved.weights, prepared.precision,
-                              prepared.layers() + (layer,))
+                              prepared.layers() + (layer,), flip_ahead=prepared.flip_ahead)
     return ext, len(reuse)
 
 

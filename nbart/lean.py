@@ -20,6 +20,7 @@ one-line notice: a Keras release that changes these privates costs speed, never 
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,11 @@ __all__ = ["LeanNetwork", "LeanMismatch", "TOLERANCE"]
 # Largest difference from the Keras model a probe may show, relative to the largest activation: float rounding of
 # the folded BatchNorm is ~1e-6 in float32; bfloat16 keeps 8 bits of mantissa (its rounding reaches ~1e-2).
 TOLERANCE = {"float32": 1e-3, "bfloat16": 5e-2}
+
+
+# the flipped kernels made ahead (see LeanNetwork's flip_ahead), per Keras layer: the extractors cut from one model
+# share them, and they go with the model
+_flipped: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class LeanMismatch(ValueError):
@@ -75,10 +81,12 @@ class LeanNetwork:
     ``probe`` (optional, a batch of network inputs, e.g. one small preprocessed image): run through this network
     and through ``model`` at construction; :class:`LeanMismatch` unless every output agrees within
     :data:`TOLERANCE` of its largest value. Raises ``ValueError`` at construction for a model it can't read, so
-    the caller can keep the Keras model.
+    the caller can keep the Keras model. ``flip_ahead`` (default False): the float32 stride-1 convolutions' kernels
+    for the input gradient are flipped once here, not in every backward pass (faster steps, one more copy of the
+    kernels held: see :func:`nbart.convgrad.flip`).
     """
 
-    def __init__(self, model: Any, compute_dtype: str = "float32", probe: Any = None):
+    def __init__(self, model: Any, compute_dtype: str = "float32", probe: Any = None, flip_ahead: bool = False):
         import keras
 
         from nbart import convgrad
@@ -87,7 +95,7 @@ class LeanNetwork:
 
         if not hasattr(model, "_run_through_graph") or not hasattr(model, "_nodes_by_depth"):
             raise ValueError("not a Keras 3 functional model")
-        self.model, self.dtype = model, tf.as_dtype(compute_dtype)
+        self.model, self.dtype, self.flip_ahead = model, tf.as_dtype(compute_dtype), flip_ahead
         layers = keras.layers
         consumers = _consumers(model)
         self._ops: dict[int, Any] = {}
@@ -208,18 +216,25 @@ class LeanNetwork:
         if conv.groups != 1:
             raise ValueError("grouped convolutions are not supported")
 
+        flipped = None
+        if self.flip_ahead and convgrad.covers(k.shape, strides, padding, dilations, self.dtype):
+            key = (self.dtype.name, affine is not None)
+            flipped = _flipped.setdefault(conv, {}).get(key)
+            if flipped is None:  # once per layer, shared by the networks cut from the same model
+                flipped = _flipped[conv][key] = tf.constant(convgrad.flip(tf.convert_to_tensor(k)).numpy())
+
         if (activation is keras_relu and b is not None
                 and convgrad.covers(k.shape, strides, padding, dilations, self.dtype)):
 
             def run_relu(x: Any, **_: Any) -> Any:
                 # keeps a 1-byte "positive" mask for the backward pass, not the float32 output (see convgrad)
-                return convgrad.conv2d_relu(x, k, b, padding)
+                return convgrad.conv2d_relu(x, k, b, padding, flipped)
 
             return run_relu
 
         def run(x: Any, **_: Any) -> Any:
             # its input gradient as a forward convolution: no im2col buffer (516 MB for VGG's block1 at 512 px)
-            y = convgrad.conv2d(x, k, strides, padding, dilations)
+            y = convgrad.conv2d(x, k, strides, padding, dilations, flipped)
             if b is not None:
                 y = tf.nn.bias_add(y, b)
             return activation(y)

@@ -10,7 +10,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -91,6 +91,8 @@ class Prepared:
     params: Any
     resolved: backbones.Resolved
     notices: list[str] = field(default_factory=list)
+    # the extractor flips its kernels for the gradient once (nbart.convgrad.flip): a task's choice of speed or memory
+    flip_ahead: ClassVar[bool] = False
 
     @property
     def backbone(self) -> Backbone:
@@ -108,7 +110,8 @@ class Prepared:
     @functools.cached_property
     def extractor(self) -> backbones.Extractor:
         """The cached extractor of ``layers()``; a lean-executor fallback becomes one of the run's notices."""
-        ext = backbones.extractor(self.backbone, self.resolved.weights, self.precision, self.layers(), warn=False)
+        ext = backbones.extractor(self.backbone, self.resolved.weights, self.precision, self.layers(), warn=False,
+                                  flip_ahead=self.flip_ahead)
         if ext.notice and ext.notice not in self.notices:
             self.notices.append(ext.notice)
         return ext

@@ -188,3 +188,49 @@ def test_large_buffers_are_given_back_on_glibc(monkeypatch):
     assert quiet.release_large_buffers() is expected
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")  # the user's own setting stands
     assert quiet.release_large_buffers() is False
+
+
+@pytest.mark.parametrize("padding, kernel_shape", [("SAME", (3, 3, 4, 5)), ("VALID", (3, 3, 4, 5)),
+                                                   ("VALID", (1, 1, 4, 5))])
+@pytest.mark.parametrize("traced", [False, True])
+def test_kernels_flipped_ahead_give_the_same_gradient(padding, kernel_shape, traced):
+    # flip_ahead: the input gradient's kernel made once (convgrad.flip) instead of in the backward pass
+    rng = np.random.default_rng(7)
+    x = tf.constant(rng.standard_normal((2, 9, 11, 4)), tf.float32)
+    kernel = tf.constant(rng.standard_normal(kernel_shape), tf.float32)
+    bias = tf.constant(rng.standard_normal(5), tf.float32)
+    flipped = convgrad.flip(kernel)
+    assert flipped.shape == (kernel_shape[0], kernel_shape[1], 5, 4)
+    kh, kw = kernel_shape[:2]
+    out = (9, 11) if padding == "SAME" else (9 - kh + 1, 11 - kw + 1)
+    _autodiff_check(lambda v: convgrad.conv2d(v, kernel, 1, padding, 1, flipped),
+                    lambda v: tf.nn.conv2d(v, kernel, 1, padding), x, (2, *out, 5), traced)
+    _autodiff_check(lambda v: convgrad.conv2d_relu(v, kernel, bias, padding, flipped),
+                    lambda v: tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(v, kernel, 1, padding), bias)),
+                    x, (2, *out, 5), traced)
+
+
+def test_a_dreams_extractor_flips_ahead_once_per_network_and_steps_the_same():
+    # dreams flip their kernels once (DreamPrepared.flip_ahead), style runs don't; extractors cut from one network
+    # share the flipped kernels; the gradient is the one flipping in the backward pass gives
+    from nbart import backbones, deepdream, lean, styletransfer
+
+    assert deepdream.DreamPrepared.flip_ahead and not styletransfer.StylePrepared.flip_ahead
+    bb = backbones.get("vgg16")
+    backbones.clear_cache()
+    ahead = backbones.extractor(bb, "none", "float32", ("block2_conv2",), flip_ahead=True)
+    deeper = backbones.extractor(bb, "none", "float32", ("block3_conv1",), flip_ahead=True)
+    late = backbones.extractor(bb, "none", "float32", ("block2_conv2",))
+    assert ahead is not late and ahead.lean.flip_ahead and not late.lean.flip_ahead
+    conv = ahead.model.get_layer("block1_conv2")
+    assert len(lean._flipped[conv]) == 1  # one copy, shared by both flip-ahead extractors
+    assert deeper.lean is not None
+    x = tf.constant(np.random.default_rng(8).random((1, 40, 48, 3)), tf.float32)
+    gradients = []
+    for ext in (ahead, late):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_mean(tf.square(ext(x)[0]))
+        gradients.append(tape.gradient(loss, x).numpy())
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=0, atol=1e-5 * float(np.abs(gradients[1]).max()))
+    backbones.clear_cache()
