@@ -150,6 +150,8 @@ class Exploration:
 class _Prepared(runs.Prepared):
     """The backbone and weights of an exploration, and one extractor of all its layers (deepest last)."""
 
+    flip_ahead = True  # dream steps, as DreamPrepared's: kernels flipped once (nbart.convgrad.flip)
+
     def __init__(self, params: DreamParams, resolved: Any, notices: list[str], names: tuple[str, ...]):
         super().__init__(params, resolved, notices)
         self.names = names
