@@ -213,9 +213,10 @@ def test_kernels_flipped_ahead_give_the_same_gradient(padding, kernel_shape, tra
 def test_a_dreams_extractor_flips_ahead_once_per_network_and_steps_the_same():
     # dreams flip their kernels once (DreamPrepared.flip_ahead), style runs don't; extractors cut from one network
     # share the flipped kernels; the gradient is the one flipping in the backward pass gives
-    from nbart import backbones, deepdream, lean, styletransfer
+    from nbart import backbones, deepdream, explorer, lean, styletransfer
 
-    assert deepdream.DreamPrepared.flip_ahead and not styletransfer.StylePrepared.flip_ahead
+    assert deepdream.DreamPrepared.flip_ahead and explorer._Prepared.flip_ahead
+    assert not styletransfer.StylePrepared.flip_ahead
     bb = backbones.get("vgg16")
     backbones.clear_cache()
     ahead = backbones.extractor(bb, "none", "float32", ("block2_conv2",), flip_ahead=True)
