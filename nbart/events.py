@@ -50,11 +50,11 @@ class Pace:
     at a new image size (retracing where the function is shape-specific, oneDNN preparing its kernels): its extra
     cost is ``start_share`` steady steps' per-pixel cost (work a stage does once at its start, such as a style run's
     targets: its forward passes) plus a constant measured on the later stages seen, before that ``new_stage_s``
-    (e.g. the cost probe's ``new_shape_s``), else scaled from the first step's extra by pixels (an upper bound).
-    Measured on a 2-core AVX2
-    EPYC (default CLI dream, VGG16, four octaves): a steady step is ~0.5 s + 13 us per pixel, and a later octave's
-    first step costs ~0.2-0.6 s more than its steady ones, however big: extra cost scaled by pixels made the first
-    estimate 3x the truth. Until one steady step is known the estimate is nan.
+    (e.g. the cost probe's ``new_shape_s``), else the first step's extra scaled by pixels but at most that extra
+    itself (the first step also built and traced: a bound). Measured on a 2-core AVX2 EPYC (default CLI dream,
+    VGG16, four octaves): a steady step is ~0.5 s + 13 us per pixel, and a later octave's first step costs ~0.2-0.6 s
+    more than its steady ones, however big: extra cost scaled by pixels made the first estimate 3x the truth. Until
+    one steady step is known the estimate is nan.
 
     ``pixels[i]`` is the pixel count of stage ``i``, ``steps`` the steps per stage.
     """
@@ -109,9 +109,9 @@ class Pace:
             extra = [sum(later) / len(later) + start(s) for s in range(len(self.pixels))]
         elif self.new_stage_s is not None:
             extra = [float(self.new_stage_s) + start(s) for s in range(len(self.pixels))]
-        else:  # nothing known of a new size's cost: the first step's extra, scaled by pixels (an upper bound)
-            per_pixel = max(0.0, self._first_time.get(0, 0.0) - steady(0)) / self.pixels[0]
-            extra = [max(per_pixel * px, start(s)) for s, px in enumerate(self.pixels)]
+        else:  # nothing known of a new size's cost: the first step's extra, scaled by pixels, at most itself
+            first = max(0.0, self._first_time.get(0, 0.0) - steady(0))
+            extra = [max(min(first * px / self.pixels[0], first), start(s)) for s, px in enumerate(self.pixels)]
         left = steady(stage) * (self.steps - within - 1)
         left += sum(steady(s) * self.steps + extra[s] for s in range(stage + 1, len(self.pixels)))
         return left

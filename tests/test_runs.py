@@ -226,3 +226,19 @@ def test_a_dream_event_carries_the_engines_estimate(gradient_image):
     events = list(run)
     assert math.isnan(events[0].eta) and all(math.isfinite(e.eta) for e in events[1:])
     assert events[-1].seconds_left == 0.0 and events[1].seconds_left == events[1].eta
+
+
+def test_without_hints_a_new_sizes_cost_is_bounded_by_the_first_steps_extra():
+    """No calibration cached (a fresh Binder): a later octave's extra is guessed from the first step's (build,
+    trace and a new size), scaled by pixels but never more than that extra itself: the measured structure's first
+    estimate stays within 2x of the truth (scaled alone it was 3-4x)."""
+    from nbart.events import Pace
+
+    pixels, steps = [30_000, 58_000, 114_000, 224_000], 10
+
+    def cost(stage: int, i: int) -> float:
+        return 0.5 + 13e-6 * pixels[stage] + (5.0 if (stage, i) == (0, 0) else 0.4 if i == 0 else 0.0)
+
+    costs = [cost(s, i) for s in range(len(pixels)) for i in range(steps)]
+    first, truth = _estimates(Pace(pixels, steps), costs)[1]
+    assert truth <= first <= 2 * truth, (first, truth)
