@@ -15,7 +15,8 @@ from nbart.styletransfer import style_run
 
 
 def _dream_functions(layers: tuple[str, ...]):
-    ext = backbones.extractor(backbones.get("vgg16"), "none", "float32", tuple(dict.fromkeys(layers)))
+    ext = backbones.extractor(backbones.get("vgg16"), "none", "float32", tuple(dict.fromkeys(layers)),
+                              flip_ahead=True)  # a dream's (DreamPrepared.flip_ahead)
     return ext, ext.functions[("dream", layers)]
 
 
