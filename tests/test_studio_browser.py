@@ -88,15 +88,45 @@ def browser():
         b.close()
 
 
+class _Jupyter:
+    """A running Jupyter server (JupyterLab or Notebook 7): ``open`` gives each test a notebook in a folder of its own
+    (so its own kernel, started when the page opens), ``stop_kernels`` ends them after the test."""
+
+    def __init__(self, app: str, root, base: str, token: str):
+        self.app, self.root, self.base, self.token = app, root, base, token
+
+    def _api(self, path: str, method: str = "GET"):
+        request = urllib.request.Request(f"{self.base}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def open(self, name: str, cells: tuple[str, ...]):
+        """A notebook of ``cells`` in ``root/name/``; returns its URL (in a JupyterLab workspace of its own, so no
+        earlier test's tabs are restored) and its folder (the kernel's working directory)."""
+        folder = self.root / name
+        folder.mkdir()
+        nb = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
+                        for src in cells],
+              "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+              "nbformat": 4, "nbformat_minor": 5}
+        (folder / "studio.ipynb").write_text(json.dumps(nb))
+        path = f"{name}/studio.ipynb"
+        url = (f"{self.base}/lab/workspaces/{name}/tree/{path}" if self.app == "jupyterlab"
+               else f"{self.base}/notebooks/{path}")
+        return f"{url}?token={self.token}", folder
+
+    def stop_kernels(self) -> None:
+        """Shut down every session's kernel (a test's studios end with it; the next test starts from nothing)."""
+        for session in self._api("sessions"):
+            self._api(f"sessions/{session['id']}", method="DELETE")
+
+
 @contextlib.contextmanager
-def _serve(app: str, root, cells: tuple[str, ...], env: dict | None = None):
-    """A Jupyter server (JupyterLab or Notebook 7) on 127.0.0.1 with a token, serving ``root`` with a notebook of
-    ``cells`` (its kernel's environment: this one with ``env``); yields the notebook's URL."""
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": src}
-                    for src in cells],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    (root / "studio.ipynb").write_text(json.dumps(nb))
+def _serve(app: str, root, env: dict | None = None):
+    """A Jupyter server (JupyterLab or Notebook 7) on 127.0.0.1 with a token, serving ``root`` (its kernels'
+    environment: this one with ``env``); yields a :class:`_Jupyter`."""
     settings = root / ".settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')  # no news toast
@@ -125,8 +155,7 @@ def _serve(app: str, root, cells: tuple[str, ...], env: dict | None = None):
                 log.close()
                 pytest.fail(f"{app} did not start:\n{(root / 'server.log').read_text()[-3000:]}")
             time.sleep(0.3)
-        url = (f"{base}/lab/tree/studio.ipynb" if app == "jupyterlab" else f"{base}/notebooks/studio.ipynb")
-        yield f"{url}?token={token}"
+        yield _Jupyter(app, root, base, token)
     finally:
         proc.terminate()
         try:
@@ -136,13 +165,21 @@ def _serve(app: str, root, cells: tuple[str, ...], env: dict | None = None):
         log.close()
 
 
-@pytest.fixture(params=["jupyterlab", "notebook"])
-def server(request, tmp_path_factory):
-    """The live-preview notebook (a DreamStudio, a cell that answers meanwhile, a StyleStudio) in ``app``."""
+@pytest.fixture(scope="module", params=["jupyterlab", "notebook"])
+def jupyter(request, tmp_path_factory):
+    """One server per app for the module's tests (each test still gets its own notebook, kernel and page)."""
     app = request.param
-    root = tmp_path_factory.mktemp(app)
-    with _serve(app, root, (STUDIO_CELL, OTHER_CELL, STYLE_CELL, INSIDE_CELL, EXPLORE_CELL)) as url:
-        yield app, url, root
+    with _serve(app, tmp_path_factory.mktemp(app)) as running:
+        yield running
+
+
+@pytest.fixture
+def server(jupyter, request):
+    """The live-preview notebook (a DreamStudio, a cell that answers meanwhile, a StyleStudio) in ``app``."""
+    url, folder = jupyter.open(request.node.originalname,
+                               (STUDIO_CELL, OTHER_CELL, STYLE_CELL, INSIDE_CELL, EXPLORE_CELL))
+    yield jupyter.app, url, folder
+    jupyter.stop_kernels()
 
 
 def _wait_for_kernel(page, timeout: float = 120) -> None:
@@ -460,13 +497,12 @@ root => {
 """
 
 
-@pytest.fixture(params=["jupyterlab", "notebook"])
-def layout_server(request, tmp_path_factory):
+@pytest.fixture
+def layout_server(jupyter, request):
     """Both studios (an image given in code, two style images, the fast preview) in ``app``."""
-    app = request.param
-    root = tmp_path_factory.mktemp(f"{app}-layout")
-    with _serve(app, root, LAYOUT_CELLS) as url:
-        yield app, url
+    url, _ = jupyter.open(request.node.originalname, LAYOUT_CELLS)
+    yield jupyter.app, url
+    jupyter.stop_kernels()
 
 
 def test_both_studios_fit_a_1366x768_screen_with_nothing_truncated_or_clipped(browser, layout_server):
@@ -518,8 +554,8 @@ def first_minute_server(request, tmp_path_factory):
     app = request.param
     root = tmp_path_factory.mktemp(f"{app}-first-minute")
     # as a participant's kernel: warm-up and fast preview on (the tests' own process turns them off)
-    with _serve(app, root, FIRST_MINUTE_CELLS, {"NBART_WARM_UP": "1", "NBART_FAST_PREVIEW": "1"}) as url:
-        yield app, url
+    with _serve(app, root, {"NBART_WARM_UP": "1", "NBART_FAST_PREVIEW": "1"}) as running:
+        yield app, running.open("first-minute", FIRST_MINUTE_CELLS)[0]
 
 
 @pytest.mark.slow
