@@ -29,11 +29,18 @@ def known_cost(monkeypatch):
 
 
 def test_a_run_that_fits_is_left_alone(known_cost):
-    assert budget.fit_time("dream", ["sample:grace_hopper"], DreamParams(max_size=224)) is None  # 55 s
+    assert budget.fit_time("dream", ["sample:grace_hopper"], DreamParams(max_size=224), 60.0) is None  # 55 s
+
+
+def test_the_default_budget_leaves_room_for_an_estimate_25_percent_short(known_cost):
+    # 45 s: a run estimated at 55 s (224 px) could take over a minute, so the default budget starts lower
+    assert budget.BUDGET_S == 45.0
+    fitted = budget.fit_time("dream", ["sample:grace_hopper"], DreamParams(max_size=224))
+    assert fitted.size == 192 and fitted.estimate.seconds * 1.25 <= 60.0  # 41.9 s
 
 
 def test_the_largest_size_that_fits_a_minute(known_cost):
-    fitted = budget.fit_time("dream", ["sample:grace_hopper"], DreamParams())  # 512 px: 267 s
+    fitted = budget.fit_time("dream", ["sample:grace_hopper"], DreamParams(), 60.0)  # 512 px: 267 s
     assert (fitted.size, fitted.asked_size) == (224, 512)  # 224 px: 55 s; 256 px: 70.5 s
     assert fitted.params == DreamParams(max_size=224) and fitted.estimate.seconds == pytest.approx(55.18, abs=0.01)
     assert fitted.asked.seconds == pytest.approx(267.1, abs=0.1)
@@ -43,11 +50,11 @@ def test_the_largest_size_that_fits_a_minute(known_cost):
 
 def test_a_style_schedule_is_scaled_as_a_whole(known_cost):
     fitted = budget.fit_time("style", ["sample:grace_hopper", ["sample:starry_night", "sample:the_scream"]],
-                             StyleParams(sizes=(256, 512), steps=30))
+                             StyleParams(sizes=(256, 512), steps=30), 60.0)
     assert fitted.params.sizes == (128, 224) and fitted.params.steps == 30
     task, images, _ = known_cost.asked[0]
     assert task == "style" and images[1] == ["sample:starry_night", "sample:the_scream"]
-    assert budget.fit_time("style", ["a", "b"], StyleParams()).params.max_size == 224  # sizes empty: max_size
+    assert budget.fit_time("style", ["a", "b"], StyleParams(), 60.0).params.max_size == 224  # sizes empty: max_size
 
 
 def _fitted_at(size, asked_size, seconds, asked_seconds):
