@@ -417,9 +417,11 @@ def _peak(backbone: str, weights_count: float, activations: float, optimizer_byt
 def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> Estimate:
     """The expected wall time and peak memory of a run (see the module docstring for the model).
 
-    ``task``: "dream" (one image) or "style" (content, then style image(s) as one image or a list). ``images``:
-    anything :func:`nbart.load_image` reads. ``params``: the task's parameters (:class:`DreamParams` or
-    :class:`StyleParams` fields), or ``params=`` an instance. The first estimate for a backbone and precision on a
+    ``task``: "dream" (one image), "style" (content, then style image(s) as one image or a list) or "explore"
+    (one image; ``params`` are :func:`nbart.explore`'s keywords, or ``params=`` an :class:`ExploreSettings`).
+    ``images``: anything :func:`nbart.load_image` reads. ``params``: the task's parameters (:class:`DreamParams` or
+    :class:`StyleParams` fields), or ``params=`` an instance. ``style_loss``, style ``mask`` s, a dream's ``mask``
+    and ``guide`` add their own terms (:data:`TIME_FIT`). The first estimate for a backbone and precision on a
     machine runs :func:`probe` (2-5 s; ``probe_now=False`` gives an uncalibrated guess instead); later ones read the
     cache and take milliseconds. ParamError for a bad task, parameter or image count.
     """
@@ -524,8 +526,9 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
 # ---- the explorer (nbart.explorer): one small dream per layer or channel ----
 
 EXPLORE_CHANNELS_PER_CALL = 8  # as nbart.explorer.CHANNELS_PER_CALL (this module sits below it)
+EXPLORE_LAYER_BATCH_PIXELS = 16 * 128 * 128  # as nbart.explorer.LAYER_BATCH_PIXELS
 EXPLORE_DEFAULTS = {"model": "inception_v3", "weights": "auto", "layers": None, "channels": None, "size": 128,
-                    "steps": 10, "step_size": 0.05, "jitter": 8, "seed": 0, "precision": "auto", "batch": None,
+                    "steps": 5, "step_size": 0.1, "jitter": 8, "seed": 0, "precision": "auto", "batch": None,
                     "cascade": True}
 
 
@@ -542,10 +545,11 @@ class ExploreSettings:
 
 
 def _estimate_explore(image: Any, probe_now: bool, **kwargs: Any) -> Estimate:
-    """:func:`estimate` of ``nbart.explore(image, **kwargs)``: per batched call, ``steps`` gradient calls of the
-    network cut after its layer, each element at the start image's size; one traced function (and one new shape)
-    per call; the channel ranking's forward pass when ``channels`` is a count. Memory: the largest call's
-    activations (its elements times the network cut after its layer)."""
+    """:func:`estimate` of ``nbart.explore(image, **kwargs)``: the explorer's calls (:func:`nbart.explorer._chunks`:
+    the shallowest layer alone, then cascaded calls of several layers; channels 8 to a call), each ``steps``
+    gradient calls in which every element costs the network cut after its own layer at the start image's size; one
+    traced function (and one new shape) per call; the channel ranking's forward pass when ``channels`` is a count.
+    Memory: the largest call's activations (its elements times the network cut after its deepest layer)."""
     given = kwargs.pop("params", None)
     if given is not None:
         kwargs = {**(given.settings if isinstance(given, ExploreSettings) else dict(given)), **kwargs}
@@ -567,27 +571,31 @@ def _estimate_explore(image: Any, probe_now: bool, **kwargs: Any) -> Estimate:
     bb = resolve(p.model, p.weights).backbone
     names = p.layers if p.layers and bb.name == p.model else bb.layers
     channels = a["channels"]
-    if channels is None:
-        specs = list(names)
-        batch = a["batch"] or 1
-    else:
-        count = int(channels) if isinstance(channels, int) else len(list(channels))
-        specs = [names[0]] * count
-        batch = a["batch"] or EXPLORE_CHANNELS_PER_CALL
     start, _ = prepare(image, p.max_size, bb.min_size)
     pixels = start.size[0] * start.size[1] / REFERENCE_SIDE ** 2
     table = network_table(bb.name)
     order = {n: i for i, n in enumerate(table["layers"])}
-    specs.sort(key=order.__getitem__)  # shallow first, as the explorer runs them
+    if channels is None:
+        specs = sorted(names, key=order.__getitem__)  # shallow first, as the explorer runs them
+        if a["batch"]:
+            calls_of = [specs[k:k + a["batch"]] for k in range(0, len(specs), a["batch"])]
+        else:  # the shallowest alone, then cascaded calls of EXPLORE_LAYER_BATCH_PIXELS (nbart.explorer._chunks)
+            batch = max(1, EXPLORE_LAYER_BATCH_PIXELS // (start.size[0] * start.size[1]))
+            calls_of = [specs[:1]] + [specs[k:k + batch] for k in range(1, len(specs), batch)]
+    else:
+        count = int(channels) if isinstance(channels, int) else len(list(channels))
+        specs = [names[0]] * count
+        batch = a["batch"] or EXPLORE_CHANNELS_PER_CALL
+        calls_of = [specs[k:k + batch] for k in range(0, len(specs), batch)]
     compute, largest, chunks = 0.0, 0.0, []
-    for k in range(0, len(specs), batch):
-        chunk = specs[k:k + batch]
+    for chunk in calls_of:
         deepest = max(chunk, key=order.__getitem__)
         if a["cascade"]:  # each element only through its own part of the network
             compute += p.steps * pixels * sum(_upto(table, (n,))[0] for n in chunk)
         else:
             compute += p.steps * pixels * len(chunk) * _upto(table, (deepest,))[0]
-        largest = max(largest, len(chunk) * _upto(table, (deepest,))[1] * pixels)
+        kept = sum(_upto(table, (n,))[1] for n in chunk) if a["cascade"] else len(chunk) * _upto(table, (deepest,))[1]
+        largest = max(largest, kept * pixels)  # a cascade's element keeps only its own part of the network
         chunks.append(len(chunk))
     if isinstance(channels, int):  # the most active channels: one forward pass of the layer first
         compute += FORWARD_SHARE * pixels * _upto(table, (names[0],))[0]

@@ -125,7 +125,7 @@ class ExploreTab(widgets.VBox):
         self.studio = studio
         self.exploration: Any = None
         self.specs: list[str] = []
-        self.size, self.steps = EXPLORE_SIZE, 10  # of the explored dreams (px, steps): nbart.explore's defaults
+        self.size, self.steps = EXPLORE_SIZE, 5  # of the explored dreams (px, steps): nbart.explore's defaults
         self.what = widgets.Dropdown(options=[("every layer", "layers"), ("channels of", "channels")],
                                      value="layers", description="explore", layout=widgets.Layout(width="220px"))
         self.layer = widgets.Dropdown(options=[], layout=widgets.Layout(width="150px", display="none"))
