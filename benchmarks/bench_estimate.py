@@ -55,7 +55,39 @@ SETTINGS = [
     ("style", {"model": "vgg19", "weights": "none", "max_size": 384, "steps": 3}),
     ("dream", {"model": "inception_v3", "weights": "none", "max_size": 384, "octaves": 2, "steps": 4,
                "layers": ("mixed7",)}),
+    # the terms added for style losses, masks, guides and the explorer (nbart.cost.TIME_FIT, fitted by
+    # bench_estimate_time.py at another size): run with --only 17,...,24 --out estimate-accuracy-terms
+    ("style", {"model": "vgg16", "weights": "offline", "max_size": 256, "steps": 3, "style_loss": "w2"}),
+    ("style", {"model": "vgg16", "weights": "offline", "max_size": 256, "steps": 3,
+               "style_loss": "sliced_wasserstein"}),
+    ("style", {"model": "vgg16", "weights": "offline", "max_size": 256, "steps": 3, "mask": ("MASK",)}),
+    ("dream", {"model": "vgg16", "weights": "offline", "max_size": 256, "octaves": 2, "steps": 4, "mask": "MASK"}),
+    ("dream", {"model": "vgg16", "weights": "offline", "max_size": 256, "octaves": 2, "steps": 4, "mask": "MASK",
+               "guide": STYLE}),
+    ("explore", {"model": "vgg16", "weights": "offline", "size": 128, "precision": "float32"}),
+    ("explore", {"model": "inception_v3", "weights": "none", "size": 128, "precision": "float32"}),
+    ("explore", {"model": "vgg16", "weights": "offline", "layers": "block3_conv1", "channels": 8, "size": 128,
+                 "precision": "float32"}),
 ]
+MASK = os.path.join(ROOT, "build", "bench-estimate-mask.png")  # the left 60 % of the content, made when needed
+
+
+def _with_mask(params: dict) -> dict:
+    """``params`` with the "MASK" placeholder replaced by the mask file's path (written the first time)."""
+    if not os.path.exists(MASK):
+        import numpy as np
+        from PIL import Image
+
+        os.makedirs(os.path.dirname(MASK), exist_ok=True)
+        mask = np.zeros((300, 400), np.uint8)
+        mask[:, :240] = 255
+        Image.fromarray(mask).save(MASK)
+    out = dict(params)
+    if out.get("mask") == "MASK":
+        out["mask"] = MASK
+    elif out.get("mask") == ("MASK",):
+        out["mask"] = (MASK,)
+    return out
 
 
 # held-out settings first, both tasks interleaved, the longest last: an interrupted run still has a mix
@@ -81,6 +113,7 @@ def child(index: int) -> None:
 
     baseline = resources.current_rss()
     task, params = SETTINGS[index]
+    params = _with_mask(params)
     evaluations = [0]
     if task == "style" and params.get("optimizer", "lbfgs") == "lbfgs":
         import scipy.optimize
@@ -95,7 +128,10 @@ def child(index: int) -> None:
 
         scipy.optimize.fmin_l_bfgs_b = counting
     t0 = time.perf_counter()
-    run = nbart.dream_run(CONTENT, **params) if task == "dream" else nbart.style_run(CONTENT, STYLE, **params)
+    if task == "explore":
+        run = nbart.explore_run(CONTENT, **params)
+    else:
+        run = nbart.dream_run(CONTENT, **params) if task == "dream" else nbart.style_run(CONTENT, STYLE, **params)
     steps = 0
     for _ in run:
         steps += 1
@@ -165,6 +201,7 @@ def main() -> None:
     parser.add_argument("--child", type=int, default=None)
     parser.add_argument("--only", default="")
     parser.add_argument("--rescore", action="store_true")
+    parser.add_argument("--out", default="estimate-accuracy", help="the results' name in benchmarks/results")
     parser.add_argument("--fit-from", default="", help="the saved results --fit reads (default: the latest)")
     parser.add_argument("--fit", action="store_true", help="print MEMORY_FIT fitted to the saved rows (least squares, "
                         "with each row's error when left out of the fit)")
@@ -172,7 +209,7 @@ def main() -> None:
     if args.child is not None:
         return child(args.child)
     sys.path.insert(0, ROOT)
-    path = os.path.join(RESULTS, "estimate-accuracy.json")
+    path = os.path.join(RESULTS, f"{args.out}.json")
     if args.fit:
         with open(args.fit_from or path) as f:
             return fit(json.load(f)["rows"])
@@ -191,8 +228,8 @@ def main() -> None:
                          "importing TensorFlow; peak = VmHWM of that process"}
         for index in indices:
             task, params = SETTINGS[index]
-            images = (CONTENT,) if task == "dream" else (CONTENT, STYLE)
-            est = E.estimate(task, *images, **params)
+            images = (CONTENT,) if task in ("dream", "explore") else (CONTENT, STYLE)
+            est = E.estimate(task, *images, **_with_mask(params))
             load = os.getloadavg()[0]
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", str(index)],
                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})
@@ -235,9 +272,10 @@ def write(saved: dict, rows: list[dict], path: str) -> None:
           "first estimate for each backbone). The memory factors (`MEMORY_FIT`) were fitted by least squares to an "
           "earlier run of settings 0-13 (`estimate-accuracy-fit.json`, `--fit --fit-from` reproduces them, with "
           "leave-one-out errors within +-11 %); settings 14-16 were added afterwards and are out of that fit.\n")
-    with open(os.path.join(RESULTS, "estimate-accuracy.md") + ".tmp", "w") as f:
+    md_path = path[:-len(".json")] + ".md"
+    with open(md_path + ".tmp", "w") as f:
         f.write(md)
-    os.replace(os.path.join(RESULTS, "estimate-accuracy.md") + ".tmp", os.path.join(RESULTS, "estimate-accuracy.md"))
+    os.replace(md_path + ".tmp", md_path)
 
 
 if __name__ == "__main__":
