@@ -185,7 +185,8 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         run.wait_for(timeout=120_000)
         preview = page.locator("img.nbart-preview")
         preview.wait_for()
-        estimate = page.locator(".nbart-estimate-text")  # next to Run: the run's expected cost (nbart.estimate)
+        # next to Run: the run's expected cost (nbart.estimate)
+        estimate = page.locator(".nbart-estimate .nbart-estimate-text")
         estimate.wait_for(timeout=180_000)
         assert estimate.inner_text().startswith("about ") and estimate.inner_text().endswith(" GB")
         page.wait_for_timeout(500)  # let the layout settle for the picture
@@ -413,6 +414,10 @@ def test_explore_tab_fills_thumbnails_and_a_click_sets_the_layers(browser, serve
         _run_cell(page, 4)  # tiny thumbnails
         _wait_for_kernel(page)
         studio.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab").filter(has_text="Explore").click()
+        # beside Explore, before it runs: what the exploration will cost (nbart.estimate("explore", ...))
+        cost = studio.locator(".nbart-explore-estimate .nbart-estimate-text")
+        cost.wait_for(timeout=120_000)
+        assert cost.inner_text().startswith("about ") and cost.inner_text().endswith(" GB"), cost.inner_text()
         studio.locator(".nbart-explore-run").click()
         picks = studio.locator("button.nbart-explore-pick")
         page.wait_for_function("() => [...document.querySelectorAll('button.nbart-explore-pick')]"
