@@ -152,6 +152,18 @@ def score(row: dict) -> dict:
             "time_error": row["est_seconds"] / row["wall_s"] - 1}
 
 
+def reestimate(row: dict) -> dict:
+    """A saved row with its estimate asked again of the current model (the measured figures kept)."""
+    from nbart import cost as E
+
+    task, params = row["task"], row["params"]
+    images = (CONTENT,) if task in ("dream", "explore") else (CONTENT, STYLE)
+    est = E.estimate(task, *images, **_with_mask({k: tuple(v) if isinstance(v, list) else v
+                                                  for k, v in params.items()}))
+    parts = {k: v for k, v in est.parts.items() if k != "rate"}
+    return {**row, "est_seconds": est.seconds, "est_gflops": est.gflops, "rate": est.parts["rate"], "parts": parts}
+
+
 def _family(row: dict) -> str:
     return "inception_v3" if row["params"]["model"] == "inception_v3" else "vgg"
 
@@ -201,6 +213,8 @@ def main() -> None:
     parser.add_argument("--child", type=int, default=None)
     parser.add_argument("--only", default="")
     parser.add_argument("--rescore", action="store_true")
+    parser.add_argument("--reestimate", action="store_true", help="ask nbart.estimate again for the saved rows (the "
+                        "model changed: TIME_FIT refitted), without running anything again; the probe's cached rate")
     parser.add_argument("--out", default="estimate-accuracy", help="the results' name in benchmarks/results")
     parser.add_argument("--fit-from", default="", help="the saved results --fit reads (default: the latest)")
     parser.add_argument("--fit", action="store_true", help="print MEMORY_FIT fitted to the saved rows (least squares, "
@@ -213,10 +227,10 @@ def main() -> None:
     if args.fit:
         with open(args.fit_from or path) as f:
             return fit(json.load(f)["rows"])
-    if args.rescore:
+    if args.rescore or args.reestimate:
         with open(path) as f:
             saved = json.load(f)
-        rows = [score(r) for r in saved["rows"]]
+        rows = [score(reestimate(r) if args.reestimate else r) for r in saved["rows"]]
     else:
         from nbart import cost as E
         from nbart.precision import cpu_model

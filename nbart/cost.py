@@ -75,7 +75,10 @@ MEMORY_FIT = {"fixed": 189e6, "per_weight": 2.0, "per_activation": {"vgg": 11.4,
 # junctions are not used), plus one Gram per region; ``dream_control`` a masked or guided dream's step (the mask
 # rides as a fourth channel through its own traced functions); ``guide`` the guide's feature matching (a product of
 # the layer's positions with the guide's, forward only).
-TIME_FIT = {"w2": 1.0, "sliced_wasserstein": 1.0, "masked_style": 1.0, "dream_control": 1.0, "guide": 1.0}
+# Measured at 160 px under a load of 21-33 (2 rounds; the pairs' times scattered by up to 1.5x, so these are
+# rough): W2's products cost what their FLOPs say; sorting the projections costs ~19 Grams; the masked step ~1.4x
+# the plain network's; a masked dream as a plain one; the guide's matching (argmax and gather) ~13x its FLOPs.
+TIME_FIT = {"w2": 0.99, "sliced_wasserstein": 18.6, "masked_style": 1.43, "dream_control": 0.97, "guide": 12.7}
 FALLBACK_BASELINE = 620e6  # resident bytes after importing TensorFlow, Keras and nbart, if never measured
 
 _lock = threading.RLock()
