@@ -15,9 +15,9 @@ call finishes, shallow layers first, and can be stopped.
 
 How many objectives per call (``batch``) is measured, not assumed (``benchmarks/bench_explore.py``,
 ``bench_explore_step.py``; AMD EPYC, AVX2, float32, 2 shared cores): 8 channels of one layer in one call took 0.75x
-the time of one call each. For layers it depends on the backbone: VGG16's calls are big convolutions (its time is
-FLOPs), InceptionV3's are hundreds of small operations whose per-call cost dominates at 128 px, so 11 mixed layers
-in one cascaded call took a quarter of the time of one call each (see the benchmark's table). By default the
+the time of one call each. For layers, a cascaded call of all of them at 128 px took 0.39x (VGG16, 13 layers) and
+0.11x (InceptionV3, 11 mixed layers: hundreds of small operations whose per-call cost dominates) the time of one
+call each, 5 steps, warm, under a load of 20-33 (``benchmarks/results/explore-targets.txt``). By default the
 shallowest layer goes alone (its picture comes first, in about a second) and the others in cascaded calls of at
 most :data:`LAYER_BATCH_PIXELS` (all of them at 128 px); on an accelerator a bigger ``batch`` may pay.
 
