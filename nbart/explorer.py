@@ -47,7 +47,6 @@ __all__ = ["explore", "explore_run", "Exploration", "Explored", "clear_cache", "
 
 CACHE_SIZE = 512  # explored pictures kept (128 px each: ~25 MB at most)
 MAX_OBJECTIVES = 256  # objectives one exploration may ask for
-TRACED = True  # the step as a traced tf.function (False: eager; see the module's notes)
 # pixels of one cascaded call of layers by default: every layer of a backbone at 128 px in one call (measured faster:
 # see the module's notes), fewer at bigger sizes so that a call's activations stay those of a few pictures
 LAYER_BATCH_PIXELS = 16 * 128 * 128
@@ -303,7 +302,7 @@ def _dream_batch(ext: Extractor, specs: Sequence[str], start: np.ndarray, p: Dre
     order = sorted(range(n), key=lambda i: -ext.layers.index(parsed[i][0]))  # deepest first: the cascade's order
     element_layers = tuple(ext.layers.index(parsed[i][0]) for i in order)
     channels = tf.constant([-1 if parsed[i][1] is None else parsed[i][1] for i in order], tf.int32)
-    fn = batched_step(ext, element_layers, cascade, TRACED)
+    fn = batched_step(ext, element_layers, cascade)
     rng = np.random.default_rng(p.seed)
     x = tf.constant(np.repeat(start[None], n, axis=0))
     first = last = None
@@ -326,8 +325,7 @@ def _dream_batch(ext: Extractor, specs: Sequence[str], start: np.ndarray, p: Dre
     return made
 
 
-def batched_step(ext: Extractor, element_layers: tuple[int, ...], cascade: bool = True,
-                 traced: bool = True) -> Any:
+def batched_step(ext: Extractor, element_layers: tuple[int, ...], cascade: bool = True) -> Any:
     """The traced ``step(images, channels) -> (means, gradient)`` of a batch whose element ``k`` climbs the mean
     activation of ``ext.layers[element_layers[k]]`` (of channel ``channels[k]``, or all channels where -1).
 
@@ -336,13 +334,13 @@ def batched_step(ext: Extractor, element_layers: tuple[int, ...], cascade: bool 
     ``element_layers`` must be sorted deepest first. With ``cascade`` and the lean network, the batch shrinks at
     each layer to the elements that need deeper layers (the same values; less work). Cached on the extractor.
     """
-    key = ("explore", element_layers, cascade and ext.lean is not None, traced)
+    key = ("explore", element_layers, cascade and ext.lean is not None)
     if key not in ext.functions:
-        ext.functions[key] = _trace(ext, element_layers, key[2], traced)
+        ext.functions[key] = _trace(ext, element_layers, key[2])
     return ext.functions[key]
 
 
-def _trace(ext: Extractor, element_layers: tuple[int, ...], cascade: bool, traced: bool = True) -> Any:
+def _trace(ext: Extractor, element_layers: tuple[int, ...], cascade: bool) -> Any:
     from nbart.quiet import tensorflow
     tf = tensorflow()
 
@@ -376,7 +374,6 @@ def _trace(ext: Extractor, element_layers: tuple[int, ...], cascade: bool, trace
             total = tf.reduce_sum(means)
         return means, tape.gradient(total, images)
 
-    if not traced:
-        return step
+    # traced: eager, the cascade's emptied batches would run (and fail in max pooling) instead of being pruned
     return tf.function(step, input_signature=[tf.TensorSpec([n, None, None, 3], tf.float32),
                                               tf.TensorSpec([n], tf.int32)], autograph=False)
