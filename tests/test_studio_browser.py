@@ -284,13 +284,14 @@ def _scrub_the_timeline_and_use_a_frame(page, app: str, preview) -> None:
     use = studio.locator("button.nbart-use-frame")
     slider.wait_for(state="visible", timeout=30_000)
     assert "the result" in label.inner_text() and use.is_disabled(), label.inner_text()
-    studio.locator(".nbart-timeline").evaluate("e => e.scrollIntoView({block: 'center'})")
     # ipywidgets 8 draws the slider with noUiSlider, 7 with jQuery UI: a click on the track moves the handle there
     track = studio.locator(".nbart-timeline .noUi-target, .nbart-timeline .ui-slider").first
-    box = track.bounding_box()
     mark = studio.locator(".nbart-curve-mark")
     seen = []
-    for fraction in (0.3, 0.6):
+    for fraction in (0.3, 0.7):
+        slider.evaluate("e => e.scrollIntoView({block: 'center'})")  # where it is now (the page may have moved)
+        page.wait_for_timeout(200)
+        box = track.bounding_box()
         before = preview.get_attribute("src")
         page.mouse.click(box["x"] + fraction * box["width"], box["y"] + box["height"] / 2)
         deadline = time.monotonic() + 20
@@ -312,7 +313,11 @@ def _scrub_the_timeline_and_use_a_frame(page, app: str, preview) -> None:
     studio.locator(".nbart-stop").click()
     page.wait_for_function("() => !document.querySelector('.nbart-run').disabled", timeout=30_000)
     studio.locator("button.nbart-code").click()
-    code = studio.locator(".nbart-code textarea").input_value()
+    box = studio.locator(".nbart-code textarea")
+    deadline = time.monotonic() + 30  # the box still shows the first run's code until the kernel's answer comes
+    while "# Continue: " not in box.input_value() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    code = box.input_value()
     # the chain as code: the first run stopped at the frame's step, then the continuation from that picture
     assert f"    if event.step == {step_b}:" in code and "# Continue: " in code, code
 
