@@ -2,14 +2,14 @@
 
 Run from the repository root; writes ``benchmarks/results/explore.json`` and ``.txt``::
 
-    python benchmarks/bench_explore.py            # VGG16 offline + InceptionV3 random, 128 px, 10 steps
+    python benchmarks/bench_explore.py            # VGG16 offline + InceptionV3 random, 128 px, 5 steps
                                                   # (tens of minutes on 2 shared cores)
     python benchmarks/bench_explore.py --quick    # 48 px, 2 steps, 3 layers: checks that the harness runs
 
 Method
 ------
-- Image: the bundled ``sample:grace_hopper``, long side ``--size`` px (128). Every objective: ``--steps`` (10) dream
-  steps on one octave, step size 0.05, jitter 8 px, seed 0, float32 (this CPU has no bfloat16).
+- Image: the bundled ``sample:grace_hopper``, long side ``--size`` px (128). Every objective: ``--steps`` (5) dream
+  steps on one octave, step size 0.1 (the defaults), jitter 8 px, seed 0, float32 (this CPU has no bfloat16).
 - Layers: every pickable layer of VGG16 with the offline weights (13 convolutions), in the default mode; then the
   modes compared on the 5 blocks (the last convolution of each); channels: the 8 most active of block4_conv3.
   Each mode is timed twice in a row: "cold" (first time in the process for its traced functions:
@@ -18,7 +18,7 @@ Method
   - ``one run each``: ``nbart.dream_run(image, layers=(spec,), octaves=1, ...)`` per objective, to the end (the
     engine's own dream step: one network cut after that layer, traced once per layer);
   - ``explore batch=1``: the explorer, one objective per call (its loop, no batching);
-  - ``explore batch=4``: the default, 4 objectives per batched call, shallow first, cascade on;
+  - ``explore batch=4``: 4 objectives per batched call, shallow first, cascade on;
   - ``explore batch=all``: every objective in ONE batched call, cascade on;
   - ``batch=all, no cascade``: one batched call, every element through the whole network (torch-dreams' way).
 
@@ -26,6 +26,9 @@ Method
   "first" is the wall time from the call to the first result.
 - InceptionV3 (weights "none": its ImageNet weights can't be downloaded here, so timing only): all 11 mixed layers,
   the default mode, cold and warm.
+- ``--targets``: only the issue's targets (all VGG16 layers, all InceptionV3 mixed layers), the default (the
+  shallowest layer alone, then the others in one cascaded call) against ``batch=1`` (one layer a call, the
+  default before), cold then warm, in one process, the load average beside each row.
 - Grid pictures: ``benchmarks/results/explore-vgg16.png`` (the default mode's grid; the sample is shipped, so the
   picture may be).
 """
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -90,7 +94,7 @@ def time_explore(common: dict[str, Any], **kw: Any) -> tuple[dict[str, float], A
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="48 px, 2 steps, 3 layers, no InceptionV3")
     ap.add_argument("--targets", action="store_true",
                     help="only the default mode: all VGG16 layers (offline) and all InceptionV3 mixed layers (random)")
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     import nbart.quiet  # noqa: F401  (TensorFlow without its start-up lines)
     from nbart import registry
 
-    common = dict(model="vgg16", weights="offline", max_size=args.size, steps=args.steps, step_size=0.05, jitter=8,
+    common = dict(model="vgg16", weights="offline", max_size=args.size, steps=args.steps, step_size=0.1, jitter=8,
                   seed=0, precision="float32")
     every = list(registry.get("vgg16").layers)
     blocks = [name for k, name in enumerate(every) if k + 1 == len(every) or every[k + 1][:6] != name[:6]]
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
 
     def record(what: str, mode: str, cold: dict[str, float], warm: dict[str, float]) -> None:
-        rows.append({"what": what, "mode": mode, "cold": cold, "warm": warm})
+        rows.append({"what": what, "mode": mode, "cold": cold, "warm": warm, "load": os.getloadavg()[0]})
         print(f"{what:28} {mode:24} cold {cold['total']:7.1f} s (first {cold['first']:5.1f})   "
               f"warm {warm['total']:7.1f} s (first {warm['first']:5.1f})", flush=True)
 
@@ -128,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     record(what, "explore default", cold, warm)
     grid = ex.grid()
 
-    if args.targets:
+    if args.targets:  # the default against one layer a call (the default before), in the same process
+        record(what, "one layer a call", *(time_explore(common, layers=every, batch=1)[0] for _ in range(2)))
         inception = dict(common, model="inception_v3", weights="none")
         t0 = time.perf_counter()
         nbart.activations(IMAGE, ["mixed0"], model="inception_v3", weights="none", max_size=args.size)
@@ -136,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         cold, _ = time_explore(inception)
         warm, _ = time_explore(inception)
         record("inception_v3 random, 11 mixed", "explore default", cold, warm)
+        record("inception_v3 random, 11 mixed", "one layer a call",
+               *(time_explore(inception, batch=1)[0] for _ in range(2)))
         modes_wanted = False
     else:
         modes_wanted = True
@@ -175,10 +182,12 @@ def main(argv: list[str] | None = None) -> int:
 
     cpu = cpu_name()
     lines = [f"# nbart.explore at {args.size} px, {args.steps} steps, float32 — {cpu}, machine shared (load "
-             f"{open('/proc/loadavg').read().split()[0]} at the end)", "",
+             f"{open('/proc/loadavg').read().split()[0]} at the end; per row in the JSON)", "",
              "| objectives | mode | cold s | cold first s | warm s | warm first s | warm speed-up vs one run each |",
              "|---|---|---|---|---|---|---|"]
-    base = {r["what"]: r["warm"]["total"] for r in rows if r["mode"] == "one run each"}
+    baseline = "one layer a call" if args.targets else "one run each"
+    lines[2] = lines[2].replace("vs one run each", f"vs {baseline}")
+    base = {r["what"]: r["warm"]["total"] for r in rows if r["mode"] == baseline}
     for r in rows:
         ratio = base.get(r["what"])
         speed = f"{ratio / r['warm']['total']:.2f}x" if ratio else "-"

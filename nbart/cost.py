@@ -48,8 +48,8 @@ from nbart.params import DreamParams, StyleParams
 from nbart.precision import cpu_model, resolve_precision
 from nbart.weights import keras_home, resolve
 
-__all__ = ["Estimate", "estimate", "check_fits", "WontFit", "probe", "calibration", "pace_hints", "network_table",
-           "LBFGS_EVALUATIONS", "FORWARD_SHARE", "check_fast_fits", "fast_increment"]
+__all__ = ["Estimate", "estimate", "ExploreSettings", "check_fits", "WontFit", "probe", "calibration", "pace_hints",
+           "network_table", "LBFGS_EVALUATIONS", "FORWARD_SHARE", "check_fast_fits", "fast_increment"]
 
 CACHE_FILE = "nbart_estimate.json"
 REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this side, then scaled with pixels
@@ -66,6 +66,19 @@ FORWARD_SHARE = 0.4
 # copy), and resident bytes per float32 activation element of the network cut after its deepest used layer (every
 # layer's output counted once), per family: VGG (convolutions with fused ReLUs) and Inception (with BatchNorm).
 MEMORY_FIT = {"fixed": 189e6, "per_weight": 2.0, "per_activation": {"vgg": 11.4, "inception_v3": 3.75}}
+# Time factors of the settings that change a step's work beyond the network (fitted by ``python
+# benchmarks/bench_estimate.py --fit-time``, each against the plain run at the same size in the same process; see
+# benchmarks/results/estimate-time-fit.md): ``w2`` weighs the Newton-Schulz matrix products of the W2 style loss
+# (size-independent: (3 NEWTON_SCHULZ_ITERATIONS + 2) c x c products per style layer and evaluation);
+# ``sliced_wasserstein`` the projections and sorts, in units of the Gram matrices' FLOPs they replace;
+# ``masked_style`` the whole evaluation of a masked style run (its own traced step: the lean network's Gram
+# junctions are not used), plus one Gram per region; ``dream_control`` a masked or guided dream's step (the mask
+# rides as a fourth channel through its own traced functions); ``guide`` the guide's feature matching (a product of
+# the layer's positions with the guide's, forward only).
+# Measured at 160 px under a load of 21-33 (2 rounds; the pairs' times scattered by up to 1.5x, so these are
+# rough): W2's products cost what their FLOPs say; sorting the projections costs ~19 Grams; the masked step ~1.4x
+# the plain network's; a masked dream as a plain one; the guide's matching (argmax and gather) ~13x its FLOPs.
+TIME_FIT = {"w2": 0.99, "sliced_wasserstein": 18.6, "masked_style": 1.43, "dream_control": 0.97, "guide": 12.7}
 FALLBACK_BASELINE = 620e6  # resident bytes after importing TensorFlow, Keras and nbart, if never measured
 
 _lock = threading.RLock()
@@ -330,6 +343,18 @@ def _dream_plan(image: Any, p: DreamParams) -> tuple[registry.Backbone, tuple[st
     return bb, names, tiling.octave_sizes(start.size[1], start.size[0], p.octaves, p.octave_scale, bb.min_size)
 
 
+def _guide_shape(guide: Any, side: int, min_size: int) -> tuple[int, int]:
+    """(height, width) of the guide as a dream reads it (at most ``side`` px); a square of ``side`` px when the
+    value names no readable image here (an image given in code: its description) or is a URL."""
+    if not isinstance(guide, str) or guide.lower().startswith(("http://", "https://", "<")):
+        return side, side  # not fetched for an estimate
+    try:
+        img, _ = prepare(guide, side, min_size)
+        return img.size[1], img.size[0]
+    except (ImageError, ParamError, OSError):
+        return side, side
+
+
 def _tiles(length: int, tile: int, min_size: int) -> list[int]:
     """Tile lengths along one side, as the dream splits it (:func:`nbart.tiling.tiles`)."""
     return [b - a for a, b in tiling.tiles(length, tile, min_size)]
@@ -370,6 +395,30 @@ def _gram_gflops(table: dict, style_layers: tuple[str, ...], pixels: float) -> f
     return total
 
 
+def _w2_gflops(table: dict, style_layers: tuple[str, ...]) -> float:
+    """Forward GFLOPs of the W2 loss's matrix products per evaluation: the inner ``C_s^(1/2) C C_s^(1/2)`` and the
+    coupled Newton-Schulz iteration's three products per iteration, ``2 c^3`` each, per style layer."""
+    from nbart.objectives import NEWTON_SCHULZ_ITERATIONS
+
+    products = 3 * NEWTON_SCHULZ_ITERATIONS + 2
+    return sum(products * 2.0 * table["channels"].get(name, 1) ** 3 for name in style_layers) / 1e9
+
+
+def _guide_gflops(table: dict, layers: tuple[str, ...], pixels: float, guide_pixels: float) -> float:
+    """Forward GFLOPs of a guided dream's matching per step: each layer's positions against the guide's, ``2 c``
+    per pair."""
+    total = 0.0
+    index = {n: i for i, n in enumerate(table["layers"])}
+    for name in layers:
+        i = index[name]
+        channels = table["channels"].get(name, 1)
+        per_reference = (table["elements"][i] - (table["elements"][i - 1] if i else 0)) / channels
+        positions = per_reference * pixels / REFERENCE_SIDE ** 2
+        guide_positions = per_reference * guide_pixels / REFERENCE_SIDE ** 2
+        total += 2.0 * positions * guide_positions * channels / 1e9
+    return total
+
+
 def _peak(backbone: str, weights_count: float, activations: float, optimizer_bytes: float,
           image_bytes: float, baseline: float) -> float:
     fit = MEMORY_FIT
@@ -381,14 +430,20 @@ def _peak(backbone: str, weights_count: float, activations: float, optimizer_byt
 def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> Estimate:
     """The expected wall time and peak memory of a run (see the module docstring for the model).
 
-    ``task``: "dream" (one image) or "style" (content, then style image(s) as one image or a list). ``images``:
-    anything :func:`nbart.load_image` reads. ``params``: the task's parameters (:class:`DreamParams` or
-    :class:`StyleParams` fields), or ``params=`` an instance. The first estimate for a backbone and precision on a
+    ``task``: "dream" (one image), "style" (content, then style image(s) as one image or a list) or "explore"
+    (one image; ``params`` are :func:`nbart.explore`'s keywords, or ``params=`` an :class:`ExploreSettings`).
+    ``images``: anything :func:`nbart.load_image` reads. ``params``: the task's parameters (:class:`DreamParams` or
+    :class:`StyleParams` fields), or ``params=`` an instance. ``style_loss``, style ``mask`` s, a dream's ``mask``
+    and ``guide`` add their own terms (:data:`TIME_FIT`). The first estimate for a backbone and precision on a
     machine runs :func:`probe` (2-5 s; ``probe_now=False`` gives an uncalibrated guess instead); later ones read the
     cache and take milliseconds. ParamError for a bad task, parameter or image count.
     """
-    if task not in ("dream", "style"):
-        raise ParamError(f"task must be dream or style (got {task!r})")
+    if task not in ("dream", "style", "explore"):
+        raise ParamError(f"task must be dream, style or explore (got {task!r})")
+    if task == "explore":
+        if len(images) != 1:
+            raise ParamError(f"explore takes 1 image (got {len(images)})")
+        return _estimate_explore(images[0], probe_now, **params)
     expected = 1 if task == "dream" else 2
     if len(images) != expected:
         raise ParamError(f"{task} takes {expected} image{'s' if expected > 1 else ''} (got {len(images)})")
@@ -415,6 +470,13 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
             calls += p.steps * len(tiles)
             largest = max(largest, max(a * b for a, b in tiles))
         compute += FORWARD_SHARE * stages[0][0] * stages[0][1] / REFERENCE_SIDE ** 2 * fwd  # the first means
+        if p.mask or p.guide:  # nbart.control's traced functions: the mask as a fourth channel, the guide matched
+            compute *= TIME_FIT["dream_control"]
+        if p.guide:
+            side = max(224, bb.min_size)  # the guide is read at most this size (nbart.deepdream)
+            g = _guide_shape(p.guide, side, bb.min_size)
+            compute += TIME_FIT["guide"] * sum(
+                p.steps * _guide_gflops(table, layers, a * b, g[0] * g[1]) for a, b in stages)
         first = stages[0]
         calls += len(_tiles(first[0], p.tile_size, bb.min_size)) * len(_tiles(first[1], p.tile_size, bb.min_size))
         new_shapes = len(shapes) + len({(a, b) for a in _tiles(first[0], p.tile_size, bb.min_size)
@@ -432,9 +494,18 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
         evaluations = 1 + LBFGS_EVALUATIONS * p.steps if p.optimizer == "lbfgs" else p.steps
         compute, calls, traces, new_shapes = 0.0, 0, 2, 0  # the features and the loss-and-gradient functions
         per_stage = max(1, len(style_sizes) // len(stages))
+        regions = len(p.mask)
         for k, (h, w) in enumerate(stages):
             pixels = h * w
-            grad = pixels / REFERENCE_SIDE ** 2 * fwd + _gram_gflops(table, style_layers, pixels)
+            grams = _gram_gflops(table, style_layers, pixels)
+            if regions:  # guided Gram matrices, one per region, in the masked step
+                grad = TIME_FIT["masked_style"] * pixels / REFERENCE_SIDE ** 2 * fwd + regions * grams
+            elif p.style_loss == "w2":  # the Gram (second moment) and the matrix square roots
+                grad = pixels / REFERENCE_SIDE ** 2 * fwd + grams + TIME_FIT["w2"] * _w2_gflops(table, style_layers)
+            elif p.style_loss == "sliced_wasserstein":  # projections (a Gram's FLOPs) and their sorts
+                grad = pixels / REFERENCE_SIDE ** 2 * fwd + TIME_FIT["sliced_wasserstein"] * grams
+            else:
+                grad = pixels / REFERENCE_SIDE ** 2 * fwd + grams
             targets = [pixels] + [a * b for a, b in style_sizes[k * per_stage:(k + 1) * per_stage]]
             compute += FORWARD_SHARE * sum(t / REFERENCE_SIDE ** 2 * fwd for t in targets)
             compute += evaluations * grad
@@ -463,6 +534,108 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
                            "optimizer_bytes": optimizer_bytes, "image_bytes": image_bytes,
                            "baseline_bytes": baseline, "calls": calls, "forward_gflops": compute, "rate": rate,
                            "setup_s": setup, "new_shapes": new_shapes})
+
+
+# ---- the explorer (nbart.explorer): one small dream per layer or channel ----
+
+EXPLORE_CHANNELS_PER_CALL = 8  # as nbart.explorer.CHANNELS_PER_CALL (this module sits below it)
+EXPLORE_LAYER_BATCH_PIXELS = 16 * 128 * 128  # as nbart.explorer.LAYER_BATCH_PIXELS
+# The share of MEMORY_FIT's bytes per activation element an exploration's cascaded call holds at its peak: fitted
+# by least squares to the three explorations of benchmarks/bench_estimate.py (VGG16 every layer and 8 channels,
+# InceptionV3 every mixed layer, 128 px: peaks within 6 % with it, 19-39 % over without); at 128 px the peak is
+# mostly TensorFlow, the weights and MEMORY_FIT's fixed part.
+EXPLORE_ACTIVATION_SHARE = 0.1
+EXPLORE_DEFAULTS = {"model": "inception_v3", "weights": "auto", "layers": None, "channels": None, "size": 128,
+                    "steps": 5, "step_size": 0.1, "jitter": 8, "seed": 0, "precision": "auto", "batch": None,
+                    "cascade": True}
+
+
+@dataclass(frozen=True)
+class ExploreSettings:
+    """What ``params=`` of ``estimate("explore", image, params=...)`` may be: :func:`nbart.explore`'s keywords
+    (``settings`` as a dict), with ``max_size`` (the exploration's size) as the other tasks' params have it."""
+
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def max_size(self) -> int:
+        return int(self.settings.get("size", EXPLORE_DEFAULTS["size"]))
+
+
+def _estimate_explore(image: Any, probe_now: bool, **kwargs: Any) -> Estimate:
+    """:func:`estimate` of ``nbart.explore(image, **kwargs)``: the explorer's calls (:func:`nbart.explorer._chunks`:
+    the shallowest layer alone, then cascaded calls of several layers; channels 8 to a call), each ``steps``
+    gradient calls in which every element costs the network cut after its own layer at the start image's size; one
+    traced function (and one new shape) per call; the channel ranking's forward pass when ``channels`` is a count.
+    Memory: the largest call's activations (its elements times the network cut after its deepest layer)."""
+    given = kwargs.pop("params", None)
+    if given is not None:
+        kwargs = {**(given.settings if isinstance(given, ExploreSettings) else dict(given)), **kwargs}
+    unknown = sorted(set(kwargs) - set(EXPLORE_DEFAULTS))
+    if unknown:
+        raise ParamError(f"explore has no parameter {unknown[0]!r}; choose from {', '.join(EXPLORE_DEFAULTS)}")
+    a = {**EXPLORE_DEFAULTS, **kwargs}
+    layers = (a["layers"],) if isinstance(a["layers"], str) else tuple(a["layers"] or ())
+    try:  # the dream's rules for the shared settings (the explorer's size is the dream's max_size)
+        p = DreamParams.from_kwargs(None, model=a["model"], weights=a["weights"], layers=layers, octaves=1,
+                                    steps=a["steps"], step_size=a["step_size"], jitter=a["jitter"],
+                                    max_size=a["size"], seed=a["seed"], precision=a["precision"])
+    except ParamError as e:
+        raise ParamError(str(e).replace("max_size", "size")) from None
+    from nbart.quiet import tensorflow
+
+    tensorflow()
+    baseline = _baseline_bytes()
+    bb = resolve(p.model, p.weights).backbone
+    names = p.layers if p.layers and bb.name == p.model else bb.layers
+    channels = a["channels"]
+    start, _ = prepare(image, p.max_size, bb.min_size)
+    pixels = start.size[0] * start.size[1] / REFERENCE_SIDE ** 2
+    table = network_table(bb.name)
+    order = {n: i for i, n in enumerate(table["layers"])}
+    if channels is None:
+        specs = sorted(names, key=order.__getitem__)  # shallow first, as the explorer runs them
+        if a["batch"]:
+            calls_of = [specs[k:k + a["batch"]] for k in range(0, len(specs), a["batch"])]
+        else:  # the shallowest alone, then cascaded calls of EXPLORE_LAYER_BATCH_PIXELS (nbart.explorer._chunks)
+            batch = max(1, EXPLORE_LAYER_BATCH_PIXELS // (start.size[0] * start.size[1]))
+            calls_of = [specs[:1]] + [specs[k:k + batch] for k in range(1, len(specs), batch)]
+    else:
+        count = int(channels) if isinstance(channels, int) else len(list(channels))
+        specs = [names[0]] * count
+        batch = a["batch"] or EXPLORE_CHANNELS_PER_CALL
+        calls_of = [specs[k:k + batch] for k in range(0, len(specs), batch)]
+    compute, largest, chunks = 0.0, 0.0, []
+    for chunk in calls_of:
+        deepest = max(chunk, key=order.__getitem__)
+        if a["cascade"]:  # each element only through its own part of the network
+            compute += p.steps * pixels * sum(_upto(table, (n,))[0] for n in chunk)
+        else:
+            compute += p.steps * pixels * len(chunk) * _upto(table, (deepest,))[0]
+        kept = sum(_upto(table, (n,))[1] for n in chunk) if a["cascade"] else len(chunk) * _upto(table, (deepest,))[1]
+        largest = max(largest, kept * pixels)  # a cascade's element keeps only its own part of the network
+        chunks.append(len(chunk))
+    if isinstance(channels, int):  # the most active channels: one forward pass of the layer first
+        compute += FORWARD_SHARE * pixels * _upto(table, (names[0],))[0]
+    calls = p.steps * len(chunks)
+    traces = len(chunks) if channels is None else len(set(chunks))  # one traced step per call's layers
+    _, _, weights_count = _upto(table, tuple(names))
+    rate = calibration(bb.name, resolve_precision(p.precision), run_probe=probe_now)
+    calibrated = rate is not None
+    rate = rate or {"s_per_gflop": 0.02, "call_s": 0.01, "build_s": 2.0, "trace_s": 1.0, "new_shape_s": 0.2}
+    setup = rate["build_s"] + traces * (rate["trace_s"] + rate["new_shape_s"])
+    seconds = setup + calls * rate["call_s"] + compute * rate["s_per_gflop"]
+    h, w = start.size[1], start.size[0]
+    image_bytes = 8 * max(chunks) * h * w * 3 * 4.0  # the batch, its gradient and the step's temporaries
+    largest *= EXPLORE_ACTIVATION_SHARE  # the elements the memory model counts (see EXPLORE_ACTIVATION_SHARE)
+    peak = _peak(bb.name, weights_count, largest, 0.0, image_bytes, baseline)
+    increment = peak - baseline if "tensorflow" in sys.modules else peak - resources.current_rss()
+    return Estimate("explore", float(seconds), int(peak), int(max(0.0, increment)), float(compute * 3.0),
+                    ((h, w),), calibrated,
+                    parts={"weights_count": weights_count, "activation_elements": largest, "optimizer_bytes": 0.0,
+                           "image_bytes": image_bytes, "baseline_bytes": baseline, "calls": calls,
+                           "forward_gflops": compute, "rate": rate, "setup_s": setup, "new_shapes": traces,
+                           "objectives": len(specs)})
 
 
 # ---- refusing runs that won't fit ----

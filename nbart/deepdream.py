@@ -244,8 +244,9 @@ def dream_run(image: Any, params: DreamParams | None = None, **kwargs: Any) -> R
         mask, notice = masks.load_mask(masks.source_of("mask", p.mask, held), (start.size[1], start.size[0]))
         notices.extend([notice] if notice else [])
     if p.guide:  # at most 224 px, the size of the original notebook's guides: it bounds the matching's memory
-        guide = to_float(images.prepare(masks.source_of("guide", p.guide, held), max_size=max(224, bb.min_size),
-                                        min_size=bb.min_size, what="guide image")[0])
+        with masks.naming("guide"):  # "guide: no such file ...": the option named, as mask's errors do
+            guide = to_float(images.prepare(masks.source_of("guide", p.guide, held), max_size=max(224, bb.min_size),
+                                            min_size=bb.min_size, what="guide image")[0])
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
         return _dream_steps(to_float(start), prepared, sizes, stop, mask, guide)

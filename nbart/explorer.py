@@ -13,12 +13,13 @@ first, it shrinks at each explored layer to the elements that need deeper ones (
 shallow layer's dream costs no more than its own part of the network. :func:`explore_run` yields results as each
 call finishes, shallow layers first, and can be stopped.
 
-How many objectives per call (``batch``) is measured, not assumed (``benchmarks/bench_explore_step.py``, AMD EPYC,
-AVX2, float32, 2 heavily shared cores, medians of 3 interleaved rounds): 8 channels of one layer in one call took
-0.75x the time of one call each; 5 layers of different depths in one cascaded call 1.19x (the batch's bigger
-activations and the slicing cost more than the calls they save). So by default channels go 8 to a call and layers
-one to a call (the cascade then cuts the network after the layer, and the first, shallowest result comes soonest);
-on an accelerator a bigger ``batch`` may pay.
+How many objectives per call (``batch``) is measured, not assumed (``benchmarks/bench_explore.py``,
+``bench_explore_step.py``; AMD EPYC, AVX2, float32, 2 shared cores): 8 channels of one layer in one call took 0.75x
+the time of one call each. For layers, a cascaded call of all of them at 128 px took 0.39x (VGG16, 13 layers) and
+0.11x (InceptionV3, 11 mixed layers: hundreds of small operations whose per-call cost dominates) the time of one
+call each, 5 steps, warm, under a load of 20-33 (``benchmarks/results/explore-targets.txt``). By default the
+shallowest layer goes alone (its picture comes first, in about a second) and the others in cascaded calls of at
+most :data:`LAYER_BATCH_PIXELS` (all of them at 128 px); on an accelerator a bigger ``batch`` may pay.
 
 Results are cached per (backbone, weights, precision, image, size, steps, step size, jitter, seed, objective).
 """
@@ -46,6 +47,9 @@ __all__ = ["explore", "explore_run", "Exploration", "Explored", "clear_cache", "
 
 CACHE_SIZE = 512  # explored pictures kept (128 px each: ~25 MB at most)
 MAX_OBJECTIVES = 256  # objectives one exploration may ask for
+# pixels of one cascaded call of layers by default: every layer of a backbone at 128 px in one call (measured faster:
+# see the module's notes), fewer at bigger sizes so that a call's activations stay those of a few pictures
+LAYER_BATCH_PIXELS = 16 * 128 * 128
 CHANNELS_PER_CALL = 8  # channels of one layer dreamed in one batched call by default (measured: see above)
 _cache = BoundedCache(CACHE_SIZE)
 _lock = threading.Lock()
@@ -112,7 +116,7 @@ class Exploration:
         ext = self._prepared.extractor
         order = {name: i for i, name in enumerate(ext.layers)}
         todo.sort(key=lambda s: order[s.partition(":")[0]])  # shallow first: the quick ones arrive first
-        for chunk in _chunks(todo, self.batch):
+        for chunk in _chunks(todo, self.batch, self.start.size[0] * self.start.size[1]):
             if self._stop.is_set():
                 return
             t0 = time.perf_counter()
@@ -161,7 +165,7 @@ class _Prepared(runs.Prepared):
 
 
 def explore_run(image: Any, *, model: str = "inception_v3", weights: str = "auto", layers: Any = None,
-                channels: Any = None, size: int = 128, steps: int = 10, step_size: float = 0.05, jitter: int = 8,
+                channels: Any = None, size: int = 128, steps: int = 5, step_size: float = 0.1, jitter: int = 8,
                 seed: int = 0, precision: str = "auto", batch: int | None = None,
                 cascade: bool = True) -> Exploration:
     """Start exploring and return the :class:`Exploration` (an iterator of :class:`Explored`; nothing runs yet).
@@ -231,7 +235,7 @@ def _channel_specs(bb: Any, name: str, channels: Any, start: Image.Image, resolv
 
 
 def explore(image: Any, *, model: str = "inception_v3", weights: str = "auto", layers: Any = None,
-            channels: Any = None, size: int = 128, steps: int = 10, step_size: float = 0.05, jitter: int = 8,
+            channels: Any = None, size: int = 128, steps: int = 5, step_size: float = 0.1, jitter: int = 8,
             seed: int = 0, precision: str = "auto", batch: int | None = None, columns: int | None = None) -> Sheet:
     """Dream ``image`` small once per layer (or per channel of one layer) and return a labelled grid.
 
@@ -241,10 +245,12 @@ def explore(image: Any, *, model: str = "inception_v3", weights: str = "auto", l
     - ``layers``: None (every pickable layer of the backbone that runs), a name, or a list of names.
     - ``channels``: None (whole layers), an int N (the N channels of the one layer in ``layers`` most active on the
       image, most active first) or a list / ``range`` of channel numbers.
-    - ``steps`` (default 10), ``step_size`` (0.05, a fraction of the pixel range), ``jitter`` (8 px), ``seed``: the
-      dream's, on one octave.
-    - ``batch``: objectives dreamed per batched call; default None: channels 8 a call, layers one a call (what
-      measured fastest on a CPU; see the module's notes). Results arrive per call, shallow layers first.
+    - ``steps`` (default 5), ``step_size`` (0.1, a fraction of the pixel range), ``jitter`` (8 px), ``seed``: the
+      dream's, on one octave. Five steps of 0.1 show each layer's patterns as ten of 0.05 do (the same climb, a
+      little less burnt: compare the grids bench_explore.py draws with --steps 5 and 10) in half the time.
+    - ``batch``: objectives dreamed per batched call; default None: channels 8 a call; layers, the shallowest alone,
+      then the others in cascaded calls (all at once at 128 px; see the module's notes). Results arrive per call,
+      shallow layers first.
     - ``columns``: of the grid (default: near-square).
 
     Returns a :class:`~nbart.sheets.Sheet`: ``image`` (the grid; each caption is the spec to give ``layers`` and
@@ -273,10 +279,16 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def _chunks(todo: list[str], batch: int | None) -> Iterator[list[str]]:
-    """``todo`` in calls of ``batch``; None: 8 a call for channels of one layer, one a call for layers."""
+def _chunks(todo: list[str], batch: int | None, pixels: int = 128 * 128) -> Iterator[list[str]]:
+    """``todo`` (shallow first) in calls of ``batch``. None: channels of one layer 8 a call; layers, the shallowest
+    alone (the first picture soon), then the others in cascaded calls of at most :data:`LAYER_BATCH_PIXELS` pixels
+    (all of them at 128 px; ``pixels`` is one element's)."""
     if batch is None:
-        batch = CHANNELS_PER_CALL if len({s.partition(":")[0] for s in todo}) == 1 and ":" in todo[0] else 1
+        if len({s.partition(":")[0] for s in todo}) == 1 and ":" in todo[0]:
+            batch = CHANNELS_PER_CALL
+        else:
+            yield todo[:1]
+            todo, batch = todo[1:], max(1, LAYER_BATCH_PIXELS // max(1, pixels))
     for i in range(0, len(todo), batch):
         yield todo[i:i + batch]
 
@@ -351,8 +363,6 @@ def _trace(ext: Extractor, element_layers: tuple[int, ...], cascade: bool) -> An
                                                                 for j in range(outputs - 1)})[-1]
         return [taken[j] for j in range(outputs - 1)] + [last]
 
-    @tf.function(input_signature=[tf.TensorSpec([n, None, None, 3], tf.float32), tf.TensorSpec([n], tf.int32)],
-                 autograph=False)
     def step(images: Any, channels: Any) -> tuple[Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(images)
@@ -366,4 +376,6 @@ def _trace(ext: Extractor, element_layers: tuple[int, ...], cascade: bool) -> An
             total = tf.reduce_sum(means)
         return means, tape.gradient(total, images)
 
-    return step
+    # traced: eager, the cascade's emptied batches would run (and fail in max pooling) instead of being pruned
+    return tf.function(step, input_signature=[tf.TensorSpec([n, None, None, 3], tf.float32),
+                                              tf.TensorSpec([n], tf.int32)], autograph=False)

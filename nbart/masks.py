@@ -18,9 +18,10 @@ spatial control): see :mod:`nbart.control`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,11 @@ from PIL import Image
 
 from nbart.errors import ParamError
 from nbart.images import ImageError, load_image
+from nbart.images.load import open_stored
 
 __all__ = ["clusters", "cluster_labels", "luminance_range", "rectangle", "ellipse", "linear_gradient", "from_alpha",
-           "invert", "feather", "combine", "load_mask", "hold_images", "describe", "overlay"]
+           "invert", "feather", "combine", "load_mask", "hold_images", "describe", "overlay",
+           "naming"]
 
 Size = tuple[int, int]  # (height, width) in pixels
 
@@ -159,29 +162,20 @@ def linear_gradient(size: Any, angle: float = 0.0, start: float = 0.0, end: floa
 
 
 def from_alpha(image: Any) -> np.ndarray:
-    """The alpha channel of ``image`` (a path, PIL image or (H, W, 4) array) as a mask: opaque = apply. (H, W)
-    float32 in [0, 1]. Raises ParamError for an image without transparency."""
+    """The alpha channel of ``image`` as a mask: opaque = apply. ``image``: anything :func:`nbart.load_image`
+    reads (a path, ``sample:NAME``, a URL, bytes, a PIL image) with its transparency, or an (H, W, 4) array. (H, W)
+    float32 in [0, 1]. Raises ParamError for an image without transparency, ImageError for one that can't be
+    read."""
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[-1] != 4:
             raise ParamError(f"from_alpha needs an (H, W, 4) array (got shape {image.shape})")
         a = image[..., 3]
         return (a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)).clip(0, 1)
-    img = image if isinstance(image, Image.Image) else _open_keeping_alpha(image)
+    img = image if isinstance(image, Image.Image) else open_stored(image)
     if "A" not in img.getbands() and "transparency" not in img.info:
         raise ParamError(f"from_alpha: the image has no alpha channel (mode {img.mode}); save it as a PNG with "
                          f"transparency, or use load_mask for a black-and-white mask")
     return np.asarray(img.convert("RGBA"), np.float32)[..., 3] / 255.0
-
-
-def _open_keeping_alpha(source: Any) -> Image.Image:
-    if not isinstance(source, (str, os.PathLike)) or str(source).startswith(("sample:", "http://", "https://")):
-        raise ParamError("from_alpha reads a file path, a PIL image or an (H, W, 4) array")
-    try:
-        with Image.open(os.path.expanduser(os.fspath(source))) as img:
-            img.load()
-            return img
-    except OSError as e:
-        raise ImageError(f"can't read {os.fspath(source)!r}: {e}") from None
 
 
 def invert(mask: Any) -> np.ndarray:
@@ -290,6 +284,20 @@ def source_of(name: str, value: Any, held: dict[str, Any]) -> Any:
         if text.startswith("<") and text.endswith(">"):
             raise ParamError(f"{name} {text} was an image given in code; give the image itself as {name}=")
     return value
+
+
+@contextlib.contextmanager
+def naming(name: str) -> Iterator[None]:
+    """Word an image error raised inside as the parameter's: ``"guide: no such file: x.jpg"`` (one line that names
+    the option, ``guide=`` in code and ``--guide`` on the command line), unless it names it already."""
+    try:
+        yield
+    except (ParamError, ImageError) as e:
+        text = " ".join(str(e).split())
+        if text.startswith(name):
+            raise
+        cls = ImageError if isinstance(e, ImageError) else ParamError
+        raise cls(f"{name}: {text}") from None
 
 
 def overlay(image: Any, masks: Sequence[np.ndarray], alpha: float = 0.5) -> Image.Image:

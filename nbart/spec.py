@@ -98,10 +98,21 @@ def _is_numpy_number(value: Any) -> bool:
     return mod == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iuf" and getattr(value, "ndim", 0) == 0
 
 
+class _EmptyEntry(ParamError):
+    pass
+
+
 def _split(value: Any) -> list:
-    """Tuple fields accept a tuple/list or a comma-separated string ("mixed3,mixed5")."""
+    """Tuple fields accept a tuple/list or a comma-separated string ("mixed3,mixed5"); an empty string is no
+    entries, and an empty entry ("a,,b", "a,") is refused rather than dropped (a path left out by mistake)."""
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
+        items = [v.strip() for v in value.split(",")]
+        if items == [""]:
+            return []
+        if "" in items:
+            raise _EmptyEntry(f"entry {items.index('') + 1} of {value!r} is empty; give the values separated by "
+                              f"single commas")
+        return items
     if isinstance(value, (list, tuple)):
         return list(value)
     raise ParamError("expected a list or a comma-separated string")
@@ -144,6 +155,8 @@ def _coerce(info: FieldInfo, value: Any) -> Any:
         item_kind = kind[: -len("_tuple")]
         try:
             items = _split(value)
+        except _EmptyEntry as e:
+            raise ParamError(f"{name}: {e}") from None
         except ParamError:
             raise ParamError(f"{name} must be a list of {item_kind} values (got {value!r})") from None
         if item_kind != "str":

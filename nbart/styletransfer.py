@@ -163,13 +163,15 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
         notices.append(runs.upscaled("content", original, output_size[::-1], bb))
     start = content_img.resize(output_size[::-1], Image.Resampling.LANCZOS) if content_img.size != output_size[::-1] \
         else content_img
-    init = to_float(load_image(init_image)) if init_image is not None else None
+    with masks.naming("init_image"):
+        init = to_float(load_image(init_image)) if init_image is not None else None
     cost.check_fits("style", (content_img, styles), p)  # a run that won't fit in memory is refused here
     region_masks = _region_masks(p, held, len(style_sources), output_size, notices)
     palette = None
     if p.color not in COLOR_MODES:
-        palette = to_float(images.prepare(masks.source_of("color", p.color, held), max_size=512,
-                                          what="palette image")[0])
+        with masks.naming("color"):
+            palette = to_float(images.prepare(masks.source_of("color", p.color, held), max_size=512,
+                                              what="palette image")[0])
 
     def steps(stop: threading.Event) -> Iterator[StepEvent]:
         start_image = init

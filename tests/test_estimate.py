@@ -141,7 +141,7 @@ def test_style_estimate_counts_stages_and_lbfgs_state(fake_probe, photo):
 
 
 def test_bad_task_and_image_count(fake_probe, photo):
-    with pytest.raises(ParamError, match="task must be dream or style"):
+    with pytest.raises(ParamError, match="task must be dream, style or explore"):
         E.estimate("paint", photo)
     with pytest.raises(ParamError, match="style takes 2 images"):
         E.estimate("style", photo, model="vgg16")
@@ -239,3 +239,60 @@ def test_a_cached_rate_that_does_not_say_its_load_is_measured_again(fake_probe, 
     assert fresh["load_per_cpu"] == 0.5 and len(fake_probe) == 1
     E._calibrations.clear()
     assert E.calibration("vgg16", "float32") == fresh and len(fake_probe) == 1
+
+
+# ---- the explorer, style losses, masks and guides ----
+
+def test_explore_estimate_counts_one_call_per_layer_and_its_part_of_the_network(fake_probe, photo):
+    table = E.network_table("vgg16")
+    every = E.estimate("explore", photo, model="vgg16", weights="none", size=128, steps=5, precision="float32")
+    two = E.estimate("explore", photo, model="vgg16", weights="none", layers=["block1_conv1", "block5_conv3"],
+                     size=128, steps=5, precision="float32")
+    assert every.stages == ((96, 128),) and every.parts["objectives"] == 13
+    pixels = 96 * 128 / E.REFERENCE_SIDE ** 2
+    forward = 5 * pixels * sum(E._upto(table, (n,))[0] for n in ("block1_conv1", "block5_conv3"))
+    assert two.parts["forward_gflops"] == pytest.approx(forward)
+    # one traced step (and one new shape) per layer, 5 calls each, and the network built once
+    assert two.seconds == pytest.approx(1.0 + 2 * (0.5 + 0.25) + 10 * 0.02 + forward * 0.01)
+    assert every.seconds > two.seconds and every.peak_bytes >= two.peak_bytes
+    # channels: 8 to a call, the ranking's forward pass first; a settings object as the studio passes it
+    settings = dict(model="vgg16", weights="none", layers="block3_conv1", channels=10, size=128, steps=5)
+    ten = E.estimate("explore", photo, params=E.ExploreSettings(settings))
+    assert ten.parts["calls"] == 5 * 2 and ten.parts["objectives"] == 10
+    assert ten.parts["forward_gflops"] == pytest.approx((50 + E.FORWARD_SHARE) * pixels
+                                                        * E._upto(table, ("block3_conv1",))[0])
+    with pytest.raises(ParamError, match="explore has no parameter 'octaves'"):
+        E.estimate("explore", photo, octaves=2)
+    with pytest.raises(ParamError, match="size must be"):
+        E.estimate("explore", photo, model="vgg16", weights="none", size=0)
+    with pytest.raises(ParamError, match="explore takes 1 image"):
+        E.estimate("explore", photo, photo)
+
+
+def test_style_losses_masks_and_guides_cost_their_own_terms(fake_probe, photo, monkeypatch):
+    monkeypatch.setattr(E, "TIME_FIT", {"w2": 2.0, "sliced_wasserstein": 3.0, "masked_style": 1.5,
+                                        "dream_control": 1.25, "guide": 4.0})
+    table = E.network_table("vgg16")
+    style_layers = E.registry.get("vgg16").style_layers
+    p = dict(model="vgg16", weights="none", sizes=(128,), steps=5, precision="float32")
+    gram = E.estimate("style", photo, photo, **p)
+    w2 = E.estimate("style", photo, photo, style_loss="w2", **p)
+    sliced = E.estimate("style", photo, photo, style_loss="sliced_wasserstein", **p)
+    masked = E.estimate("style", photo, photo, mask=(str(photo),), **p)
+    evaluations = 1 + E.LBFGS_EVALUATIONS * 5
+    grams = evaluations * E._gram_gflops(table, style_layers, 96 * 128)
+    # W2: (3 * 20 + 2) products of c x c per style layer (64, 128, 256, 512, 512 channels), whatever the size
+    assert E._w2_gflops(table, style_layers) == pytest.approx(62 * 2 * (64 ** 3 + 128 ** 3 + 256 ** 3
+                                                                        + 2 * 512 ** 3) / 1e9)
+    assert w2.parts["forward_gflops"] - gram.parts["forward_gflops"] == pytest.approx(
+        2.0 * evaluations * E._w2_gflops(table, style_layers))
+    assert sliced.parts["forward_gflops"] - gram.parts["forward_gflops"] == pytest.approx(2.0 * grams)
+    assert masked.parts["forward_gflops"] > gram.parts["forward_gflops"]
+    d = dict(TINY, max_size=128, octaves=1, steps=4)
+    plain = E.estimate("dream", photo, **d)
+    masked_dream = E.estimate("dream", photo, mask=str(photo), **d)
+    guided = E.estimate("dream", photo, guide=str(photo), **d)
+    assert masked_dream.parts["forward_gflops"] == pytest.approx(1.25 * plain.parts["forward_gflops"])
+    layers = E.registry.get("vgg16").dream_layers
+    match = 4 * E._guide_gflops(table, layers, 96 * 128, 168 * 224)  # the guide at 224 px
+    assert guided.parts["forward_gflops"] == pytest.approx(1.25 * plain.parts["forward_gflops"] + 4.0 * match)

@@ -123,12 +123,20 @@ def test_bad_values_are_one_clear_line(gradient_image, kwargs, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_calls_by_default_layers_one_each_channels_eight_each():
+def test_calls_by_default_the_first_layer_alone_then_the_rest_cascaded_channels_eight_each():
+    from nbart import cost
+
     layers = [f"l{i}" for i in range(13)]
     channels = [f"l0:{i}" for i in range(13)]
-    assert [len(c) for c in explorer._chunks(layers, None)] == [1] * 13  # noqa: SLF001
+    # at 128 px: the shallowest alone (the first thumbnail soon), then all the others in one cascaded call
+    assert [len(c) for c in explorer._chunks(layers, None, 128 * 109)] == [1, 12]  # noqa: SLF001
+    assert [len(c) for c in explorer._chunks(layers, None, 512 * 436)] == [1] * 13  # noqa: SLF001
+    assert [len(c) for c in explorer._chunks(layers, None, 256 * 218)] == [1, 4, 4, 4]  # noqa: SLF001
     assert [len(c) for c in explorer._chunks(channels, None)] == [8, 5]  # noqa: SLF001
     assert [len(c) for c in explorer._chunks(layers, 5)] == [5, 5, 3]  # noqa: SLF001
+    # the cost model plans the same calls (it sits below the explorer and keeps copies of its constants)
+    assert cost.EXPLORE_LAYER_BATCH_PIXELS == explorer.LAYER_BATCH_PIXELS
+    assert cost.EXPLORE_CHANNELS_PER_CALL == explorer.CHANNELS_PER_CALL
 
 
 def test_contact_sheet_cuts_long_captions_and_takes_mixed_sizes():

@@ -340,3 +340,57 @@ def test_a_dream_given_a_list_of_masks_says_it_takes_one():
     for name in ("mask", "guide"):
         with pytest.raises(nbart.ParamError, match=rf"^a dream takes one {name} image \(got a list of 2\)$"):
             nbart.dream_run("sample:grace_hopper", **{name: [half, half]}, max_size=64)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# image inputs given as parameters: read like every image, errors that name the option
+
+
+def test_from_alpha_reads_every_image_input_like_load_image(tmp_path):
+    rgba = np.zeros((6, 8, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, :4, 3] = 0  # the left half transparent
+    path = tmp_path / "cut.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    want = masks.from_alpha(rgba)
+    assert want[:, :4].max() == 0 and want[:, 4:].min() == 1
+    for source in (str(path), path, path.read_bytes(), open(path, "rb"), Image.open(path)):
+        assert np.array_equal(masks.from_alpha(source), want), type(source)
+    # a sample is read like any image input (it has no transparency: the same one line as any opaque picture)
+    with pytest.raises(ParamError, match=r"^from_alpha: the image has no alpha channel \(mode RGB\)"):
+        masks.from_alpha("sample:grace_hopper")
+    with pytest.raises(ImageError, match=r"^no such file: .*missing\.png"):
+        masks.from_alpha(str(tmp_path / "missing.png"))
+
+
+def test_naming_words_an_image_error_as_the_options():
+    with pytest.raises(ImageError, match=r"^guide: no such file: nowhere\.jpg"):
+        with masks.naming("guide"):
+            images.load_image("nowhere.jpg")
+    with pytest.raises(ParamError, match=r"^guide is bad$"):  # named already: left as it is
+        with masks.naming("guide"):
+            raise ParamError("guide is bad")
+
+
+def test_a_missing_guide_names_the_option_in_code_and_on_the_command_line(gradient_image, tmp_path, capsys):
+    with pytest.raises(ImageError, match=r"^guide: no such file: nowhere\.jpg"):
+        dream_run(gradient_image, guide="nowhere.jpg", **TINY)
+    out = tmp_path / "o.png"
+    assert cli.main(["dream", "sample:grace_hopper", "--guide", "nowhere.jpg", "-o", str(out), "--model", "vgg16",
+                     "--weights", "none", "--max-size", "48", "--octaves", "1", "--steps", "1"]) == 2
+    assert error_line(capsys).startswith("nbart: error: guide: no such file: nowhere.jpg")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value, entry", [("a.png,,b.png", 2), (",a.png", 1), ("a.png,", 2), ("a.png, ,b.png", 2)])
+def test_an_empty_entry_in_a_list_is_one_clear_error_not_dropped(value, entry, tmp_path, capsys):
+    with pytest.raises(ParamError, match=rf"^mask: entry {entry} of '{value}' is empty; give the values separated "
+                                         r"by single commas$"):
+        StyleParams(mask=value)
+    assert StyleParams(mask="").mask == () and StyleParams(mask="a.png, b.png").mask == ("a.png", "b.png")
+    out = tmp_path / "o.png"
+    assert cli.main(["style", "sample:grace_hopper", "sample:starry_night", f"--mask={value}", "-o", str(out),
+                     "--model", "vgg16", "--weights", "none", "--sizes", "48", "--steps", "1"]) == 2
+    assert error_line(capsys) == f"nbart: error: mask: entry {entry} of '{value}' is empty; give the values " \
+                                 f"separated by single commas"
+    assert not out.exists()

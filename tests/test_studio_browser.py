@@ -222,7 +222,8 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         run.wait_for(timeout=120_000)
         preview = page.locator("img.nbart-preview")
         preview.wait_for()
-        estimate = page.locator(".nbart-estimate-text")  # next to Run: the run's expected cost (nbart.estimate)
+        # next to Run: the run's expected cost (nbart.estimate)
+        estimate = page.locator(".nbart-estimate .nbart-estimate-text")
         estimate.wait_for(timeout=180_000)
         assert estimate.inner_text().startswith("about ") and estimate.inner_text().endswith(" GB")
         page.wait_for_timeout(500)  # let the layout settle for the picture
@@ -274,6 +275,9 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         page.wait_for_timeout(300)
         page.screenshot(path=str(SCREENSHOTS / f"{app}-studio-panel.png"))
 
+        # the run's timeline under the preview: scrub back, the frame and the loss curve's mark follow; go on from it
+        _scrub_the_timeline_and_use_a_frame(page, app, preview)
+
         # the style studio beside it: its fast preview appears without Run, a painting's tile picks the style
         page.set_viewport_size(VIEWPORT)
         _run_cell(page, 2)
@@ -306,6 +310,53 @@ def test_the_preview_changes_live_while_the_kernel_answers_another_cell_and_stop
         raise
     finally:
         page.close()
+
+
+def _scrub_the_timeline_and_use_a_frame(page, app: str, preview) -> None:
+    """On the stopped run of the first DreamStudio: the timeline slider (at its end, the result) is clicked at
+    two points of its track; each time the label names an earlier step, the preview shows that frame and the loss
+    curve's red mark moves. "Use this frame" then continues from it; stopped, Show code goes on from that step."""
+    studio = page.locator(".nbart-studio").first
+    slider, label = studio.locator(".nbart-timeline"), studio.locator(".nbart-timeline-label")
+    use = studio.locator("button.nbart-use-frame")
+    slider.wait_for(state="visible", timeout=30_000)
+    assert "the result" in label.inner_text() and use.is_disabled(), label.inner_text()
+    # ipywidgets 8 draws the slider with noUiSlider, 7 with jQuery UI: a click on the track moves the handle there
+    track = studio.locator(".nbart-timeline .noUi-target, .nbart-timeline .ui-slider").first
+    mark = studio.locator(".nbart-curve-mark")
+    seen = []
+    for fraction in (0.3, 0.7):
+        slider.evaluate("e => e.scrollIntoView({block: 'center'})")  # where it is now (the page may have moved)
+        page.wait_for_timeout(200)
+        box = track.bounding_box()
+        before = preview.get_attribute("src")
+        page.mouse.click(box["x"] + fraction * box["width"], box["y"] + box["height"] / 2)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (preview.get_attribute("src") == before or not mark.count()):
+            page.wait_for_timeout(100)
+        text = label.inner_text()
+        assert preview.get_attribute("src") != before, f"scrubbing to {fraction:.0%} showed no other frame ({text})"
+        assert "timeline: step " in text and "the result" not in text, text
+        seen.append((int(text.split("timeline: step ")[1].split("/")[0]), float(mark.get_attribute("x1"))))
+    (step_a, x_a), (step_b, x_b) = seen
+    assert 0 < step_a < step_b and x_a < x_b, seen  # later along the track: a later step, the mark further right
+    page.screenshot(path=str(SCREENSHOTS / f"{app}-studio-timeline.png"))
+
+    assert use.is_enabled()
+    use.click()  # Continue from the frame on show (step_b)
+    page.wait_for_function("() => !document.querySelector('.nbart-stop').disabled", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('.nbart-status').innerText.startsWith('step ')",
+                           timeout=60_000)
+    studio.locator(".nbart-stop").click()
+    page.wait_for_function("() => !document.querySelector('.nbart-run').disabled", timeout=30_000)
+    studio.locator("button.nbart-code").click()
+    box = studio.locator(".nbart-code textarea")
+    deadline = time.monotonic() + 30  # the box still shows the first run's code until the kernel's answer comes
+    while "# Continue: " not in box.input_value() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    code = box.input_value()
+    # the chain as code: the first run stopped at the frame's step, then the continuation from that picture
+    assert f"    if event.step == {step_b}:" in code and "# Continue: " in code, code
 
 
 def test_the_regions_control_draws_and_sets_a_region_in_the_browser(browser, server):
@@ -405,6 +456,10 @@ def test_explore_tab_fills_thumbnails_and_a_click_sets_the_layers(browser, serve
         _run_cell(page, 4)  # tiny thumbnails
         _wait_for_kernel(page)
         studio.locator(".widget-tab .lm-TabBar-tab, .widget-tab .p-TabBar-tab").filter(has_text="Explore").click()
+        # beside Explore, before it runs: what the exploration will cost (nbart.estimate("explore", ...))
+        cost = studio.locator(".nbart-explore-estimate .nbart-estimate-text")
+        cost.wait_for(timeout=120_000)
+        assert cost.inner_text().startswith("about ") and cost.inner_text().endswith(" GB"), cost.inner_text()
         studio.locator(".nbart-explore-run").click()
         picks = studio.locator("button.nbart-explore-pick")
         page.wait_for_function("() => [...document.querySelectorAll('button.nbart-explore-pick')]"

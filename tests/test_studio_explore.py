@@ -107,3 +107,33 @@ def _tabs(studio):
 
     walk(studio)
     return found[0]
+
+
+def test_the_explore_tab_shows_its_estimate_before_it_runs(monkeypatch, gradient_image, tmp_path):
+    """Beside Explore: nbart.estimate("explore", ...) of what the button would run, following the tab's choice and
+    the studio's calibration (a fake probe here); nothing where the studio shows no estimates."""
+    import html
+
+    from nbart import cost
+
+    monkeypatch.setattr(cost, "_calibrations", {})
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no rate cached on disk: uncalibrated at first
+    s = DreamStudio(gradient_image, **{**TINY, "octaves": 1, "steps": 1}, mode="thread", warm_up=False, estimate=True)
+    tab = s.explore
+
+    def text():
+        assert s.cost.wait(60) and tab.cost.wait(60)
+        return html.unescape(tab.cost_label.value.split(">", 1)[1].split("<", 1)[0])
+
+    first = text()
+    assert first.startswith("about ") and first.endswith(" GB") and " s," not in first  # memory only
+    assert tab.cost.estimate.task == "explore" and tab.cost.estimate.parts["objectives"] == 13
+    monkeypatch.setattr(cost, "probe", lambda backbone, precision="float32", repeats=3: {
+        "s_per_gflop": 0.01, "call_s": 0.02, "build_s": 1.0, "trace_s": 0.5, "new_shape_s": 0.25})
+    s.cost.calibrate(s.params())  # the warm-up's calibration: the studio's label changes, the tab's follows
+    timed = text()
+    assert " s, " in timed and timed == tab.cost.estimate.short()
+    tab.what.value, tab.layer.value, tab.count.value = "channels", "block2_conv1", 3
+    assert text() != timed and tab.cost.estimate.parts["objectives"] == 3
+    off = DreamStudio(gradient_image, **TINY, mode="thread", warm_up=False, estimate=False)
+    assert off.explore.cost_label.value == ""

@@ -24,7 +24,7 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 from nbart.images.convert import ImageError, fit, from_array, normalize, one_line
 from nbart.images.samples import sample_names, sample_path
 
-__all__ = ["load_image", "prepare", "URL_TIMEOUT", "URL_MAX_BYTES"]
+__all__ = ["load_image", "prepare", "open_stored", "URL_TIMEOUT", "URL_MAX_BYTES"]
 
 URL_TIMEOUT = 15.0  # seconds, for the whole download (a server that drips bytes can't hold a run forever)
 URL_MAX_BYTES = 50 * 1024 * 1024
@@ -66,13 +66,21 @@ def prepare(source: Any, max_size: int | None = None, min_size: int = 1, what: s
     return fit(img, max_size, min_size, original=original, what=what, advice=advice), original
 
 
+def open_stored(source: Any) -> Image.Image:
+    """The picture of ``source`` as stored: its mode and alpha channel kept (for a mask read from transparency),
+    EXIF orientation applied so it lines up with :func:`load_image`'s picture. ``source``: a path, ``"sample:NAME"``,
+    an http(s) URL, bytes or a binary file object (the inputs :func:`load_image` reads, arrays and PIL images
+    aside). Raises :class:`ImageError` with the same one-line reasons as :func:`load_image`."""
+    return _open(source, None, stored=True)[0]
+
+
 def _is_array(source: Any) -> bool:
     return isinstance(source, np.ndarray) or (
         hasattr(source, "__array__") and not isinstance(source, (str, bytes, bytearray, memoryview, os.PathLike))
     )
 
 
-def _open(source: Any, max_size: int | None) -> tuple[Image.Image, float]:
+def _open(source: Any, max_size: int | None, stored: bool = False) -> tuple[Image.Image, float]:
     """Decode a path, sample, URL, bytes or file object; return the upright RGB image and the scale it was decoded
     at (big JPEGs decode at a fraction of their size)."""
     name = _describe(source)
@@ -97,7 +105,7 @@ def _open(source: Any, max_size: int | None) -> tuple[Image.Image, float]:
             f"can't read an image from a {type(source).__name__}; give a path, URL, bytes, numpy array or PIL image"
         )
     try:
-        return _decode(data, name, max_size)
+        return _decode(data, name, max_size, stored)
     finally:
         if own_file is not None:
             own_file.close()
@@ -134,7 +142,7 @@ def _missing(text: str) -> str:
 _DECODE_LOCK = threading.Lock()
 
 
-def _decode(data: Any, name: str, max_size: int | None) -> tuple[Image.Image, float]:
+def _decode(data: Any, name: str, max_size: int | None, stored: bool = False) -> tuple[Image.Image, float]:
     start = data.tell()
     head = data.read(512)
     data.seek(start)
@@ -156,6 +164,9 @@ def _decode(data: Any, name: str, max_size: int | None) -> tuple[Image.Image, fl
             stored_width = img.info.pop("nbart_stored_size", img.size)[0]
             img.load()
             scale = stored_width / img.size[0]
+            if stored:  # the mode kept (its alpha), only turned upright
+                from PIL import ImageOps
+                return ImageOps.exif_transpose(img), scale
             return normalize(img, name), scale
     except ImageError:
         raise

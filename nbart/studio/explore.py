@@ -18,6 +18,7 @@ import ipywidgets as widgets
 from nbart.errors import error_message
 from nbart.images import encode
 from nbart.studio.compat import set_tooltip
+from nbart.studio.costlabel import CostLabel
 from nbart.studio.driver import apply_keras_state, keras_state
 
 __all__ = ["ExploreTab", "Thumbs", "Background", "THUMB_SIDE", "EXPLORE_SIZE"]
@@ -124,7 +125,7 @@ class ExploreTab(widgets.VBox):
         self.studio = studio
         self.exploration: Any = None
         self.specs: list[str] = []
-        self.size, self.steps = EXPLORE_SIZE, 10  # of the explored dreams (px, steps): nbart.explore's defaults
+        self.size, self.steps = EXPLORE_SIZE, 5  # of the explored dreams (px, steps): nbart.explore's defaults
         self.what = widgets.Dropdown(options=[("every layer", "layers"), ("channels of", "channels")],
                                      value="layers", description="explore", layout=widgets.Layout(width="220px"))
         self.layer = widgets.Dropdown(options=[], layout=widgets.Layout(width="150px", display="none"))
@@ -139,6 +140,11 @@ class ExploreTab(widgets.VBox):
         self.halt.add_class("nbart-explore-stop")
         self.status = widgets.HTML()
         self.status.add_class("nbart-explore-status")
+        # what Explore will cost, before it runs (nbart.estimate("explore", ...)), beside the button
+        self.cost_label = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
+        self.cost_label.add_class("nbart-explore-estimate")
+        self.cost = CostLabel(self.cost_label, "explore", self._estimate_request, studio.mode == "foreground")
+        self._chained = False
         self.thumbs = Thumbs(MAX_SLOTS, self.pick, "nbart-explore-pick")
         self.worker = Background("nbart-explore", studio.mode == "foreground", self._failed)
         self.go.on_click(lambda _b: self.start())
@@ -147,10 +153,13 @@ class ExploreTab(widgets.VBox):
             if name in studio.controls:
                 studio.controls[name].observe(lambda _c: self._relist(), names="value")
         self._relist()
+        for w in (self.what, self.layer, self.count):
+            w.observe(self.request_estimate, names="value")
         help_line = widgets.HTML("<span style='color:#666;font-size:12px'>Which layer? Each thumbnail is a small "
                                  "dream of one layer; click one to dream with it.</span>")
         super().__init__([help_line, widgets.HBox([self.what, self.layer, self.count]),
-                          widgets.HBox([self.go, self.halt]), self.status, self.thumbs])
+                          widgets.HBox([self.go, self.halt, self.cost_label], layout=widgets.Layout(
+                              align_items="center")), self.status, self.thumbs])
         self.add_class("nbart-explore")
 
     # ----------------------------------------------------------------------------------------------------------
@@ -160,6 +169,29 @@ class ExploreTab(widgets.VBox):
 
         p = self.studio.params()
         return resolve(p.model, p.weights).backbone
+
+    def _settings(self) -> dict[str, Any]:
+        """The keywords :func:`nbart.explore_run` gets from the tab and the studio (main thread)."""
+        p = self.studio.params()
+        channels = self.count.value if self.what.value == "channels" else None
+        return dict(model=p.model, weights=p.weights, layers=self.layer.value if channels else None,
+                    channels=channels, size=self.size, steps=self.steps, precision=p.precision)
+
+    def _estimate_request(self) -> tuple[Any, list[Any]]:
+        from nbart.cost import ExploreSettings
+
+        return ExploreSettings(self._settings()), [self.studio.pickers["image"].source()]
+
+    def request_estimate(self, _change: Any = None) -> None:
+        """Estimate the exploration the tab would run now (after the studio's own estimate: it follows it, so a
+        new image, model or calibration updates it too); nothing where the studio shows no estimates."""
+        label = getattr(self.studio, "cost_label", None)
+        if label is not None and not self._chained:
+            label.observe(self.request_estimate, names="value")
+            self._chained = True
+        if getattr(self.studio, "cost", None) is None:
+            return  # estimates off (estimate=False, NBART_ESTIMATE=0)
+        self.cost.request()
 
     def _relist(self) -> None:
         try:
@@ -193,13 +225,10 @@ class ExploreTab(widgets.VBox):
         if self.worker.busy:
             return False
         try:
-            p = self.studio.params()
+            settings = self._settings()
+            channels = settings["channels"]
             image = self.studio.pickers["image"].source().items[0]
-            channels = self.count.value if self.what.value == "channels" else None
-            layers = self.layer.value if channels else None
-            self.exploration = explore_run(image, model=p.model, weights=p.weights, layers=layers,
-                                           channels=channels, size=self.size, steps=self.steps,
-                                           precision=p.precision)
+            self.exploration = explore_run(image, **settings)
         except Exception as e:  # noqa: BLE001 (shown in words)
             self._failed(e)
             return False
