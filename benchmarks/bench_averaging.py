@@ -51,7 +51,7 @@ sys.path.insert(0, str(HERE))
 from bench_quality_losses import BUILD, RESULTS, Scorer, cpu_name, sheet, sources  # noqa: E402
 
 LBFGS_VARIANTS = ("halves", "halves+avg", "sqrt2", "sqrt2+avg")
-ADAM_VARIANTS = ("adam sqrt2+avg, moments resized", "adam sqrt2+avg, moments reset")
+ADAM_VARIANTS = ("adam sqrt2+avg resized", "adam sqrt2+avg reset")
 
 
 def ladders(size: int) -> dict[str, tuple[int, ...]]:
@@ -104,6 +104,7 @@ def _float(img: Image.Image) -> np.ndarray:
 
 def run_all(size: int, variants: tuple[str, ...], pairs: int, adam_pairs: int, decay: float, adam_decay: float,
             steps: int | None, out_json: pathlib.Path) -> dict:
+    """Each variant on each pair; rows appended to ``out_json`` as they come, results kept in build/."""
     import nbart
     from nbart import images, styletransfer
 
@@ -121,7 +122,6 @@ def run_all(size: int, variants: tuple[str, ...], pairs: int, adam_pairs: int, d
     for name in variants:  # trace each variant's functions once, outside the clock
         kw, _ = variant_kwargs(name, size, decay, adam_decay)
         nbart.style_transfer(all_pairs[0][0][1], all_pairs[0][1], **{**base, **kw, "steps": 1})
-    pictures = {}
     for index, ((cname, csrc), ssrc) in enumerate(all_pairs):
         sname = pathlib.Path(ssrc.replace("sample:", "")).stem
         mine = [v for v in variants if not v.startswith("adam") or index < adam_pairs]
@@ -148,8 +148,31 @@ def run_all(size: int, variants: tuple[str, ...], pairs: int, adam_pairs: int, d
             print(json.dumps(row), flush=True)
             report["rows"].append(row)
             _write(out_json, report)
-            pictures[(cname, sname, name)] = result
-    return report, pictures
+            result.save(_picture(out_json, cname, sname, name))  # for the sheets, also of a stopped benchmark
+    return report
+
+
+def _picture(out_json: pathlib.Path, cname: str, sname: str, variant: str) -> pathlib.Path:
+    """Where a result is kept: build/ (the shared photos' results must not enter the repository)."""
+    folder = BUILD / f"{out_json.stem}-pictures"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{cname}-{sname}-{variant.replace(' ', '_').replace('+', '-')}.png"
+
+
+def sheets(out_json: pathlib.Path, variants: list[str], quick: bool) -> None:
+    """Contact sheets, one per content (rows: styles; columns: variants), from the kept results."""
+    report = json.loads(out_json.read_text())
+    keys = {(r["content"], r["style"]) for r in report["rows"]}
+    for cname in sorted({k[0] for k in keys}):
+        names = [v for v in variants if any(_picture(out_json, cname, s, v).exists() for c, s in keys if c == cname)]
+        grid = []
+        for sname in sorted({s for c, s in keys if c == cname}):
+            paths = [_picture(out_json, cname, sname, v) for v in names]
+            if all(p.exists() for p in paths):
+                grid.append([Image.open(p) for p in paths])
+        if grid:
+            where = RESULTS if cname == "grace_hopper" and not quick else BUILD
+            sheet(grid, names).save(where / f"{out_json.stem}-{cname}.jpg", quality=88)
 
 
 def _write(path: pathlib.Path, report: dict) -> None:
@@ -212,14 +235,9 @@ def main() -> None:
         args.size, args.steps, args.pairs, args.adam_pairs = 96, 2, 1, 1
     BUILD.mkdir(exist_ok=True)
     if not args.summary:
-        report, pictures = run_all(args.size, tuple(args.variants.split(",")), args.pairs, args.adam_pairs,
-                                   args.decay, args.adam_decay, args.steps, out.with_suffix(".json"))
-        for cname in sorted({k[0] for k in pictures}):
-            names = [v for v in args.variants.split(",") if any(k[0] == cname and k[2] == v for k in pictures)]
-            grid = [[pictures[(cname, s, v)] for v in names if (cname, s, v) in pictures]
-                    for s in sorted({k[1] for k in pictures if k[0] == cname})]
-            where = RESULTS if cname == "grace_hopper" and not args.quick else BUILD
-            sheet(grid, names).save(where / f"style-averaging-{cname}.jpg", quality=88)
+        run_all(args.size, tuple(args.variants.split(",")), args.pairs, args.adam_pairs, args.decay,
+                args.adam_decay, args.steps, out.with_suffix(".json"))
+    sheets(out.with_suffix(".json"), args.variants.split(","), args.quick)
     report = json.loads(out.with_suffix(".json").read_text())
     text = markdown(report)
     tmp = out.with_suffix(".md.tmp")
