@@ -5,6 +5,10 @@ Run from the repository root (NBART_IMAGES: the shared test images; the bundled 
 
     python benchmarks/bench_averaging.py                  # 6 pairs, 256 px output, default steps (50 per size)
     python benchmarks/bench_averaging.py --quick          # tiny sizes: checks that the benchmark runs
+    python benchmarks/bench_averaging.py --summary        # the markdown and sheets again, from the JSON
+
+The README's figures: ``--size 128 --adam-pairs 1 --variants "halves,halves+avg,sqrt2,adam sqrt2+avg resized,adam
+sqrt2+avg reset"`` (stopped at the deadline; the rows it had measured are in benchmarks/results/style-averaging.*).
 
 Method
 ------
@@ -168,8 +172,8 @@ def sheets(out_json: pathlib.Path, variants: list[str], quick: bool) -> None:
         grid = []
         for sname in sorted({s for c, s in keys if c == cname}):
             paths = [_picture(out_json, cname, sname, v) for v in names]
-            if all(p.exists() for p in paths):
-                grid.append([Image.open(p) for p in paths])
+            if any(p.exists() for p in paths):  # a result not kept (measured before results were kept): blank
+                grid.append([Image.open(p) if p.exists() else Image.new("RGB", (8, 8), "white") for p in paths])
         if grid:
             where = RESULTS if cname == "grace_hopper" and not quick else BUILD
             sheet(grid, names).save(where / f"{out_json.stem}-{cname}.jpg", quality=88)
@@ -186,12 +190,14 @@ def markdown(report: dict) -> str:
     lines = [f"CPU: {report['cpu']} ({report['float']}; shared 2-core machine, loaded: load average per row in "
              f"the JSON); output {report['size']} px, ladders {report['ladders']}, steps {report['steps']}, "
              f"average_decay {report['decay']} (L-BFGS) / {report['adam_decay']} (Adam)", "",
-             "| variant | pairs | style match (SW) | content loss | objective | wall / halves (median) |",
+             "| variant | pairs with halves | style match (SW) | content loss | objective | wall / halves (median) |",
              "|---|---|---|---|---|---|"]
     base = {(r["content"], r["style"]): r for r in rows if r["variant"] == "halves"}
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    for name in variants:
-        mine = [r for r in rows if r["variant"] == name]
+    for name in variants:  # means over the pairs measured with both this variant and halves: paired figures
+        mine = [r for r in rows if r["variant"] == name and (r["content"], r["style"]) in base]
+        if not mine:
+            continue
         ratios = [r["wall_s"] / base[(r["content"], r["style"])]["wall_s"] for r in mine
                   if (r["content"], r["style"]) in base]
         ratio = f"{np.median(ratios):.2f}" if ratios else "-"
