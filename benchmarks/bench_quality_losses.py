@@ -112,7 +112,7 @@ def _float(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), np.float32) / 255.0
 
 
-def style_bench(size: int, steps: int | None, scorer: Scorer) -> tuple[list[dict], dict]:
+def style_bench(size: int, steps: int | None, scorer: Scorer, pairs: int = 6) -> tuple[list[dict], dict]:
     import nbart
     from nbart import images
 
@@ -121,7 +121,7 @@ def style_bench(size: int, steps: int | None, scorer: Scorer) -> tuple[list[dict
     for loss in LOSSES:  # trace each loss's step once, outside the clock
         nbart.style_transfer(contents[0][1], styles[0], max_size=size, weights="offline", model="vgg16", seed=0,
                              precision="float32", style_loss=loss, steps=1)
-    for pair_index, ((cname, csrc), ssrc) in enumerate([(c, s) for c in contents for s in styles]):
+    for pair_index, ((cname, csrc), ssrc) in enumerate([(c, s) for c in contents for s in styles][:pairs]):
         sname = pathlib.Path(ssrc.replace("sample:", "")).stem
         content_img = images.fit(images.load_image(csrc, max_size=size), size, 32)
         order = LOSSES[pair_index % 3:] + LOSSES[:pair_index % 3]
@@ -130,13 +130,14 @@ def style_bench(size: int, steps: int | None, scorer: Scorer) -> tuple[list[dict
             if steps:
                 kw["steps"] = steps
             t0 = time.perf_counter()
+            load = os.getloadavg()[0]
             result = nbart.style_transfer(csrc, ssrc, **kw)
             wall = time.perf_counter() - t0
             out = _float(result)
             style_img = images.fit(images.load_image(ssrc, max_size=max(result.size)), max(result.size), 32)
             content = _float(content_img.resize(result.size, Image.Resampling.LANCZOS))
             scores = scorer.style_scores(out, _float(style_img))
-            row = dict(content=cname, style=sname, loss=loss, wall_s=round(wall, 2),
+            row = dict(content=cname, style=sname, loss=loss, wall_s=round(wall, 2), load=round(load, 1),
                        content_loss=round(scorer.content_score(out, content), 4),
                        **{f"style_{k}": round(v, 4) for k, v in scores.items()})
             print(json.dumps(row), flush=True)
@@ -199,6 +200,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny sizes and steps: checks that the benchmark runs")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=None, help="L-BFGS steps per size (default: nbart's)")
+    ap.add_argument("--pairs", type=int, default=6, help="the first N content/style pairs (of 6)")
     ap.add_argument("--skip-style", action="store_true")
     ap.add_argument("--skip-dream", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "quality-losses"), help="results path without extension")
@@ -208,17 +210,19 @@ def main() -> None:
 
     scorer = Scorer()
     report: dict[str, Any] = dict(cpu=cpu_name(), float="float32", size=size, steps=steps or "default (50)",
-                                  note="shared 2-core machine, heavily loaded (load average 10+): compare ratios")
+                                  note=f"shared 2-core machine, load average {os.getloadavg()[0]:.1f} at the "
+                                  "start (per row in the JSON): compare ratios")
     BUILD.mkdir(exist_ok=True)
     out = pathlib.Path(args.out)
     if not args.skip_style:
-        rows, pictures = style_bench(size, steps, scorer)
+        rows, pictures = style_bench(size, steps, scorer, args.pairs)
         report["style"] = rows
         for cname in sorted({k[0] for k in pictures}):
             grid = [[images.load_image(f"sample:{s}" if s in ("starry_night", "the_scream") else s)]
                     + [pictures[(cname, s, loss)] for loss in LOSSES] for s in sorted({k[1] for k in pictures})]
             where = RESULTS if cname == "grace_hopper" else BUILD  # shared photos never enter the repository
-            sheet(grid, ["style"] + list(LOSSES)).save(where / f"style-losses-{cname}.jpg", quality=88)
+            suffix = "" if size == 256 and not steps else f"-{size}"
+            sheet(grid, ["style"] + list(LOSSES)).save(where / f"style-losses-{cname}{suffix}.jpg", quality=88)
     if not args.skip_dream:
         rows, pictures = dream_bench(size, scorer, args.quick)
         report["dream"] = rows

@@ -367,7 +367,7 @@ def _style_plan(content: Any, style: Any, p: StyleParams) -> tuple[registry.Back
     (with the same :mod:`nbart.styleplan` functions)."""
     bb = resolve(p.model, p.weights).backbone
     img, original = prepare(content, max_size=max(p.resolution_sizes()))
-    stages = styleplan.stage_sizes(img.size, original, p.max_size, p.sizes, bb.min_size, bb.name)
+    stages = styleplan.stage_sizes(img.size, original, p.max_size, p.sizes, bb.min_size, bb.name, p.ladder)
     sources = list(style) if isinstance(style, (list, tuple)) else [style]
     cap = max(bb.min_size, round(max(stages[-1]) * p.style_scale))
     shapes = [prepare(s, max_size=cap)[0].size[::-1] for s in sources]

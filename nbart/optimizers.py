@@ -5,7 +5,9 @@
 
 - :func:`lbfgs`: scipy's L-BFGS-B (Byrd et al. 1995) bounded to the pixel range, as in Gatys et al. 2016 and
   neural-style, run in a helper thread in lock-step with the consumer.
-- :func:`adam`: the TensorFlow style-transfer tutorial's Adam settings.
+- :func:`adam`: the TensorFlow style-transfer tutorial's Adam settings; its moments can be handed to the next size.
+- :class:`IterateAverage`: iterate averaging (a bias-corrected exponential moving average of the iterates, as
+  crowsonkb/style-transfer-pytorch averages its Adam iterates).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["lbfgs", "adam", "LBFGS_MAX_RESTARTS", "LBFGS_MAXCOR"]
+__all__ = ["lbfgs", "adam", "resize_moments", "IterateAverage", "LBFGS_MAX_RESTARTS", "LBFGS_MAXCOR"]
 
 LBFGS_MAX_RESTARTS = 3
 # Corrections L-BFGS keeps (scipy's default is 10). Its float64 workspace is about (2 * maxcor + 5) * 3 values per
@@ -27,9 +29,15 @@ LBFGS_MAXCOR = 7
 
 
 def adam(evaluate: Callable, x0: np.ndarray, steps: int, stop: threading.Event,
-         learning_rate: float) -> Iterator[tuple]:
+         learning_rate: float, state: dict | None = None) -> Iterator[tuple]:
     """The TensorFlow tutorial's optimizer: Adam(learning_rate, beta_1=0.99, epsilon=0.1), clipping to [0, 1] each
-    step; at most ``steps`` iterations."""
+    step; at most ``steps`` iterations.
+
+    ``state`` (optional dict) carries Adam's state across sizes: if it holds ``m`` and ``v`` (the first and second
+    moments, float32 arrays of x0's shape) and ``t`` (steps taken), Adam starts from them instead of from zero;
+    after the last step it holds this run's. The caller resizes the moments to the next size (see
+    :func:`resize_moments`), as crowsonkb/style-transfer-pytorch warm-starts Adam at each new scale.
+    """
     import keras
 
     from nbart.quiet import tensorflow
@@ -37,6 +45,12 @@ def adam(evaluate: Callable, x0: np.ndarray, steps: int, stop: threading.Event,
 
     image = tf.Variable(x0, dtype=tf.float32)
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.99, epsilon=0.1)
+    if state and "m" in state:
+        optimizer.build([image])
+        # Keras 3 keeps the moments in these lists (one entry per variable) and the step count in _iterations
+        optimizer._momentums[0].assign(state["m"])
+        optimizer._velocities[0].assign(state["v"])
+        optimizer._iterations.assign(state["t"])
     for _ in range(steps):
         if stop.is_set():
             return
@@ -44,6 +58,44 @@ def adam(evaluate: Callable, x0: np.ndarray, steps: int, stop: threading.Event,
         optimizer.apply_gradients([(gradient, image)])
         image.assign(tf.clip_by_value(image, 0.0, 1.0))
         yield image.numpy(), float(loss), parts.numpy()
+    if state is not None:
+        state.update(m=optimizer._momentums[0].numpy(), v=optimizer._velocities[0].numpy(),
+                     t=int(optimizer._iterations.numpy()))
+
+
+def resize_moments(state: dict, size: tuple[int, int]) -> dict:
+    """Adam's ``state`` (see :func:`adam`) resized to the next size (height, width): the first moment bicubic, the
+    second bilinear and kept >= 0, as crowsonkb/style-transfer-pytorch's ``scale_adam``; the step count kept."""
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
+
+    m = tf.image.resize(state["m"], size, method="bicubic").numpy()
+    v = np.maximum(tf.image.resize(state["v"], size, method="bilinear").numpy(), 0.0)
+    return dict(m=m, v=v, t=state["t"])
+
+
+class IterateAverage:
+    """Iterate averaging: a bias-corrected exponential moving average of an optimizer's iterates (the correction of
+    Kingma & Ba's Adam), as crowsonkb/style-transfer-pytorch averages its Adam iterates (decay 0.99 there).
+
+    Starts at ``x0`` (float32 array) with weight ``1 - decay``; :meth:`update` adds an iterate; :meth:`get` is the
+    average, ``sum(decay ** (n - i) * x_i) / sum(decay ** (n - i))`` over x0..x_n, the same shape as ``x0``.
+    ``decay`` in [0, 1): 0 keeps the last iterate. Deterministic: the same iterates give the same average.
+    """
+
+    def __init__(self, x0: np.ndarray, decay: float):
+        self.decay = float(decay)
+        self.value = (1.0 - self.decay) * np.asarray(x0, np.float32)
+        self.weight = 1.0 - self.decay  # the sum of the weights so far: 1 - decay ** (n + 1)
+
+    def update(self, x: np.ndarray) -> np.ndarray:
+        """Add the iterate ``x``; return the new average."""
+        self.value = self.decay * self.value + (1.0 - self.decay) * x
+        self.weight = self.decay * self.weight + (1.0 - self.decay)
+        return self.get()
+
+    def get(self) -> np.ndarray:
+        return (self.value / self.weight).astype(np.float32)
 
 
 class _Cancelled(Exception):

@@ -28,10 +28,30 @@ from nbart.spec import (  # noqa: F401  (re-exported: the spec machinery's old h
     unknown_param_message,
 )
 
-__all__ = ["ParamError", "Spec", "DreamParams", "StyleParams", "FastStyleParams", "ZoomParams", "fields_of", "to_code"]
+__all__ = ["ParamError", "Spec", "DreamParams", "StyleParams", "FastStyleParams", "ZoomParams", "fields_of", "to_code",
+           "default_sizes", "LADDERS"]
 
 WEIGHT_KEYWORDS = ("auto", "imagenet", "offline", "none")
 COLOR_MODES = ("style", "luminance", "histogram")  # StyleParams.color's keywords; anything else is a palette image
+LADDERS = {"halves": 2.0, "sqrt2": 2.0 ** 0.5}  # StyleParams.ladder: the size ratio between successive default sizes
+
+
+def default_sizes(max_size: int, ladder: str = "halves") -> tuple[int, ...]:
+    """A style run's default sizes (long sides, coarse to fine): ``max_size`` and the sizes below it down to 256 px,
+    each ``LADDERS[ladder]`` times smaller than the next, ``max_size / ratio ** k`` rounded down (no rounding
+    errors add up): halves (Gatys et al. 2017, "Controlling perceptual factors") or a factor sqrt(2) (the scales
+    of crowsonkb/style-transfer-pytorch). ParamError for an unknown ladder.
+
+    >>> default_sizes(1024), default_sizes(1024, "sqrt2")
+    ((256, 512, 1024), (256, 362, 512, 724, 1024))
+    """
+    if ladder not in LADDERS:
+        raise ParamError(f"ladder must be one of {', '.join(LADDERS)} (got {ladder!r})")
+    out, k = [max_size], 1
+    while (size := int(max_size / LADDERS[ladder] ** k + 1e-9)) >= 256:  # halves: as max_size // 2 ** k
+        out.insert(0, size)
+        k += 1
+    return tuple(out)
 
 
 class _Params(SpecParams):
@@ -219,7 +239,7 @@ class StyleParams(_Params):
     )
     preserve_colors: bool = param(False, "transfer on luminance only, keeping the content's colours", group="image")
     sizes: tuple[int, ...] = param(
-        (), "long side of each resolution, coarse to fine (empty: halves of max_size down to 256)", low=32,
+        (), "long side of each resolution, coarse to fine (empty: ladder's sizes down from max_size to 256)", low=32,
         high=8192, group="image",
     )
     max_size: int = _max_size_field("long side of the output (when sizes is empty)")
@@ -233,6 +253,15 @@ class StyleParams(_Params):
         "style", "the result's colours: style (the style's), luminance (transfer on luminance, keep the content's "
         "colours; what preserve_colors does), histogram (match the result's colour histogram to the content's), or "
         "a palette image (path, URL or sample:NAME) whose colours the result takes", group="control")
+    average_decay: float = param(
+        0.0, "iterate averaging: decay of an exponential moving average of the image over each size's steps, which "
+        "is what is shown, saved and carried to the next size (0: off, the last iterate; 0.9: about the last 10 "
+        "steps; crowsonkb/style-transfer-pytorch averages with 0.99 over its 500-step sizes)", low=0.0, high=0.999,
+        ui=(0.0, 0.99, 0.01), group="advanced")
+    ladder: Literal["halves", "sqrt2"] = param(
+        "halves", "the default sizes (when sizes is empty): halves of max_size down to 256 (Gatys et al. 2017), or "
+        "sizes a factor sqrt(2) apart down to 256 (crowsonkb/style-transfer-pytorch): one more size per octave, "
+        "smoother hand-over, more steps", group="image")
 
     def _task_rules(self) -> None:
         if self.preserve_colors:  # the older name of color="luminance", kept working
@@ -268,13 +297,9 @@ class StyleParams(_Params):
         self._check_max_size()
 
     def resolution_sizes(self) -> tuple[int, ...]:
-        """The long side of each resolution, coarse to fine: ``sizes``, or halves of ``max_size`` down to 256."""
-        if self.sizes:
-            return self.sizes
-        sizes = [self.max_size]
-        while sizes[0] // 2 >= 256:
-            sizes.insert(0, sizes[0] // 2)
-        return tuple(sizes)
+        """The long side of each resolution, coarse to fine: ``sizes``, or ``ladder``'s steps down from
+        ``max_size`` to 256 (see :func:`default_sizes`)."""
+        return self.sizes or default_sizes(self.max_size, self.ladder)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,42 +6,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nbart.images import ImageError
-from nbart.params import ParamError
+from nbart.params import ParamError, default_sizes
 from nbart.runs import long_side_for, scaled
 
 __all__ = ["resolution_sizes", "stage_sizes", "style_size"]
 
 
-def resolution_sizes(max_size: int, sizes: Sequence[int] = ()) -> tuple[int, ...]:
-    """The long side of each resolution, coarse to fine: ``sizes`` when given, else halves of ``max_size`` down to
-    256 px (the multi-resolution schedule of Gatys et al. 2017, "Controlling perceptual factors").
+def resolution_sizes(max_size: int, sizes: Sequence[int] = (), ladder: str = "halves") -> tuple[int, ...]:
+    """The long side of each resolution, coarse to fine: ``sizes`` when given, else ``ladder``'s default sizes
+    down from ``max_size`` (see :func:`nbart.params.default_sizes`: halves, or a factor sqrt(2), down to 256 px).
 
     >>> resolution_sizes(1024)
     (256, 512, 1024)
+    >>> resolution_sizes(1024, ladder="sqrt2")
+    (256, 362, 512, 724, 1024)
     >>> resolution_sizes(400, (128, 400))
     (128, 400)
     """
-    if sizes:
-        return tuple(sizes)
-    out = [max_size]
-    while out[0] // 2 >= 256:
-        out.insert(0, out[0] // 2)
-    return tuple(out)
+    return tuple(sizes) if sizes else default_sizes(max_size, ladder)
 
 
 def stage_sizes(content: tuple[int, int], original: tuple[int, int], max_size: int, sizes: Sequence[int],
-                min_size: int, backbone: str) -> list[tuple[int, int]]:
+                min_size: int, backbone: str, ladder: str = "halves") -> list[tuple[int, int]]:
     """The (height, width) of each stage of a run on a content image of (width, height) ``content``, decoded from a
     picture of (width, height) ``original``; the last is the output size.
 
-    Default sizes (``sizes`` empty) never upscale a small content beyond what the backbone needs (a short side of
-    ``min_size``) and drop coarse stages too small for it. ImageError for a content too thin to fit; ParamError
-    for given ``sizes`` whose first stage is below ``min_size``.
+    Default sizes (``sizes`` empty: ``ladder``'s, see :func:`resolution_sizes`) never upscale a small content
+    beyond what the backbone needs (a short side of ``min_size``) and drop coarse stages too small for it.
+    ImageError for a content too thin to fit; ParamError for given ``sizes`` whose first stage is below
+    ``min_size``.
     """
-    long_sides = resolution_sizes(max_size, sizes)
+    long_sides = resolution_sizes(max_size, sizes, ladder)
     needed = long_side_for(original, min_size)
     if not sizes and max(content) < max_size:  # don't upscale a small content beyond what the backbone needs
-        long_sides = resolution_sizes(min(max_size, max(max(content), needed)))
+        long_sides = resolution_sizes(min(max_size, max(max(content), needed)), ladder=ladder)
     if long_sides[-1] < needed:
         raise ImageError(f"content image is too thin: {original[0]}x{original[1]} px can't fit within "
                          f"{long_sides[-1]} px with its short side at least {min_size} px; crop it or raise max_size")

@@ -6,9 +6,13 @@
   All are relative means, so the weights mean the same thing at any size and on any backbone.
 - Optimizers (see :mod:`nbart.optimizers`): ``lbfgs`` (scipy's L-BFGS-B, bounded to the pixel range [0, 1]) and
   ``adam`` (the TensorFlow tutorial's settings).
-- Multi-resolution (see :mod:`nbart.styleplan`): optimize at each of ``sizes`` (long side, coarse to fine),
-  upscaling the result as the next start. ``preserve_colors`` transfers on luminance only and puts the content's
-  chroma back.
+- Multi-resolution (see :mod:`nbart.styleplan`): optimize at each of ``sizes`` (long side, coarse to fine; by
+  default ``ladder``'s: halves of ``max_size``, or sizes a factor sqrt(2) apart), upscaling the result as the next
+  start; Adam's moments are resized to the next size, L-BFGS restarts at each. ``preserve_colors`` transfers on
+  luminance only and puts the content's chroma back.
+- Iterate averaging (``average_decay`` > 0, as crowsonkb/style-transfer-pytorch): each step shows a bias-corrected
+  exponential moving average of the size's iterates (:class:`nbart.optimizers.IterateAverage`), which the run
+  saves and the next size starts from; the step's ``loss`` and ``metrics`` stay the optimizer's iterate's.
 
 A run is an iterator of :class:`~nbart.events.StepEvent` (one per optimizer iteration), stoppable at any step.
 """
@@ -34,6 +38,13 @@ from nbart.pixels import rgb_to_ycbcr, ycbcr_to_rgb
 
 __all__ = ["style_transfer", "style_run", "continue_run", "prepare", "StylePrepared", "rgb_to_ycbcr",
            "ycbcr_to_rgb"]
+
+
+# Adam's state from one size to the next (issue 21): "resize" carries its moments over, resized (as
+# crowsonkb/style-transfer-pytorch's scale_adam), "reset" starts each size afresh. L-BFGS always restarts per size:
+# its curvature pairs belong to the previous size's objective and scipy's L-BFGS-B takes none. The benchmark
+# (benchmarks/bench_averaging.py) flips this to measure both.
+ADAM_ACROSS_SIZES = "resize"
 
 
 @dataclass(eq=False)
@@ -144,9 +155,9 @@ def style_run(content: Any, style: Any, params: StyleParams | None = None, *, in
     prepared = prepare(p)
     bb, notices = prepared.backbone, prepared.notices
     # Never decoded larger than the largest size asked for (big JPEGs decode at a fraction of their size).
-    content_img, original = images.prepare(content, max_size=max(styleplan.resolution_sizes(p.max_size, p.sizes)),
-                                           what="content image")
-    stages = styleplan.stage_sizes(content_img.size, original, p.max_size, p.sizes, bb.min_size, bb.name)
+    content_img, original = images.prepare(content, max_size=p.resolution_sizes()[-1], what="content image")
+    stages = styleplan.stage_sizes(content_img.size, original, p.max_size, p.sizes, bb.min_size, bb.name,
+                                  p.ladder)
     style_cap = max(bb.min_size, round(max(stages[-1]) * p.style_scale))
     styles = []
     for source in style_sources:
@@ -368,6 +379,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
                                      / float(sum(blend) if len(region_masks) > 1 else 1.0))
 
     step, total, image = 0, len(stages) * p.steps, None
+    adam_state: dict | None = {} if p.optimizer == "adam" and ADAM_ACROSS_SIZES == "resize" else None
     looked: list = []  # the last evaluation's inside view: (request, the variant's outputs, style targets)
     # a stage starts with forward passes for its targets (the content and each style) and, for L-BFGS, an
     # evaluation at its start point: in steady steps' cost, per pixel
@@ -429,8 +441,12 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
 
         label = f"size {stage + 1}/{len(stages)} · {size[1]}x{size[0]}"
         stage_start = step
+        if adam_state and adam_state["m"].shape[:2] != tuple(size):
+            adam_state = optimizers.resize_moments(adam_state, size)
         iterations = optimizers.lbfgs(evaluate, x0, p.steps, stop) if p.optimizer == "lbfgs" else \
-            optimizers.adam(evaluate, x0, p.steps, stop, p.learning_rate)
+            optimizers.adam(evaluate, x0, p.steps, stop, p.learning_rate, adam_state)
+        # iterate averaging: each size's average starts at its start image; it is what's shown and carried on
+        average = optimizers.IterateAverage(compose(x0), p.average_decay) if p.average_decay else None
         try:
             for x, loss, parts in iterations:
                 # The image too: Adam's update with a non-finite gradient leaves a finite loss (computed before
@@ -438,7 +454,7 @@ def _style_steps(prepared: StylePrepared, stages: list[tuple[int, int]], blend: 
                 if not (np.isfinite(loss) and np.isfinite(x).all()):
                     notices.append(runs.non_finite(step + 1, "the loss or image"))
                     return Outcome.FAILED
-                image = x = compose(x)
+                image = x = compose(x) if average is None else average.update(compose(x))
                 step += 1
                 elapsed = time.perf_counter() - t0
                 yield StepEvent(step=step, total=total, stage=stage, stages=len(stages), label=label, loss=loss,
