@@ -83,9 +83,17 @@ def _peak_rss_mb() -> float:
 
 
 def _image(size: int, source: str = CONTENT) -> Any:
+    """``source`` with its long side ``size``: downscaled, or upscaled (Lanczos) where it is smaller, so a row at
+    1024 px runs at 1024 px (the samples are 600 and 512 px long; a run never upscales its content itself)."""
+    from PIL import Image
+
     import nbart
 
-    return nbart.load_image(source, max_size=size)
+    image = nbart.load_image(source, max_size=size)
+    if max(image.size) < size:
+        scale = size / max(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    return image
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:
@@ -393,10 +401,11 @@ def style_loss_target(size: int, adam_steps: int, full_steps: int = 1000, nbart_
 # Fresh-process measurements: time to first preview and peak memory
 
 
-def child(kind: str, size: int, steps: int | None = None) -> dict:
+def child(kind: str, size: int, steps: int | None = None, precision: str = "auto") -> dict:
     """One run in this (fresh) process; returns time to first preview and peak RSS. ``steps``: style iterations per
     size or dream steps per octave instead of the defaults (for memory rows at large sizes: the peak is reached once
-    L-BFGS holds all its corrections, after 7 iterations)."""
+    L-BFGS holds all its corrections, after 7 iterations). ``precision``: nbart's compute precision ("auto", or
+    "bfloat16" to measure its memory on a CPU that only emulates it)."""
     import tensorflow as tf  # imported before the clock starts: "from Run", not from kernel start
 
     from nbart.events import preview_jpeg
@@ -405,8 +414,8 @@ def child(kind: str, size: int, steps: int | None = None) -> dict:
     first = None
     warm = kind.endswith("-warm")  # nbart.warm_up() ran before Run (a studio warms up when it opens): first only
     kind = kind.removesuffix("-warm")
-    dream_params = dict(model="inception_v3", weights="none", seed=0, max_size=size)
-    style_params = dict(model="vgg19", weights="none", seed=0, max_size=size)
+    dream_params = dict(model="inception_v3", weights="none", seed=0, max_size=size, precision=precision)
+    style_params = dict(model="vgg19", weights="none", seed=0, max_size=size, precision=precision)
     if steps is not None:
         dream_params["steps"] = style_params["steps"] = steps
     if warm:
@@ -474,7 +483,8 @@ def child(kind: str, size: int, steps: int | None = None) -> dict:
         raise SystemExit(f"unknown child kind {kind!r}")
     wall = time.perf_counter() - t0
     return {"kind": kind + ("-warm" if warm else ""), "size": size, "first_preview_s": first, "wall_s": wall,
-            "peak_rss_mb": _peak_rss_mb(), **({"steps": steps} if steps is not None else {}), **_precision_of(kind)}
+            "peak_rss_mb": _peak_rss_mb(), **({"steps": steps} if steps is not None else {}),
+            **_precision_of(kind, precision)}
 
 
 def _cpu_flags() -> str:
@@ -487,12 +497,12 @@ def _cpu_flags() -> str:
     return " ".join(sorted({f for f in flags if "bf16" in f or f in ("avx2", "avx512f", "amx_tile")}))
 
 
-def _precision_of(kind: str) -> dict:
+def _precision_of(kind: str, precision: str = "auto") -> dict:
     """What a fresh-process row ran with: the CPU, whether it has bfloat16 instructions, and the compute precision
-    (the tutorials always run float32; nbart's runs use precision='auto', resolved here as the run resolved it)."""
+    (the tutorials always run float32; nbart's runs use ``precision``, resolved here as the run resolved it)."""
     from nbart import backbones
 
-    precision = "float32" if kind.endswith("tutorial") else backbones.resolve_precision("auto")
+    precision = "float32" if kind.endswith("tutorial") else backbones.resolve_precision(precision)
     return {"precision": precision, "cpu": backbones._cpu_model(), "cpu_bf16": backbones._cpu_has_bf16(),
             "cpu_flags": _cpu_flags()}
 
@@ -613,9 +623,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-size", type=int, default=512, help=argparse.SUPPRESS)
     ap.add_argument("--child-steps", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--child-precision", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.child_size, args.child_steps)))
+        print(json.dumps(child(args.child, args.child_size, args.child_steps, args.child_precision)))
         return 0
     if args.quick:
         args.sizes, args.repeats, args.dream_steps, args.style_steps = "96", 1, 2, 2

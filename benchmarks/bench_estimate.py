@@ -26,6 +26,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -121,17 +122,17 @@ def child(index: int) -> None:
     params = _with_mask(params)
     evaluations = [0]
     if task == "style" and params.get("optimizer", "lbfgs") == "lbfgs":
-        import scipy.optimize
+        from nbart import optimizers
 
-        original = scipy.optimize.fmin_l_bfgs_b
+        original = optimizers.lbfgs
 
-        def counting(func, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        def counting(evaluate, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
             def counted(x):  # noqa: ANN001
                 evaluations[0] += 1
-                return func(x)
+                return evaluate(x)
             return original(counted, *args, **kwargs)
 
-        scipy.optimize.fmin_l_bfgs_b = counting
+        optimizers.lbfgs = counting
     t0 = time.perf_counter()
     if task == "explore":
         run = nbart.explore_run(CONTENT, **params)
@@ -202,6 +203,67 @@ def fit(rows: list[dict]) -> None:
         print(r["index"], r["task"], r["params"]["model"], f"left-out error {predicted / r['peak_vmhwm'] - 1:+.1%}")
 
 
+def _row_estimate(row: dict) -> tuple[str, Any]:
+    """The task and ``nbart.estimate`` of a fresh-process row of ``benchmarks/memory_rows.py`` (``bench.py
+    --child``): the same images and parameters as that child ran (uncalibrated: only its memory is used)."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import bench
+
+    from nbart import cost as E
+
+    task = "dream" if row["kind"].startswith("dream") else "style"
+    size, precision = row["size"], row["precision"]
+    if task == "dream":
+        params = dict(model="inception_v3", weights="none", seed=0, max_size=size, steps=row["steps"])
+        return task, E.estimate("dream", bench._image(size), probe_now=False, precision=precision, **params)
+    params = dict(model="vgg19", weights="none", seed=0, max_size=size, steps=row["steps"])
+    return task, E.estimate("style", bench._image(size), bench._image(size, bench.STYLE), probe_now=False,
+                            precision=precision, **params)
+
+
+def fit_rows(path: str) -> None:
+    """Least squares for MEMORY_FIT's fixed bytes and bytes per activation element per (family, precision), to the
+    fresh-process peaks of ``benchmarks/memory_rows.py`` (its JSON at ``path``); prints the fit and each row's
+    error under it and left out of it."""
+    import numpy as np
+
+    from nbart import cost as E
+
+    with open(path) as f:
+        rows = [r for r in json.load(f)["rows"] if "peak_rss_mb" in r]
+    cases = []
+    for r in rows:
+        task, est = _row_estimate(r)
+        family = "inception_v3" if task == "dream" else "vgg"
+        cases.append((r, family, est.parts, est.peak_bytes))
+    keys = sorted({(family, r["precision"]) for r, family, _, _ in cases})
+
+    def design(subset: list) -> tuple:
+        a, b = [], []
+        for r, family, q, _ in subset:
+            weight_bytes = 2.0 if r["precision"] == "bfloat16" else 4.0
+            a.append([1.0] + [q["activation_elements"] if (family, r["precision"]) == k else 0.0 for k in keys])
+            b.append(r["peak_rss_mb"] * 2 ** 20 - q["baseline_bytes"] - q["optimizer_bytes"] - q["image_bytes"]
+                     - E.MEMORY_FIT["per_weight"] * weight_bytes * q["weights_count"])
+        return np.array(a), np.array(b)
+
+    def solve(subset: list) -> np.ndarray:
+        a, b = design(subset)
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+
+    x = solve(cases)
+    print("fixed", round(x[0] / 1e6, 1), "MB;", {f"{f} {p}": round(v, 2) for (f, p), v in zip(keys, x[1:])},
+          "bytes/element")
+    for i, (r, _, _, current) in enumerate(cases):
+        a, b = design([cases[i]])
+        measured = r["peak_rss_mb"] * 2 ** 20
+        fitted = float(a[0] @ x) + measured - b[0]
+        left_out = float(a[0] @ solve(cases[:i] + cases[i + 1:])) + measured - b[0]
+        print(f"{r['kind']:12} {r['size']:5} {r['precision']:9} measured {measured / 1e6:6.0f} MB  current model "
+              f"{current / measured - 1:+6.1%}  fitted {fitted / measured - 1:+6.1%}  left out "
+              f"{left_out / measured - 1:+6.1%}")
+
+
 def table(rows: list[dict]) -> str:
     out = ["| # | task | setting | est. time (s) | wall (s) | time err | est. peak (MB) | peak (MB) | peak err | "
            "load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -224,10 +286,13 @@ def main() -> None:
     parser.add_argument("--fit-from", default="", help="the saved results --fit reads (default: the latest)")
     parser.add_argument("--fit", action="store_true", help="print MEMORY_FIT fitted to the saved rows (least squares, "
                         "with each row's error when left out of the fit)")
+    parser.add_argument("--fit-rows", default="", help="fit MEMORY_FIT to a benchmarks/memory_rows.py JSON instead")
     args = parser.parse_args()
     if args.child is not None:
         return child(args.child)
     sys.path.insert(0, ROOT)
+    if args.fit_rows:
+        return fit_rows(args.fit_rows)
     path = os.path.join(RESULTS, f"{args.out}.json")
     if args.fit:
         with open(args.fit_from or path) as f:

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 def _status() -> dict[str, float]:
     with open("/proc/self/status") as f:
         fields = dict(line.split(":", 1) for line in f)
-    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
+    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
 
 
 def _reset_peak() -> None:
@@ -47,7 +47,9 @@ def main() -> None:
 
     def phase(name: str) -> None:
         s = _status()
+        # RssFile: mapped files (TensorFlow's libraries), clean pages the kernel can drop; RssAnon: the rest
         phases.append({"phase": name, "rss_mb": round(s["VmRSS"], 1), "peak_mb": round(s["VmHWM"], 1),
+                       "anon_mb": round(s["RssAnon"], 1), "file_mb": round(s["RssFile"], 1),
                        "t_s": round(time.perf_counter() - t0, 1)})
         _reset_peak()
 

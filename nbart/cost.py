@@ -420,10 +420,13 @@ def _guide_gflops(table: dict, layers: tuple[str, ...], pixels: float, guide_pix
 
 
 def _peak(backbone: str, weights_count: float, activations: float, optimizer_bytes: float,
-          image_bytes: float, baseline: float) -> float:
+          image_bytes: float, baseline: float, precision: str = "float32") -> float:
     fit = MEMORY_FIT
     per_activation = fit["per_activation"]["inception_v3" if backbone == "inception_v3" else "vgg"]
-    return (baseline + fit["fixed"] + fit["per_weight"] * 4.0 * weights_count + per_activation * activations
+    if isinstance(per_activation, dict):  # per compute precision
+        per_activation = per_activation.get(precision, per_activation["float32"])
+    weight_bytes = 2.0 if precision == "bfloat16" else 4.0
+    return (baseline + fit["fixed"] + fit["per_weight"] * weight_bytes * weights_count + per_activation * activations
             + optimizer_bytes + image_bytes)
 
 
@@ -523,7 +526,7 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
     rate = rate or {"s_per_gflop": 0.02, "call_s": 0.01, "build_s": 2.0, "trace_s": 1.0, "new_shape_s": 0.2}
     setup = rate["build_s"] + traces * rate["trace_s"] + new_shapes * rate["new_shape_s"]
     seconds = setup + calls * rate["call_s"] + compute * rate["s_per_gflop"]
-    peak = _peak(bb.name, weights_count, activations, optimizer_bytes, image_bytes, baseline)
+    peak = _peak(bb.name, weights_count, activations, optimizer_bytes, image_bytes, baseline, precision)
     if "tensorflow" in sys.modules:
         increment = peak - baseline  # nothing of the run assumed reusable, whatever this process already holds
     else:

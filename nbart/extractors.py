@@ -34,6 +34,9 @@ MAX_FUNCTIONS = 8  # traced functions kept per extractor (one per task and layer
 # it: 57 MB less at 437x512 px for 0.2 % more arithmetic. Deeper layers' inputs are half their output: not worth
 # a forward pass.
 RECOMPUTE_SMALL_INPUT = True
+# Bands of rows such a layer's backward pass takes one after another (nbart.grams.layer_junction, where the layer
+# says which input rows each output row reads): a quarter of the three activation-sized tensors held at once.
+JUNCTION_BANDS = 4
 PROBE_SIZE = 32  # px: the side of the image a lean network proves itself on (at least the backbone's min_size)
 
 
@@ -188,7 +191,9 @@ class Extractor:
                 return activations
 
             def recomputed(index: int, layer: Any, inputs: Any) -> Any:
-                activations, taken[index] = grams.layer_junction(layer, inputs)
+                halo = self.lean.row_halo(index)
+                activations, taken[index] = grams.layer_junction(layer, inputs, halo,
+                                                                 JUNCTION_BANDS if halo is not None else 1)
                 return activations
 
             recompute = [i for i in gram_layers if RECOMPUTE_SMALL_INPUT and self.lean.small_input(i)]

@@ -63,7 +63,7 @@ def gram_junction(activations: Any) -> tuple[Any, Any]:
     return junction(activations)
 
 
-def layer_junction(layer: Any, x: Any) -> tuple[Any, Any]:
+def layer_junction(layer: Any, x: Any, halo: int | None = None, chunks: int = 1) -> tuple[Any, Any]:
     """``(a, gram_of(a))`` for ``a = layer(x)``, a layer whose activations also go on through the network, keeping
     only its input ``x`` for the backward pass: ``a`` is computed again there, when the network's gradient has come
     back down to the layer.
@@ -74,6 +74,14 @@ def layer_junction(layer: Any, x: Any) -> tuple[Any, Any]:
     float32 activations kept otherwise were the largest part of a style step's peak memory. Costs one more
     forward pass of these layers per step. ``layer`` must be a function of ``x`` alone (weights are constants:
     they get no gradient).
+
+    ``halo`` and ``chunks``: for a layer each of whose output rows depends only on the input rows within ``halo``
+    of it (a stride-1 convolution with "SAME" padding and a (2 halo + 1)-high kernel, plus its activation; the
+    caller vouches for this), the backward pass takes the image in ``chunks`` bands of rows, one after the other:
+    the layer again on the band with its halo, the Gram's share and the network's gradient summed there, and the
+    band's input gradient. The same gradient up to float rounding; why: otherwise the network's gradient at the
+    layer, the activations computed again and the Gram's share (three tensors the size of the activations: 57 MB
+    each for VGG's ``block1_conv1`` at 437x512) are held at once, the peak of a float32 style step.
     """
 
     @tf.autograph.experimental.do_not_convert
@@ -86,6 +94,9 @@ def layer_junction(layer: Any, x: Any) -> tuple[Any, Any]:
             arrived = [g for g in (onward, upstream) if g is not None]
             with tf.control_dependencies(arrived):  # not before the network's gradient reaches this layer
                 again = tf.identity(x)
+            if halo is not None and chunks > 1:
+                dx = _banded_gradient(layer, again, onward, upstream, halo, chunks)
+                return dx, [None] * len(variables or ())
             with tf.GradientTape() as tape:
                 tape.watch(again)
                 a = layer(again)
@@ -98,6 +109,40 @@ def layer_junction(layer: Any, x: Any) -> tuple[Any, Any]:
         return (tf.identity(a), gram), gradient
 
     return junction(x)
+
+
+def _banded_gradient(layer: Any, x: Any, onward: Any, upstream: Any, halo: int, chunks: int) -> Any:
+    """The input gradient of ``layer`` at ``x`` (batch, H, W, C) for the output gradient ``onward`` plus the Gram's
+    share (``upstream``), computed band by band of rows (see :func:`layer_junction`).
+
+    Band k covers input rows [r0, r1); their gradient needs the output gradient at rows [r0 - halo, r1 + halo),
+    whose activations need the input rows [r0 - 2 halo, r1 + 2 halo): the layer runs on those (its output rows
+    within ``halo`` of a cut are wrong, and get no gradient), and only rows [r0, r1) of the band's input gradient are
+    kept. Each band waits for the one before (a control dependency), so one band's tensors exist at a time."""
+    shape = tf.shape(x)
+    height = shape[1]
+    mix = None
+    if upstream is not None:  # the Gram's gradient is a (mix) per location, for the whole image's locations
+        locations = tf.cast(shape[1] * shape[2], tf.float32)
+        mix = (upstream + tf.linalg.matrix_transpose(upstream)) / locations
+    pieces: list = []
+    for k in range(chunks):
+        with tf.control_dependencies(pieces[-1:]):  # one band at a time, in order
+            r0, r1 = k * height // chunks, (k + 1) * height // chunks
+            lo, hi = tf.maximum(r0 - 2 * halo, 0), tf.minimum(r1 + 2 * halo, height)
+            band = x[:, lo:hi]
+            with tf.GradientTape() as tape:
+                tape.watch(band)
+                a = layer(band)
+            rows = tf.range(lo, hi)
+            kept = tf.logical_and(rows >= r0 - halo, rows < r1 + halo)  # right values, and a gradient wanted
+            total = onward[:, lo:hi] if onward is not None else tf.zeros_like(a)
+            if mix is not None:
+                total = total + tf.einsum("bijc,bcd->bijd", a, tf.cast(mix, a.dtype))
+            total = tf.where(tf.reshape(kept, [1, -1, 1, 1]), total, tf.zeros([], total.dtype))
+            dx = tape.gradient(a, band, output_gradients=total)
+            pieces.append(dx[:, r0 - lo:r1 - lo])
+    return tf.concat(pieces, axis=1)
 
 
 def _gram_gradient(activations: Any, upstream: Any) -> Any:

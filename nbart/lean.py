@@ -158,6 +158,19 @@ class LeanNetwork:
             return False
         return 4 * int(shape_in[-1]) <= int(shape_out[-1])
 
+    def row_halo(self, index: int) -> int | None:
+        """For the layer of output ``index``: how many input rows above and below an output row it reads, where
+        that is all it reads (a stride-1, undilated Conv2D with "SAME" padding and an odd kernel height, with its
+        activation): ``kernel height // 2``; None for any other layer."""
+        import keras
+
+        layer = _producer(self.model.outputs[index])
+        if not (type(layer) is keras.layers.Conv2D and layer.padding == "same" and tuple(layer.strides) == (1, 1)
+                and tuple(layer.dilation_rate) == (1, 1) and layer.kernel_size[0] % 2 == 1
+                and layer.data_format == "channels_last" and self.single_input(index)):
+            return None
+        return int(layer.kernel_size[0]) // 2
+
     def _prove(self, probe: Any) -> None:
         """Compare this network's outputs with the Keras model's on ``probe``; LeanMismatch names the worst."""
         from nbart.quiet import tensorflow

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -105,12 +106,105 @@ class _Cancelled(Exception):
 def lbfgs(evaluate: Callable, x0: np.ndarray, steps: int, stop: threading.Event) -> Iterator[tuple]:
     """scipy's L-BFGS-B, bounded to [0, 1], yielding after each iteration (at most ``steps``).
 
-    scipy's fmin_l_bfgs_b is a blocking call, so it runs in a helper thread in lock-step with this generator: its
+    Tolerances are off so float32 gradients don't end the run early; if the line search gives up, L-BFGS restarts
+    from where it is (at most LBFGS_MAX_RESTARTS times without progress). A non-finite loss or gradient ends it
+    with a last iterate whose loss is NaN, for the consumer to stop on. A stop ends it between two evaluations.
+
+    Where scipy's compiled routine has the signature of scipy 1.15 and later, it is driven here directly, in the
+    consumer's thread (:func:`_lbfgs_direct`): the same calls in the same order as scipy's own loop, so the same
+    iterates, without its float64 copies (the bounds as a (2, n) array and an n-long list, the memoized iterate
+    and gradient); else scipy's ``fmin_l_bfgs_b`` runs in a helper thread (:func:`_lbfgs_threaded`).
+    """
+    setulb = _setulb()
+    if setulb is not None:
+        return _lbfgs_direct(setulb, evaluate, x0, steps, stop)
+    return _lbfgs_threaded(evaluate, x0, steps, stop)
+
+
+# The argument list of scipy's compiled L-BFGS-B step since scipy 1.15 (its C translation); _lbfgsb_py.py's
+# _minimize_lbfgsb is the loop that drives it, which _lbfgs_direct follows call for call.
+_SETULB_SIGNATURE = "setulb(m,x,l,u,nbd,f,g,factr,pgtol,wa,iwa,task,lsave,isave,dsave,maxls,ln_task)"
+_LBFGS_MAXLS = 20  # scipy's default line-search steps per iteration
+_FG, _NEW_X = 3, 1  # task[0]: "evaluate f and g at x", "a new iterate" (scipy's _lbfgsb_py.py)
+
+
+def _setulb() -> Callable | None:
+    """scipy's compiled L-BFGS-B step where its signature is the one :func:`_lbfgs_direct` drives, else None."""
+    try:
+        from scipy.optimize import _lbfgsb
+    except ImportError:
+        return None
+    setulb = getattr(_lbfgsb, "setulb", None)
+    doc = (getattr(setulb, "__doc__", "") or "").replace(" ", "")
+    return setulb if doc.startswith(_SETULB_SIGNATURE) else None
+
+
+def _lbfgs_direct(setulb: Callable, evaluate: Callable, x0: np.ndarray, steps: int,
+                  stop: threading.Event) -> Iterator[tuple]:
+    """L-BFGS-B by scipy's compiled step, driven as ``fmin_l_bfgs_b(fun, x0, bounds=[(0, 1)] * n,
+    m=LBFGS_MAXCOR, factr=0, pgtol=0, maxiter=steps, maxfun=4 * steps)`` drives it. Memory: the workspace of
+    (2 m + 5) n + 11 m^2 + 8 m float64 values and 3 n int32 (the algorithm's state), x, the gradient and the
+    bounds (float64, as the routine takes them); nothing else of size n is kept. A restart starts from x as the
+    routine leaves it: the last iterate (it puts that back when its line search gives up)."""
+    from nbart.quiet import tensorflow
+    tf = tensorflow()
+
+    shape, n, m = x0.shape, x0.size, LBFGS_MAXCOR
+    x = np.clip(np.asarray(x0, np.float64).ravel(), 0.0, 1.0)  # scipy clips the start into the bounds
+    last = x.reshape(shape).astype(np.float32)  # the last iterate handed over: a non-finite evaluation hands it back
+    lower, upper, kinds = np.zeros(n), np.ones(n), np.full(n, 2, np.int32)  # 2: bounded below and above
+    parts: Any = np.zeros(3)
+    loss = float("nan")
+    done, stalls = 0, 0
+    while done < steps and stalls <= LBFGS_MAX_RESTARTS and not stop.is_set():
+        maxiter = steps - done
+        maxfun = 4 * maxiter
+        # a restart is a new scipy run: a fresh workspace (the corrections forgotten), from the last iterate
+        wa = np.zeros(2 * m * n + 5 * n + 11 * m * m + 8 * m, np.float64)
+        iwa = np.zeros(3 * n, np.int32)
+        task, ln_task = np.zeros(2, np.int32), np.zeros(2, np.int32)
+        lsave, isave, dsave = np.zeros(4, np.int32), np.zeros(44, np.int32), np.zeros(29, np.float64)
+        f: Any = np.array(0.0)
+        g = np.zeros(n, np.float64)
+        evaluations, iterations, progressed = 0, 0, False
+        evaluated_at, gradient = b"", None  # where this run last evaluated (a digest of x) and the float32 gradient
+        while True:
+            setulb(m, x, lower, upper, kinds, f, g, 0.0, 0.0, wa, iwa, task, lsave, isave, dsave, _LBFGS_MAXLS,
+                   ln_task)
+            if task[0] == _FG:
+                if stop.is_set():  # a line search may evaluate many times per step: stop between them
+                    return
+                at = hashlib.blake2b(x.data, digest_size=16).digest()
+                if at != evaluated_at:  # scipy, too, evaluates again only where x changed (and counts only then)
+                    value, parts, gradient = evaluate(tf.constant(x.reshape(shape), tf.float32))
+                    evaluations += 1
+                    loss, parts, gradient = float(value), parts.numpy(), gradient.numpy().reshape(-1)
+                    evaluated_at = at
+                g[:] = gradient  # float32 into the float64 buffer, no float64 temporary
+                if not (np.isfinite(loss) and np.isfinite(g).all()):
+                    yield last, float("nan"), parts  # the consumer stops on it
+                    return
+                f = loss
+            elif task[0] == _NEW_X:
+                iterations += 1
+                done += 1
+                progressed = True
+                last = x.reshape(shape).astype(np.float32)
+                yield last, loss, parts
+                if stop.is_set() or iterations >= maxiter or evaluations > maxfun:
+                    break
+            else:  # converged, or the line search gave up (x is back at the last iterate)
+                break
+        del wa, iwa
+        stalls = 0 if progressed else stalls + 1
+
+
+def _lbfgs_threaded(evaluate: Callable, x0: np.ndarray, steps: int, stop: threading.Event) -> Iterator[tuple]:
+    """scipy's ``fmin_l_bfgs_b`` (any scipy version), as :func:`lbfgs` describes.
+
+    fmin_l_bfgs_b is a blocking call, so it runs in a helper thread in lock-step with this generator: its
     iteration callback hands the iterate over and waits until the consumer pulls the next event. A stop (or the
-    generator being closed) makes the callback raise StopIteration, which ends scipy's run cleanly. Tolerances are
-    off so float32 gradients don't end the run early; if the line search gives up, L-BFGS restarts from where it
-    is (at most LBFGS_MAX_RESTARTS times without progress). A non-finite loss or gradient ends it with a last
-    iterate whose loss is NaN, for the consumer to stop on.
+    generator being closed) makes the callback raise StopIteration, which ends scipy's run cleanly.
     """
     from nbart.quiet import tensorflow
     tf = tensorflow()

@@ -143,7 +143,7 @@ def test_lean_style_step_gradient_matches_the_keras_model(model, layers):
     # backward pass) against the Keras model with TensorFlow's gradients, traced as in a style step
     import keras
 
-    from nbart import backbones, objectives
+    from nbart import backbones, extractors, objectives
 
     # InceptionV3 runs on random weights offline: seeded, so that no ReLU sits within float rounding of its kink in
     # one CI run and not another (a unit that flips between the two forward passes moves its whole receptive field's
@@ -156,6 +156,8 @@ def test_lean_style_step_gradient_matches_the_keras_model(model, layers):
     assert lean.lean is not None and plain.lean is None
     if model == "vgg19":  # block1_conv1 (3 channels in) is computed again in the backward pass, the others kept
         assert [lean.lean.small_input(i) for i in range(len(layers))] == [False, True, False, False]
+        # and band by band of rows (3x3 "SAME" convolutions read one row above and below)
+        assert lean.lean.row_halo(1) == 1 and extractors.JUNCTION_BANDS > 1
     x = tf.constant(np.random.default_rng(6).random((1, 83, 97, 3)), tf.float32)
     results = []
     for ext in (lean, plain):

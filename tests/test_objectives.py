@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nbart import grams, objectives
+from nbart import convgrad, grams, objectives
 
 
 def test_gram_matrix_is_normalized_by_the_number_of_locations():
@@ -121,6 +121,39 @@ def test_layer_junction_has_the_value_and_gradient_of_the_layer_beside_gram_matr
     expected, expected_gradient = loss_and_gradient(lambda v: (layer(v), objectives.gram_matrix(layer(v))))
     ours = tf.function(loss_and_gradient) if traced else loss_and_gradient
     loss, gradient = ours(lambda v: grams.layer_junction(layer, v))
+    np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
+    np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), rtol=1e-5,
+                               atol=1e-5 * np.abs(expected_gradient.numpy()).max())
+
+
+@pytest.mark.parametrize("kernel_height, bands", [(3, 2), (3, 3), (3, 9), (5, 2), (1, 4)])
+@pytest.mark.parametrize("onward_used", [True, False])
+def test_layer_junction_in_bands_of_rows_has_the_same_gradient(kernel_height, bands, onward_used):
+    # the backward pass band by band (bands of 3 or 4 rows, more bands than rows, a 5-row kernel, a 1x1 one): the
+    # same input gradient as autodiff of the plain expression, traced as in a style run
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.standard_normal((1, 8, 7, 3)), tf.float32)
+    kernel = tf.constant(rng.standard_normal((kernel_height, 3, 3, 6)), tf.float32)
+    bias = tf.constant(rng.standard_normal(6) * 0.5, tf.float32)
+    target = tf.constant(rng.standard_normal((1, 6, 6)), tf.float32)
+    onward_weights = tf.constant(rng.standard_normal((1, 8, 7, 6)), tf.float32)
+
+    def layer(v):  # as the lean network runs VGG's block1_conv1: a fused ReLU keeping a 1-byte mask
+        return convgrad.conv2d_relu(v, kernel, bias, "SAME")
+
+    def loss_and_gradient(split):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            onward, gram = split(x)
+            loss = objectives.style_loss(gram, target)
+            if onward_used:
+                loss += tf.reduce_sum(tf.nn.relu(onward) * onward_weights)
+        return loss, tape.gradient(loss, x)
+
+    plain = lambda v: tf.nn.relu(tf.nn.conv2d(v, kernel, 1, "SAME") + bias)  # noqa: E731
+    expected, expected_gradient = loss_and_gradient(lambda v: (plain(v), objectives.gram_matrix(plain(v))))
+    loss, gradient = tf.function(loss_and_gradient)(
+        lambda v: grams.layer_junction(layer, v, halo=kernel_height // 2, chunks=bands))
     np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
     np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), rtol=1e-5,
                                atol=1e-5 * np.abs(expected_gradient.numpy()).max())
