@@ -52,6 +52,9 @@ __all__ = ["Estimate", "estimate", "ExploreSettings", "check_fits", "WontFit", "
            "network_table", "LBFGS_EVALUATIONS", "FORWARD_SHARE", "check_fast_fits", "fast_increment"]
 
 CACHE_FILE = "nbart_estimate.json"
+# Raised when the probe or the engine's step changes what a rate means (2: dreams flip their kernels ahead, a
+# fixed ~0.3 s less a VGG16 call): a cached rate of another version is probed again.
+PROBE_VERSION = 2
 REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this side, then scaled with pixels
 # Gradient evaluations per L-BFGS iteration, besides the one at each stage's start (with nbart's tolerances off, the
 # line search rarely evaluates twice). Measured with a counting wrapper around scipy's fmin_l_bfgs_b: 62 evaluations
@@ -311,14 +314,15 @@ def calibration(backbone: str, precision: str = "float32", run_probe: bool = Tru
         disk_key = f"rate|{_machine_key(precision)}|{backbone}"
         cached = _load_cache().get(disk_key)
         # a rate without the load it was measured under (an older cache) can't be judged stale: measured again
-        valid = isinstance(cached, dict) and "new_shape_s" in cached and "load_per_cpu" in cached
+        valid = (isinstance(cached, dict) and "new_shape_s" in cached and "load_per_cpu" in cached
+                 and cached.get("probe") == PROBE_VERSION)  # a rate of an older probe (or engine) is probed again
         if valid and not (run_probe and _stale(cached)):
             _calibrations[key] = cached
             return cached
         if not run_probe:
             return None
         load = _load_per_cpu()
-        measured = {**probe(backbone, precision), "load_per_cpu": round(load, 2)}
+        measured = {**probe(backbone, precision), "load_per_cpu": round(load, 2), "probe": PROBE_VERSION}
         _save_cache(disk_key, measured)
         _calibrations[key] = measured
         return measured

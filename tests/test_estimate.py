@@ -233,6 +233,8 @@ def test_a_cached_rate_that_does_not_say_its_load_is_measured_again(fake_probe, 
     # measured again once, and the new entry records its load
     monkeypatch.setattr(E, "_load_per_cpu", lambda: 0.5)
     old = {k: v for k, v in FAKE_RATE.items() if k != "load_per_cpu"}
+    E._save_cache(f"rate|{E._machine_key('float32')}|vgg19", {**old, "load_per_cpu": 0.5, "probe": E.PROBE_VERSION - 1})
+    assert E.calibration("vgg19", "float32", run_probe=False) is None  # an older probe's rate: not used
     E._save_cache(f"rate|{E._machine_key('float32')}|vgg16", old)
     assert E.calibration("vgg16", "float32", run_probe=False) is None and fake_probe == []
     fresh = E.calibration("vgg16", "float32")
