@@ -95,6 +95,20 @@ def test_gram_junction_has_the_value_and_gradient_of_passing_on_beside_gram_of(d
                                atol=tolerance * np.abs(expected_gradient).max())
 
 
+def _junction_loss(x, target, onward_weights, onward_used):
+    """``split -> (loss, input gradient)``: a style loss on the Gram ``split(x)`` gives, plus (if ``onward_used``) a
+    loss on the activations it passes on, as a style step sees a Gram junction."""
+    def loss_and_gradient(split):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            onward, gram = split(x)
+            loss = objectives.style_loss(gram, target)
+            if onward_used:
+                loss += tf.reduce_sum(tf.nn.relu(onward) * onward_weights)
+        return loss, tape.gradient(loss, x)
+    return loss_and_gradient
+
+
 @pytest.mark.parametrize("onward_used", [True, False])
 @pytest.mark.parametrize("traced", [True, False])
 def test_layer_junction_has_the_value_and_gradient_of_the_layer_beside_gram_matrix(onward_used, traced):
@@ -109,14 +123,7 @@ def test_layer_junction_has_the_value_and_gradient_of_the_layer_beside_gram_matr
     def layer(v):
         return tf.nn.relu(tf.nn.conv2d(v, kernel, 1, "SAME"))
 
-    def loss_and_gradient(split):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            onward, gram = split(x)
-            loss = objectives.style_loss(gram, target)
-            if onward_used:
-                loss += tf.reduce_sum(tf.nn.relu(onward) * onward_weights)
-        return loss, tape.gradient(loss, x)
+    loss_and_gradient = _junction_loss(x, target, onward_weights, onward_used)
 
     expected, expected_gradient = loss_and_gradient(lambda v: (layer(v), objectives.gram_matrix(layer(v))))
     ours = tf.function(loss_and_gradient) if traced else loss_and_gradient
@@ -141,14 +148,7 @@ def test_layer_junction_in_bands_of_rows_has_the_same_gradient(kernel_height, ba
     def layer(v):  # as the lean network runs VGG's block1_conv1: a fused ReLU keeping a 1-byte mask
         return convgrad.conv2d_relu(v, kernel, bias, "SAME")
 
-    def loss_and_gradient(split):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            onward, gram = split(x)
-            loss = objectives.style_loss(gram, target)
-            if onward_used:
-                loss += tf.reduce_sum(tf.nn.relu(onward) * onward_weights)
-        return loss, tape.gradient(loss, x)
+    loss_and_gradient = _junction_loss(x, target, onward_weights, onward_used)
 
     plain = lambda v: tf.nn.relu(tf.nn.conv2d(v, kernel, 1, "SAME") + bias)  # noqa: E731
     expected, expected_gradient = loss_and_gradient(lambda v: (plain(v), objectives.gram_matrix(plain(v))))
