@@ -491,10 +491,11 @@ def test_a_studio_warms_its_network_up_in_the_background():
     assert studio.warm_up_thread is not None and studio.warm_up_thread.name == "nbart-warm-up"
     studio.warm_up_thread.join(120)
     assert not studio.warm_up_thread.is_alive()
-    assert ("vgg16", "none", "float32", ("block2_conv1",)) in backbones._extractors  # built before any Run
+    # built before any Run: a dream's extractor, kernels flipped ahead (DreamPrepared.flip_ahead)
+    assert ("vgg16", "none", "float32", ("block2_conv1",), "flip_ahead") in backbones._extractors
     studio.controls["layers"].value = ("block3_conv1",)  # a new choice of layers warms its network up too
     studio.warm_up_thread.join(120)
-    assert ("vgg16", "none", "float32", ("block3_conv1",)) in backbones._extractors
+    assert ("vgg16", "none", "float32", ("block3_conv1",), "flip_ahead") in backbones._extractors
     assert nbart.DreamStudio(warm_up=False).warm_up_thread is None
 
 
