@@ -191,6 +191,9 @@ class ExploreTab(widgets.VBox):
             self._chained = True
         if getattr(self.studio, "cost", None) is None:
             return  # estimates off (estimate=False, NBART_ESTIMATE=0)
+        if getattr(self.studio.cost, "estimate", None) is None:
+            return  # the studio's estimate comes first (it reads the image); its label's change calls this again
+        self.cost._images = self.studio.cost._images  # the image the studio's label read: not read again
         self.cost.request()
 
     def _relist(self) -> None:
