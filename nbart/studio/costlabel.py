@@ -51,6 +51,11 @@ class CostLabel:
         self._lock = threading.Lock()
         self.debounced = Debounced(self._work, DELAY, "nbart-estimate", foreground=foreground)
 
+    def share_images(self, other: "CostLabel") -> None:
+        """Read images through ``other``'s cache (and its lock): a second label on the same sources reads nothing
+        again."""
+        self._images, self._lock = other._images, other._lock
+
     def request(self, _change: Any = None) -> None:
         """Estimate again with the settings shown now (an ipywidgets ``observe`` callback as it is)."""
         try:

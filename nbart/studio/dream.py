@@ -47,7 +47,7 @@ class DreamStudio(Studio):
                  **params: Any):
         super().__init__({"image": image}, params, mode=mode, preview_size=preview_size, fps=fps, warm_up=warm_up,
                          estimate=estimate, fit_start=fit_start)
-        self.explore.request_estimate()  # the panel is built: the Explore tab's estimate follows the studio's
+        self.explore.follow_studio_estimate()  # the panel is built: the Explore tab's estimate follows the studio's
 
     def _extras(self) -> tuple[Any, ...]:
         # the Regions control: where to dream (nbart.studio.regions)

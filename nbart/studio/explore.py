@@ -144,7 +144,6 @@ class ExploreTab(widgets.VBox):
         self.cost_label = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
         self.cost_label.add_class("nbart-explore-estimate")
         self.cost = CostLabel(self.cost_label, "explore", self._estimate_request, studio.mode == "foreground")
-        self._chained = False
         self.thumbs = Thumbs(MAX_SLOTS, self.pick, "nbart-explore-pick")
         self.worker = Background("nbart-explore", studio.mode == "foreground", self._failed)
         self.go.on_click(lambda _b: self.start())
@@ -182,19 +181,21 @@ class ExploreTab(widgets.VBox):
 
         return ExploreSettings(self._settings()), [self.studio.pickers["image"].source()]
 
-    def request_estimate(self, _change: Any = None) -> None:
-        """Estimate the exploration the tab would run now (after the studio's own estimate: it follows it, so a
-        new image, model or calibration updates it too); nothing where the studio shows no estimates."""
-        label = getattr(self.studio, "cost_label", None)
-        if label is not None and not self._chained:
-            label.observe(self.request_estimate, names="value")
-            self._chained = True
+    def follow_studio_estimate(self) -> None:
+        """Once the panel is built: the tab's estimate follows the studio's (a new image, model or calibration
+        updates it) and reads the image through the studio's label (read once); nothing where the studio shows no
+        estimates (estimate=False, NBART_ESTIMATE=0)."""
         if getattr(self.studio, "cost", None) is None:
-            return  # estimates off (estimate=False, NBART_ESTIMATE=0)
-        if getattr(self.studio.cost, "estimate", None) is None:
-            return  # the studio's estimate comes first (it reads the image); its label's change calls this again
-        self.cost._images = self.studio.cost._images  # the image the studio's label read: not read again
-        self.cost.request()
+            return
+        self.cost.share_images(self.studio.cost)
+        self.studio.cost_label.observe(self.request_estimate, names="value")
+        self.request_estimate()
+
+    def request_estimate(self, _change: Any = None) -> None:
+        """Estimate the exploration the tab would run now, once the studio's own estimate (which reads the image)
+        has been made; its label's change calls this again."""
+        if getattr(self.studio, "cost", None) is not None and self.studio.cost.estimate is not None:
+            self.cost.request()
 
     def _relist(self) -> None:
         try:
