@@ -112,12 +112,32 @@ def _float(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), np.float32) / 255.0
 
 
-def style_bench(size: int, steps: int | None, scorer: Scorer, pairs: int = 6) -> tuple[list[dict], dict]:
+def _done_rows(resume: pathlib.Path | None, kind: str) -> dict:
+    """Rows of an earlier, interrupted run of the same settings (its ``.jsonl``), by their key."""
+    rows = {}
+    if resume is not None and resume.is_file():
+        for line in resume.read_text().splitlines():
+            row = json.loads(line)
+            if row.get("kind") == kind:
+                rows[(row.get("content") or row.get("image"), row.get("style"), row.get("loss") or row.get("normalize"))] = row
+    return rows
+
+
+def _keep(log: pathlib.Path | None, row: dict) -> None:
+    print(json.dumps(row), flush=True)
+    if log is not None:
+        with open(log, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def style_bench(size: int, steps: int | None, scorer: Scorer, pairs: int = 6,
+                log: pathlib.Path | None = None) -> tuple[list[dict], dict]:
     import nbart
     from nbart import images
 
     contents, styles = sources()
     rows, pictures = [], {}
+    done = _done_rows(log, "style")
     for loss in LOSSES:  # trace each loss's step once, outside the clock
         nbart.style_transfer(contents[0][1], styles[0], max_size=size, weights="offline", model="vgg16", seed=0,
                              precision="float32", style_loss=loss, steps=1)
@@ -126,27 +146,35 @@ def style_bench(size: int, steps: int | None, scorer: Scorer, pairs: int = 6) ->
         content_img = images.fit(images.load_image(csrc, max_size=size), size, 32)
         order = LOSSES[pair_index % 3:] + LOSSES[:pair_index % 3]
         for loss in order:
+            if (cname, sname, loss) in done:  # kept from an interrupted run; its picture is in build/
+                rows.append(done[(cname, sname, loss)])
+                saved = BUILD / f"quality-{cname}-{sname}-{loss}-{size}.png"
+                if saved.is_file():
+                    pictures[(cname, sname, loss)] = Image.open(saved)
+                continue
             kw = dict(max_size=size, weights="offline", model="vgg16", seed=0, precision="float32", style_loss=loss)
             if steps:
                 kw["steps"] = steps
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             load = os.getloadavg()[0]
             result = nbart.style_transfer(csrc, ssrc, **kw)
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            result.save(BUILD / f"quality-{cname}-{sname}-{loss}-{size}.png")
             out = _float(result)
             style_img = images.fit(images.load_image(ssrc, max_size=max(result.size)), max(result.size), 32)
             content = _float(content_img.resize(result.size, Image.Resampling.LANCZOS))
             scores = scorer.style_scores(out, _float(style_img))
-            row = dict(content=cname, style=sname, loss=loss, wall_s=round(wall, 2), load=round(load, 1),
+            row = dict(kind="style", content=cname, style=sname, loss=loss, wall_s=round(wall, 2),
+                       cpu_s=round(cpu, 2), load=round(load, 1),
                        content_loss=round(scorer.content_score(out, content), 4),
                        **{f"style_{k}": round(v, 4) for k, v in scores.items()})
-            print(json.dumps(row), flush=True)
+            _keep(log, row)
             rows.append(row)
             pictures[(cname, sname, loss)] = result
     return rows, pictures
 
 
-def dream_bench(size: int, scorer: Any, quick: bool) -> tuple[list[dict], dict]:
+def dream_bench(size: int, scorer: Any, quick: bool, log: pathlib.Path | None = None) -> tuple[list[dict], dict]:
     import nbart
     from nbart import extractors, images, registry
 
@@ -163,16 +191,24 @@ def dream_bench(size: int, scorer: Any, quick: bool) -> tuple[list[dict], dict]:
 
     for mode in ("std", "laplacian"):  # trace outside the clock
         nbart.dream(contents[0][1], normalize=mode, **{**kw, "octaves": 1, "steps": 1})
+    done = _done_rows(log, "dream")
     for index, (cname, csrc) in enumerate(contents):
         start = _float(images.fit(images.load_image(csrc, max_size=size), size, bb.min_size))
         for mode in (("std", "laplacian") if index % 2 == 0 else ("laplacian", "std")):
-            t0 = time.perf_counter()
+            saved = BUILD / f"quality-dream-{cname}-{mode}-{size}.png"
+            if (cname, None, mode) in done and saved.is_file():  # kept from an interrupted run
+                rows.append(done[(cname, None, mode)])
+                pictures[(cname, mode)] = Image.open(saved)
+                continue
+            t0, c0 = time.perf_counter(), time.process_time()
             result = nbart.dream(csrc, normalize=mode, **kw)
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            result.save(saved)
             gain = activation(_float(result)) / activation(start)
-            row = dict(image=cname, normalize=mode, wall_s=round(wall, 2), gain=round(gain, 4),
-                       gain_per_s=round((gain - 1) / wall, 5))
-            print(json.dumps(row), flush=True)
+            row = dict(kind="dream", image=cname, normalize=mode, wall_s=round(wall, 2), cpu_s=round(cpu, 2),
+                       gain=round(gain, 4), gain_per_s=round((gain - 1) / wall, 5),
+                       gain_per_cpu_s=round((gain - 1) / cpu, 5))
+            _keep(log, row)
             rows.append(row)
             pictures[(cname, mode)] = result
     return rows, pictures
@@ -204,6 +240,8 @@ def main() -> None:
     ap.add_argument("--skip-style", action="store_true")
     ap.add_argument("--skip-dream", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "quality-losses"), help="results path without extension")
+    ap.add_argument("--resume", action="store_true", help="keep the rows of an interrupted run (OUT.jsonl, pictures "
+                    "in build/) and run only the missing ones")
     args = ap.parse_args()
     size, steps = (64, 2) if args.quick else (args.size, args.steps)
     from nbart import images
@@ -214,8 +252,11 @@ def main() -> None:
                                   "start (per row in the JSON): compare ratios")
     BUILD.mkdir(exist_ok=True)
     out = pathlib.Path(args.out)
+    log = None if args.quick else out.with_suffix(".jsonl")  # one line a row, as it finishes
+    if log is not None and not args.resume:
+        log.unlink(missing_ok=True)
     if not args.skip_style:
-        rows, pictures = style_bench(size, steps, scorer, args.pairs)
+        rows, pictures = style_bench(size, steps, scorer, args.pairs, log)
         report["style"] = rows
         for cname in sorted({k[0] for k in pictures}):
             grid = [[images.load_image(f"sample:{s}" if s in ("starry_night", "the_scream") else s)]
@@ -224,7 +265,7 @@ def main() -> None:
             suffix = "" if size == 256 and not steps else f"-{size}"
             sheet(grid, ["style"] + list(LOSSES)).save(where / f"style-losses-{cname}{suffix}.jpg", quality=88)
     if not args.skip_dream:
-        rows, pictures = dream_bench(size, scorer, args.quick)
+        rows, pictures = dream_bench(size, scorer, args.quick, log)
         report["dream"] = rows
         for cname in sorted({k[0] for k in pictures}):
             where = RESULTS if cname == "grace_hopper" else BUILD
@@ -245,19 +286,25 @@ def markdown(report: dict) -> str:
              f"steps {report['steps']}", ""]
     if "style" in report:
         lines += ["| style_loss | style match (SW, lower better) | Gram dist. | W2 dist. | content loss | wall s "
-                  "| wall / gram |", "|---|---|---|---|---|---|---|"]
+                  "| wall / gram | CPU s | CPU / gram |", "|---|---|---|---|---|---|---|---|---|"]
         rows = report["style"]
         gram_wall = {(r["content"], r["style"]): r["wall_s"] for r in rows if r["loss"] == "gram"}
+        gram_cpu = {(r["content"], r["style"]): r.get("cpu_s") for r in rows if r["loss"] == "gram"}
         for loss in LOSSES:
             mine = [r for r in rows if r["loss"] == loss]
             if not mine:
                 continue
-            ratio = np.median([r["wall_s"] / gram_wall[(r["content"], r["style"])] for r in mine])
+            ratio = np.median([r["wall_s"] / gram_wall[(r["content"], r["style"])] for r in mine
+                               if (r["content"], r["style"]) in gram_wall])
+            cpus = [r["cpu_s"] for r in mine if r.get("cpu_s")]
+            cpu_ratio = np.median([r["cpu_s"] / gram_cpu[(r["content"], r["style"])] for r in mine
+                                   if r.get("cpu_s") and gram_cpu.get((r["content"], r["style"]))] or [np.nan])
             lines.append(f"| {loss} | {np.mean([r['style_sw'] for r in mine]):.4f} | "
                          f"{np.mean([r['style_gram'] for r in mine]):.4f} | "
                          f"{np.mean([r['style_w2'] for r in mine]):.4f} | "
                          f"{np.mean([r['content_loss'] for r in mine]):.4f} | "
-                         f"{np.mean([r['wall_s'] for r in mine]):.1f} | {ratio:.2f} |")
+                         f"{np.mean([r['wall_s'] for r in mine]):.1f} | {ratio:.2f} | "
+                         f"{np.mean(cpus) if cpus else np.nan:.1f} | {cpu_ratio:.2f} |")
         lines += ["", f"Means over {len(rows) // len(LOSSES)} content/style pairs; wall / gram is the median of "
                   "the per-pair ratios.", ""]
         lines += ["| pair | " + " | ".join(f"{loss} SW / content" for loss in LOSSES) + " |",
