@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                                       time.gmtime())}
     lines = [f"# Kernels flipped ahead vs in each backward pass; {result['cpu']}; float32; {result['date']}; "
              f"load average {load_before[0]:.1f} before, {result['load_after'][0]:.1f} after",
-             "", "| long side | step, flipped in the backward pass | step, flipped ahead | speed-up |", "|---|---|---|---|"]
+             "", "| long side | step, flipped in the backward pass | step, flipped ahead | speed-up |",
+             "|---|---|---|---|"]
     lines += [f"| {r['side']} px | {r['late_s']:.3f} s | {r['ahead_s']:.3f} s | x{r['speedup']:.2f} |" for r in rows]
     if memory:
         lines += ["", "| default dream, 512 px, VGG16 offline (fresh process) | peak RSS |", "|---|---|"]

@@ -119,7 +119,9 @@ def _done_rows(resume: pathlib.Path | None, kind: str) -> dict:
         for line in resume.read_text().splitlines():
             row = json.loads(line)
             if row.get("kind") == kind:
-                rows[(row.get("content") or row.get("image"), row.get("style"), row.get("loss") or row.get("normalize"))] = row
+                name, variant = row.get("content") or row.get("image"), row.get("loss") or row.get("normalize")
+                key = (name, row.get("style"), variant)
+                rows[key] = row
     return rows
 
 

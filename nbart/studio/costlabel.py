@@ -51,7 +51,7 @@ class CostLabel:
         self._lock = threading.Lock()
         self.debounced = Debounced(self._work, DELAY, "nbart-estimate", foreground=foreground)
 
-    def share_images(self, other: "CostLabel") -> None:
+    def share_images(self, other: CostLabel) -> None:
         """Read images through ``other``'s cache (and its lock): a second label on the same sources reads nothing
         again."""
         self._images, self._lock = other._images, other._lock
