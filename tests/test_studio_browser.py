@@ -23,7 +23,9 @@ import urllib.request
 import pytest
 from conftest import ROOT
 
-pytestmark = pytest.mark.browser
+# one pytest-xdist worker runs the whole module (`pytest -n 2 --dist loadgroup`, .ci/run): its module-scoped
+# servers and Chromium start once, and screenshots are written by one process
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 CHROMIUM = os.environ.get("NBART_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
