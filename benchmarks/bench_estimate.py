@@ -72,9 +72,7 @@ SETTINGS = [
 ]
 TERMS_NOTE = ("Settings 17-24 (style losses, masks, a guide, explorations): their time terms' factors "
               "(`TIME_FIT`) were fitted by `bench_estimate_time.py` at 160 px, not on these rows; "
-              "`EXPLORE_ACTIVATION_SHARE` was fitted to rows 22-24 (so their peaks are no independent check). At a "
-              "load of 23-30 every time here is 4-16x the estimate, whose rate was probed on a quieter machine: these "
-              "rows judge the memory model only; their times need a quiet machine.")
+              "`EXPLORE_ACTIVATION_SHARE` was fitted to rows 22-24 (so their peaks are no independent check).")
 MASK = os.path.join(ROOT, "build", "bench-estimate-mask.png")  # the left 60 % of the content, made when needed
 
 
@@ -138,13 +136,14 @@ def child(index: int) -> None:
         run = nbart.explore_run(CONTENT, **params)
     else:
         run = nbart.dream_run(CONTENT, **params) if task == "dream" else nbart.style_run(CONTENT, STYLE, **params)
-    steps = 0
+    steps, events = 0, []
     for _ in run:
         steps += 1
+        events.append(round(time.perf_counter() - t0, 4))  # when each step's event came: the first holds the setup
     wall = time.perf_counter() - t0
     print(json.dumps({"wall_s": wall, "peak_vmhwm": _vm_hwm(),
                       "peak_ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      "baseline_rss": baseline, "steps": steps, "evaluations": evaluations[0]}))
+                      "baseline_rss": baseline, "steps": steps, "evaluations": evaluations[0], "events_s": events}))
 
 
 def score(row: dict) -> dict:
@@ -283,6 +282,8 @@ def main() -> None:
     parser.add_argument("--reestimate", action="store_true", help="ask nbart.estimate again for the saved rows (the "
                         "model changed: TIME_FIT refitted), without running anything again; the probe's cached rate")
     parser.add_argument("--out", default="estimate-accuracy", help="the results' name in benchmarks/results")
+    parser.add_argument("--append", action="store_true", help="keep the saved rows of --out, replacing those run "
+                        "again (to measure a table in short chunks: --only 14,15 --append, then --only 16,7 --append)")
     parser.add_argument("--fit-from", default="", help="the saved results --fit reads (default: the latest)")
     parser.add_argument("--fit", action="store_true", help="print MEMORY_FIT fitted to the saved rows (least squares, "
                         "with each row's error when left out of the fit)")
@@ -307,6 +308,9 @@ def main() -> None:
 
         indices = [int(i) for i in args.only.split(",")] if args.only else ORDER
         rows = []
+        if args.append and os.path.exists(path):
+            with open(path) as f:
+                rows = [r for r in json.load(f)["rows"] if r["index"] not in indices]
         saved = {"machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.python_version()}",
                  "note": "float32; wall = call of dream_run/style_run to the last event in a fresh process after "
                          "importing TensorFlow; peak = VmHWM of that process"}
@@ -353,9 +357,8 @@ def write(saved: dict, rows: list[dict], path: str) -> None:
           f"1-minute load average during the runs {min(loads):.1f}-{max(loads):.1f} on 2 cores shared with other "
           f"work: the time accuracy depends on the load staying what it was when the probe ran.\n\n"
           "The time model is fitted to no row: its rates come from `nbart.cost.probe` (run by this benchmark's "
-          "first estimate for each backbone). The memory factors (`MEMORY_FIT`) were fitted by least squares to an "
-          "earlier run of settings 0-13 (`estimate-accuracy-fit.json`, `--fit --fit-from` reproduces them, with "
-          "leave-one-out errors within +-11 %); settings 14-16 were added afterwards and are out of that fit.\n"
+          "first estimate for each backbone, in this process: the rates are in the JSON). The memory factors "
+          "(`MEMORY_FIT`) are fitted by least squares to fresh-process peaks; `nbart/cost.py` names the rows.\n"
           + (f"\n{TERMS_NOTE}\n" if any(r["index"] >= 17 for r in rows) else ""))
     md_path = path[:-len(".json")] + ".md"
     with open(md_path + ".tmp", "w") as f:

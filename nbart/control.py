@@ -140,11 +140,13 @@ def _trace_dream(tf: Any, ext: backbones.Extractor, names: tuple[str, ...], guid
     channel_spec = tf.TensorSpec([len(names)], tf.int32)
     guide_specs = [tf.TensorSpec([None, ext.channels[name]], tf.float32) for name in names]
 
-    @tf.function(input_signature=[image_spec, channel_spec, guide_specs])
+    # autograph off, as nbart.deepdream's: no tensor-dependent Python control flow (``guided`` is a Python bool)
+    @tf.function(input_signature=[image_spec, channel_spec, guide_specs], autograph=False)
     def means(image4: Any, channels: Any, guides: Any) -> Any:
         return objective(image4, channels, guides)
 
-    @tf.function(input_signature=[image_spec, tf.TensorSpec([len(names)], tf.float32), channel_spec, guide_specs])
+    @tf.function(input_signature=[image_spec, tf.TensorSpec([len(names)], tf.float32), channel_spec, guide_specs],
+                 autograph=False)
     def means_and_gradient(image4: Any, coefficients: Any, channels: Any, guides: Any) -> tuple[Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(image4)

@@ -53,8 +53,9 @@ __all__ = ["Estimate", "estimate", "ExploreSettings", "check_fits", "WontFit", "
 
 CACHE_FILE = "nbart_estimate.json"
 # Raised when the probe or the engine's step changes what a rate means (2: dreams flip their kernels ahead, a
-# fixed ~0.3 s less a VGG16 call): a cached rate of another version is probed again.
-PROBE_VERSION = 2
+# fixed ~0.3 s less a VGG16 call; 3: the late flips of style runs timed, ``late_flip_s``): a cached rate of another
+# version is probed again.
+PROBE_VERSION = 3
 REFERENCE_SIDE = 512  # FLOPs and activations are counted on a square of this side, then scaled with pixels
 # Gradient evaluations per L-BFGS iteration, besides the one at each stage's start (with nbart's tolerances off, the
 # line search rarely evaluates twice). Measured with a counting wrapper around scipy's fmin_l_bfgs_b: 62 evaluations
@@ -85,6 +86,9 @@ MEMORY_FIT = {"fixed": 90.9e6, "per_weight": 2.0, "per_activation": {"vgg": 2.89
 # rough): W2's products cost what their FLOPs say; sorting the projections costs ~19 Grams; the masked step ~1.4x
 # the plain network's; a masked dream as a plain one; the guide's matching (argmax and gather) ~13x its FLOPs.
 TIME_FIT = {"w2": 0.99, "sliced_wasserstein": 18.6, "masked_style": 1.43, "dream_control": 0.97, "guide": 12.7}
+# Seconds a run's first step spends importing what nbart imports lazily, where this process hasn't yet: scipy's
+# optimizers for L-BFGS (0.36-0.41 s on a quiet 2-core AVX2 EPYC, after TensorFlow, Keras and nbart, 3 fresh processes).
+LAZY_IMPORT_S = {"scipy.optimize": 0.4}
 FALLBACK_BASELINE = 620e6  # resident bytes after importing TensorFlow, Keras and nbart, if never measured
 
 _lock = threading.RLock()
@@ -211,14 +215,15 @@ def _machine_key(precision: str) -> str:
     return f"{cpu_model()}|tf {tf.__version__}|{os.cpu_count()} cpus|{precision}"
 
 
-def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
+def probe(backbone: str, precision: str = "float32", repeats: int = 5) -> dict:
     """Time this machine on ``backbone``: a forward and backward pass to its deepest default dream layer at two small
     sizes (random weights), interleaved ``repeats`` times, keeping the fastest. Returns seconds per forward GFLOP of
     a gradient call (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call
     (``call_s``), the time to build the network (``build_s``), to trace a function (``trace_s``: first call less a
-    steady one) and to run a traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its
-    kernels per shape).
-    Takes 2-5 s on an idle 2-core EPYC (inception_v3's build is the longest part)."""
+    steady one), to run a traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its
+    kernels per shape) and what a call of a network that flips its kernels in the backward pass costs more on the
+    single-threaded executor (``late_flip_s``: as style runs call theirs; dreams flip theirs once, ahead).
+    Takes 3-7 s on an idle 2-core EPYC (inception_v3's build is the longest part)."""
     import numpy as np
     import tensorflow as tf
 
@@ -232,21 +237,25 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     ext = extractors.Extractor(bb, "none", precision, layers, flip_ahead=True)  # as a dream's
     build = time.perf_counter() - t0
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)], autograph=False)
-    def gradient(image: Any) -> Any:
-        with tf.GradientTape() as tape:
-            tape.watch(image)
-            loss = tf.add_n([tf.reduce_mean(a) for a in ext(image[None])])
-        return tape.gradient(loss, image)
+    def traced(net: Any) -> Any:
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)], autograph=False)
+        def gradient(image: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(image)
+                loss = tf.add_n([tf.reduce_mean(a) for a in net(image[None])])
+            return tape.gradient(loss, image)
+        return gradient
+
+    gradient = traced(ext)
 
     small = max(bb.min_size, 96)
     sides = (small, 2 * small)
     rng = np.random.default_rng(0)
     images = [tf.constant(rng.random((s, s, 3), np.float32)) for s in sides]
 
-    def timed(image: Any) -> float:
+    def timed(image: Any, function: Any = gradient) -> float:
         t = time.perf_counter()
-        gradient(image).numpy()
+        function(image).numpy()
         return time.perf_counter() - t
 
     first = timed(images[0])  # trace, and the first shape
@@ -262,10 +271,19 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 3) -> dict:
     rate = max((t_big - t_small) / (g_big - g_small), t_big / g_big * 0.5)
     call = max(0.0, t_big - rate * g_big)
     new_shape = max(0.0, first_big - t_big)
+    # style runs flip each convolution's kernel in every backward pass (their Prepared.flip_ahead is False: less
+    # memory) and run their step on the single-threaded executor (nbart.executor), where the flips can't overlap
+    # the forward pass: a fixed cost per call at any size, timed against the dream's call
+    from nbart.executor import SingleThreaded
+
+    late = SingleThreaded(traced(extractors.Extractor(bb, "none", precision, layers, flip_ahead=False)))
+    timed(images[0], late)  # its trace
+    pairs = [(timed(images[0], late), timed(images[0])) for _ in range(repeats)]
+    late_flip = max(0.0, min(a for a, _ in pairs) - min(min(b for _, b in pairs), t_small))
     if not had:  # the probe's random-weight network must not stay in the run's caches
         extractors.cached_models.pop((bb.name, "none", precision), None)
     return {"s_per_gflop": rate, "call_s": call, "build_s": build, "trace_s": max(0.0, first - t_small - new_shape),
-            "new_shape_s": new_shape}
+            "new_shape_s": new_shape, "late_flip_s": late_flip}
 
 
 def _baseline_bytes() -> float:
@@ -495,6 +513,8 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
         activations = elements * largest / REFERENCE_SIDE ** 2
         image_bytes = 8 * h * w * 3 * 4.0  # the original, base, image, detail, gradient and composites, float32
         optimizer_bytes = 0.0
+        gradient_calls = 0.0  # dreams flip their kernels ahead
+        imports = 0.0
     else:
         bb, content_layers, style_layers, stages, style_sizes = _style_plan(images[0], images[1], p)
         table = network_table(bb.name)
@@ -503,6 +523,7 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
         # per stage: L-BFGS evaluates the start, then LBFGS_EVALUATIONS per iteration; Adam once per step
         evaluations = 1 + LBFGS_EVALUATIONS * p.steps if p.optimizer == "lbfgs" else p.steps
         compute, calls, traces, new_shapes = 0.0, 0, 2, 0  # the features and the loss-and-gradient functions
+        gradient_calls = 0.0  # each flips the kernels late (see probe's late_flip_s)
         per_stage = max(1, len(style_sizes) // len(stages))
         regions = len(p.mask)
         for k, (h, w) in enumerate(stages):
@@ -519,6 +540,7 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
             targets = [pixels] + [a * b for a, b in style_sizes[k * per_stage:(k + 1) * per_stage]]
             compute += FORWARD_SHARE * sum(t / REFERENCE_SIDE ** 2 * fwd for t in targets)
             compute += evaluations * grad
+            gradient_calls += evaluations
             calls += len(targets) + math.ceil(evaluations)
             new_shapes += 1 + len(set(style_sizes[k * per_stage:(k + 1) * per_stage]) - {(h, w)}) + 1
         h, w = stages[-1]
@@ -528,11 +550,13 @@ def estimate(task: str, *images: Any, probe_now: bool = True, **params: Any) -> 
         # the variable, its two moments and the gradient in float32
         optimizer_bytes = 8.0 * n * (2 * LBFGS_MAXCOR + 5 + 6) if p.optimizer == "lbfgs" else 4.0 * n * 5
         image_bytes = 6 * n * 4.0
+        imports = sum(t for name, t in LAZY_IMPORT_S.items() if p.optimizer == "lbfgs" and name not in sys.modules)
     rate = calibration(bb.name, precision, run_probe=probe_now)
     calibrated = rate is not None
     rate = rate or {"s_per_gflop": 0.02, "call_s": 0.01, "build_s": 2.0, "trace_s": 1.0, "new_shape_s": 0.2}
-    setup = rate["build_s"] + traces * rate["trace_s"] + new_shapes * rate["new_shape_s"]
-    seconds = setup + calls * rate["call_s"] + compute * rate["s_per_gflop"]
+    setup = rate["build_s"] + traces * rate["trace_s"] + new_shapes * rate["new_shape_s"] + imports
+    seconds = (setup + calls * rate["call_s"] + gradient_calls * rate.get("late_flip_s", 0.0)
+               + compute * rate["s_per_gflop"])
     peak = _peak(bb.name, weights_count, activations, optimizer_bytes, image_bytes, baseline, precision)
     if "tensorflow" in sys.modules:
         increment = peak - baseline  # nothing of the run assumed reusable, whatever this process already holds

@@ -140,6 +140,26 @@ def test_style_estimate_counts_stages_and_lbfgs_state(fake_probe, photo):
     assert one.peak_bytes > adam.peak_bytes
 
 
+def test_style_evaluations_pay_the_late_flips_and_the_first_lbfgs_imports_scipy(fake_probe, photo, monkeypatch):
+    import sys
+
+    p = dict(model="vgg16", weights="none", sizes=(128,), steps=5, precision="float32")
+    dream = dict(model="vgg16", weights="none", max_size=128, octaves=1, steps=4, precision="float32")
+    base, base_dream = E.estimate("style", photo, photo, **p), E.estimate("dream", photo, **dream)
+    E._calibrations[("vgg16", "float32")] = {**E._calibrations[("vgg16", "float32")], "late_flip_s": 0.3}
+    flipped, flipped_dream = E.estimate("style", photo, photo, **p), E.estimate("dream", photo, **dream)
+    evaluations = 1 + E.LBFGS_EVALUATIONS * 5  # each a gradient call that flips the kernels late
+    assert flipped.seconds - base.seconds == pytest.approx(0.3 * evaluations)
+    assert flipped_dream.seconds == pytest.approx(base_dream.seconds)  # dreams flip theirs once, ahead
+    monkeypatch.delitem(sys.modules, "scipy.optimize", raising=False)
+    fresh = E.estimate("style", photo, photo, **p)
+    monkeypatch.setitem(sys.modules, "scipy.optimize", object())
+    imported = E.estimate("style", photo, photo, **p)
+    adam = E.estimate("style", photo, photo, optimizer="adam", **p)
+    assert fresh.parts["setup_s"] - imported.parts["setup_s"] == pytest.approx(E.LAZY_IMPORT_S["scipy.optimize"])
+    assert adam.parts["setup_s"] == pytest.approx(imported.parts["setup_s"])
+
+
 def test_bad_task_and_image_count(fake_probe, photo):
     with pytest.raises(ParamError, match="task must be dream, style or explore"):
         E.estimate("paint", photo)

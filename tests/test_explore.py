@@ -89,6 +89,22 @@ def test_batching_gives_the_pictures_of_one_objective_per_call(gradient_image):
         assert np.abs(a - b).max() <= 2, spec  # float rounding of a batched convolution, at most
 
 
+def test_the_first_call_runs_on_the_network_cut_after_the_shallowest_layer(gradient_image):
+    from nbart import extractors
+
+    extractors.cached_extractors.clear()
+    ex = nbart.explore_run(gradient_image, layers=LAYERS, **TINY)
+    first = next(iter(ex))
+    # its own extractor (flipping ahead, as the dream step's): the whole network is not built for the first picture
+    keys = list(extractors.cached_extractors.keys())
+    assert first.spec == LAYERS[0] and [k[3] for k in keys] == [tuple(LAYERS[:1])] and keys[0][-1] == "flip_ahead"
+    ex.run()
+    explorer.clear_cache()
+    whole = nbart.explore_run(gradient_image, layers=LAYERS, batch=3, **TINY).run()  # one call, the whole network
+    a, b = (np.asarray(x.results[LAYERS[0]].image, np.int16) for x in (ex, whole))
+    assert np.abs(a - b).max() <= 2  # float rounding of a batched convolution, at most
+
+
 def test_channels_most_active_or_chosen(gradient_image):
     layer = "block2_conv1"
     top = nbart.explore_run(gradient_image, layers=layer, channels=3, **TINY)
