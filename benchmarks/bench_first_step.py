@@ -4,6 +4,7 @@ Run from the repository root; writes ``benchmarks/results/first-step.json`` and 
 
     python benchmarks/bench_first_step.py                 # both studios, a few minutes on a busy 2-core CPU
     python benchmarks/bench_first_step.py --quick         # tiny sizes: checks that the harness runs
+    python benchmarks/bench_first_step.py --uncalibrated  # as on a machine whose rate was never probed
 
 Method
 ------
@@ -53,6 +54,31 @@ def _cpu() -> str:
 
 def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _uncalibrated_home() -> str:
+    """Point KERAS_HOME at a new folder holding the present one's weights (a link) and its rate cache minus every
+    measured rate: the studio's estimates and runs see a machine never probed, nothing else differs."""
+    import shutil
+    import tempfile
+
+    # as nbart.weights.keras_home and nbart.cost.CACHE_FILE find them, without importing nbart before it is timed
+    old = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    cache_file = "nbart_estimate.json"
+    new = tempfile.mkdtemp(prefix="nbart-uncalibrated-")
+    if os.path.isdir(os.path.join(old, "models")):
+        os.symlink(os.path.join(old, "models"), os.path.join(new, "models"))
+    if os.path.isfile(os.path.join(old, "keras.json")):
+        shutil.copy(os.path.join(old, "keras.json"), new)
+    try:
+        with open(os.path.join(old, cache_file)) as f:
+            cached = {k: v for k, v in json.load(f).items() if not k.startswith("rate|")}
+    except (OSError, ValueError):
+        cached = {}
+    with open(os.path.join(new, cache_file), "w") as f:
+        json.dump(cached, f)
+    os.environ["KERAS_HOME"] = new
+    return new
 
 
 def _traces() -> dict:
@@ -116,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dream", default="max_size=320", help="dream keywords, k=v,k=v (default max_size=320)")
     parser.add_argument("--style", default="sizes=128+192,steps=10",
                         help="style keywords, k=v,k=v, tuples with + (default sizes=128+192,steps=10)")
+    parser.add_argument("--uncalibrated", action="store_true",
+                        help="as on a machine whose rate was never probed: a private Keras folder (KERAS_HOME) with "
+                             "the weights and the network tables, without any measured rate")
+    parser.add_argument("--name", default="first-step", help="results file name, without extension")
     args = parser.parse_args(argv)
+    if args.uncalibrated:
+        _uncalibrated_home()
 
     def keywords(text: str) -> dict:
         out = {}
@@ -166,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"{e['truth_s']:.1f} s: x{e['ratio']:.2f}")
         return "; ".join(parts)
 
+    result["uncalibrated"] = args.uncalibrated
     lines = [f"A studio's first seconds after Run; {cpu}; load average {load_before} before, "
-             f"{result['load_after']} after; panel open {args.open:g} s before Run",
+             f"{result['load_after']} after; panel open {args.open:g} s before Run"
+             + ("; this machine's rate never probed (empty rate cache)" if args.uncalibrated else ""),
              f"dream {dream_kw}: first step {result['dream']['first_step_s']:.2f} s after Run (warm-up done: "
              f"{result['dream_warm_at_run']}); {result['dream']['steps']} steps in "
              f"{result['dream']['engine_elapsed_s']:.1f} s; {eta_line(result['dream'])}",
@@ -178,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{result['style_again']['first_step_s']:.2f} s; built before the change {before}, after "
              f"{result['built_after_change']}; {eta_line(result['style_again'])}"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "first-step" + ("-quick" if args.quick else "")
+    name = args.name + ("-quick" if args.quick else "")
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (RESULTS / f"{name}.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

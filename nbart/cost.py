@@ -37,6 +37,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,8 @@ LAZY_IMPORT_S = {"scipy.optimize": 0.4}
 FALLBACK_BASELINE = 620e6  # resident bytes after importing TensorFlow, Keras and nbart, if never measured
 
 _lock = threading.RLock()
+# held while a probe runs (seconds): the cache lock is not, so a run reading the rate (pace_hints) never waits for it
+_probing = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,8 @@ def _machine_key(precision: str) -> str:
     return f"{cpu_model()}|tf {tf.__version__}|{os.cpu_count()} cpus|{precision}"
 
 
-def probe(backbone: str, precision: str = "float32", repeats: int = 5) -> dict:
+def probe(backbone: str, precision: str = "float32", repeats: int = 5,
+          cancel: Callable[[], bool] | None = None) -> dict | None:
     """Time this machine on ``backbone``: a forward and backward pass to its deepest default dream layer at two small
     sizes (random weights), interleaved ``repeats`` times, keeping the fastest. Returns seconds per forward GFLOP of
     a gradient call (``s_per_gflop``: the backward pass is counted in the rate), the fixed cost of a call
@@ -223,7 +227,9 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 5) -> dict:
     steady one), to run a traced function at an image size it has not seen (``new_shape_s``: oneDNN prepares its
     kernels per shape) and what a call of a network that flips its kernels in the backward pass costs more on the
     single-threaded executor (``late_flip_s``: as style runs call theirs; dreams flip theirs once, ahead).
-    Takes 3-7 s on an idle 2-core EPYC (inception_v3's build is the longest part)."""
+    Takes 3-7 s on an idle 2-core EPYC (inception_v3's build is the longest part). ``cancel`` (optional): checked
+    before each timed call; once it returns True the probe stops and returns None (a run started: a probe beside it
+    would slow its steps and time a shared CPU)."""
     import numpy as np
     import tensorflow as tf
 
@@ -254,36 +260,46 @@ def probe(backbone: str, precision: str = "float32", repeats: int = 5) -> dict:
     images = [tf.constant(rng.random((s, s, 3), np.float32)) for s in sides]
 
     def timed(image: Any, function: Any = gradient) -> float:
+        if cancel is not None and cancel():
+            raise _Cancelled
         t = time.perf_counter()
         function(image).numpy()
         return time.perf_counter() - t
 
-    first = timed(images[0])  # trace, and the first shape
-    first_big = timed(images[1])  # a new shape
-    times: list[list[float]] = [[], []]
-    for _ in range(repeats):
-        for k, image in enumerate(images):
-            times[k].append(timed(image))
+    try:
+        first = timed(images[0])  # trace, and the first shape
+        first_big = timed(images[1])  # a new shape
+        times: list[list[float]] = [[], []]
+        for _ in range(repeats):
+            for k, image in enumerate(images):
+                times[k].append(timed(image))
+        # style runs flip each convolution's kernel in every backward pass (their Prepared.flip_ahead is False: less
+        # memory) and run their step on the single-threaded executor (nbart.executor), where the flips can't
+        # overlap the forward pass: a fixed cost per call at any size, timed against the dream's call
+        from nbart.executor import SingleThreaded
+
+        late = SingleThreaded(traced(extractors.Extractor(bb, "none", precision, layers, flip_ahead=False)))
+        timed(images[0], late)  # its trace
+        pairs = [(timed(images[0], late), timed(images[0])) for _ in range(repeats)]
+    except _Cancelled:
+        return None
+    finally:
+        if not had:  # the probe's random-weight network must not stay in the run's caches
+            extractors.cached_models.pop((bb.name, "none", precision), None)
     # the fastest repeat: the one least slowed by other work on the machine (as timeit advises), so a probe that
     # ran under a passing load is not kept as this machine's pace
     t_small, t_big = (float(np.min(t)) for t in times)
+    late_flip = max(0.0, min(a for a, _ in pairs) - min(min(b for _, b in pairs), t_small))
     g_small, g_big = (gflops * (s / REFERENCE_SIDE) ** 2 for s in sides)
     rate = max((t_big - t_small) / (g_big - g_small), t_big / g_big * 0.5)
     call = max(0.0, t_big - rate * g_big)
     new_shape = max(0.0, first_big - t_big)
-    # style runs flip each convolution's kernel in every backward pass (their Prepared.flip_ahead is False: less
-    # memory) and run their step on the single-threaded executor (nbart.executor), where the flips can't overlap
-    # the forward pass: a fixed cost per call at any size, timed against the dream's call
-    from nbart.executor import SingleThreaded
-
-    late = SingleThreaded(traced(extractors.Extractor(bb, "none", precision, layers, flip_ahead=False)))
-    timed(images[0], late)  # its trace
-    pairs = [(timed(images[0], late), timed(images[0])) for _ in range(repeats)]
-    late_flip = max(0.0, min(a for a, _ in pairs) - min(min(b for _, b in pairs), t_small))
-    if not had:  # the probe's random-weight network must not stay in the run's caches
-        extractors.cached_models.pop((bb.name, "none", precision), None)
     return {"s_per_gflop": rate, "call_s": call, "build_s": build, "trace_s": max(0.0, first - t_small - new_shape),
             "new_shape_s": new_shape, "late_flip_s": late_flip}
+
+
+class _Cancelled(Exception):
+    """A probe's ``cancel()`` said stop."""
 
 
 def _baseline_bytes() -> float:
@@ -322,31 +338,49 @@ def _stale(rate: dict) -> bool:
     return float(rate.get("load_per_cpu", 0.0)) - _load_per_cpu() > STALE_LOAD
 
 
-def calibration(backbone: str, precision: str = "float32", run_probe: bool = True) -> dict | None:
+def calibration(backbone: str, precision: str = "float32", run_probe: bool = True,
+                cancel: Callable[[], bool] | None = None) -> dict | None:
     """This machine's rate for ``backbone`` and ``precision`` (see :func:`probe`): from this process, the disk cache,
     or a probe run now (unless ``run_probe`` is False: then None). With ``run_probe``, a rate measured under a load
     per CPU more than :data:`STALE_LOAD` above the present one is measured again. The rate records the load it was
-    measured under (``load_per_cpu``)."""
+    measured under (``load_per_cpu``). ``cancel`` is passed to the probe: a cancelled probe gives None (nothing is
+    kept). A call with ``run_probe=False`` never waits for a probe that another thread is running."""
     key = (backbone, precision)
-    with _lock:
-        known = _calibrations.get(key)
-        if known is not None and not (run_probe and _stale(known)):
-            return known
-        disk_key = f"rate|{_machine_key(precision)}|{backbone}"
-        cached = _load_cache().get(disk_key)
-        # a rate without the load it was measured under (an older cache) can't be judged stale: measured again
-        valid = (isinstance(cached, dict) and "new_shape_s" in cached and "load_per_cpu" in cached
-                 and cached.get("probe") == PROBE_VERSION)  # a rate of an older probe (or engine) is probed again
-        if valid and not (run_probe and _stale(cached)):
-            _calibrations[key] = cached
-            return cached
-        if not run_probe:
-            return None
-        load = _load_per_cpu()
-        measured = {**probe(backbone, precision), "load_per_cpu": round(load, 2), "probe": PROBE_VERSION}
-        _save_cache(disk_key, measured)
-        _calibrations[key] = measured
-        return measured
+    while True:
+        with _lock:
+            known = _known(key, precision, run_probe)
+            if known is not None or not run_probe:
+                return known
+        with _probing:  # one probe at a time; the rate read under _lock stays readable meanwhile
+            with _lock:
+                known = _known(key, precision, run_probe)  # another thread's probe may have measured it meanwhile
+            if known is not None:
+                return known
+            load = _load_per_cpu()
+            rate = probe(backbone, precision, cancel=cancel)
+            if rate is None:
+                return None
+            measured = {**rate, "load_per_cpu": round(load, 2), "probe": PROBE_VERSION}
+            with _lock:
+                _save_cache(f"rate|{_machine_key(precision)}|{backbone}", measured)
+                _calibrations[key] = measured
+            return measured
+
+
+def _known(key: tuple[str, str], precision: str, run_probe: bool) -> dict | None:
+    """The rate of ``key`` this process or the disk cache holds, if valid (and, when a probe may run, not stale);
+    the caller holds ``_lock``."""
+    known = _calibrations.get(key)
+    if known is not None and not (run_probe and _stale(known)):
+        return known
+    cached = _load_cache().get(f"rate|{_machine_key(precision)}|{key[0]}")
+    # a rate without the load it was measured under (an older cache) can't be judged stale: measured again
+    valid = (isinstance(cached, dict) and "new_shape_s" in cached and "load_per_cpu" in cached
+             and cached.get("probe") == PROBE_VERSION)  # a rate of an older probe (or engine) is probed again
+    if valid and not (run_probe and _stale(cached)):
+        _calibrations[key] = cached
+        return cached
+    return None
 
 
 def pace_hints(backbone: str, precision: str) -> dict[str, float]:

@@ -21,7 +21,7 @@ def fake_probe(monkeypatch, tmp_path):
     monkeypatch.setattr(E, "_calibrations", {})
     calls = []
 
-    def probe(backbone, precision="float32", repeats=3):
+    def probe(backbone, precision="float32", repeats=3, cancel=None):
         calls.append((backbone, precision))
         return dict(FAKE_RATE)
 

@@ -82,3 +82,108 @@ def test_the_style_studio_reuses_what_it_built_when_only_the_images_change(build
     assert studio.continue_run(2, block=True), studio.error
     assert len(studio.history) == 4 and studio.error is None
     assert builds["networks"] == built and _traced() == traced
+
+
+def test_pressing_run_while_the_warm_up_imports_keras_reads_no_half_made_module(monkeypatch):
+    """Run pressed while the warm-up thread is still importing TensorFlow (and Keras with it) found a half-made
+    ``keras`` in sys.modules: ``keras.config`` raised in the click handler and nothing ran."""
+    import sys
+    import types
+
+    from nbart.studio.driver import keras_state
+
+    half = types.ModuleType("keras")
+    half.__spec__ = types.SimpleNamespace(_initializing=True)  # what importlib marks while a module runs
+    monkeypatch.setitem(sys.modules, "keras", half)
+    assert keras_state() == {}
+    monkeypatch.delitem(sys.modules, "keras")
+    import keras
+
+    assert keras_state() == {"dtype_policy": keras.config.dtype_policy().name}
+
+
+@pytest.fixture
+def slow_probe(monkeypatch, tmp_path):
+    """An empty rate cache and a probe that waits for ``release`` (records the calls)."""
+    import threading
+
+    from nbart import cost
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(cost, "_calibrations", {})
+    state = {"calls": [], "release": threading.Event(), "started": threading.Event(), "busy": lambda: False}
+
+    def probe(backbone, precision="float32", repeats=3, cancel=None):
+        state["calls"].append((backbone, cancel, state["busy"]()))
+        state["started"].set()
+        state["release"].wait(30)
+        return {"s_per_gflop": 0.01, "call_s": 0.02, "build_s": 1.0, "trace_s": 0.5, "new_shape_s": 0.25}
+
+    monkeypatch.setattr(cost, "probe", probe)
+    return state
+
+
+def test_a_run_reading_the_rate_never_waits_for_a_probe_under_way(slow_probe):
+    """The cost probe (seconds) held the rate cache's lock: a run starting meanwhile waited in pace_hints until it
+    ended. Now the run reads what is known (nothing yet) at once, and the probe's rate is kept when it lands."""
+    import threading
+
+    from nbart import cost
+
+    probing = threading.Thread(target=cost.calibration, args=("vgg16", "float32"))
+    probing.start()
+    assert slow_probe["started"].wait(30)
+    reader = threading.Thread(target=lambda: slow_probe.setdefault("hints", cost.pace_hints("vgg16", "float32")))
+    reader.start()
+    reader.join(10)
+    alive = reader.is_alive()
+    slow_probe["release"].set()
+    probing.join(30)
+    assert not alive and slow_probe["hints"] == {}  # read at once, while the probe ran
+    assert cost.pace_hints("vgg16", "float32") == {"new_stage_s": 0.25, "step_overhead_s": 0.02}
+    assert len(slow_probe["calls"]) == 1
+
+
+def test_a_cancelled_probe_measures_and_keeps_nothing(monkeypatch, tmp_path):
+    """``cancel`` (the studio: a run has started) stops the probe before its timed calls; nothing is cached, and
+    the probe's random-weight network does not stay in the run's caches."""
+    from nbart import cost
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(cost, "_calibrations", {})
+    extractors.clear_cache()
+    assert cost.probe("vgg16", "float32", cancel=lambda: True) is None
+    assert ("vgg16", "none", "float32") not in extractors.cached_models
+    assert cost.calibration("vgg16", "float32", cancel=lambda: True) is None
+    assert cost.calibration("vgg16", "float32", run_probe=False) is None
+
+
+def test_the_studio_never_probes_beside_a_run(slow_probe, monkeypatch):
+    """The warm-up's probe waits until no run is in progress (it would slow the run's steps and mislead its first
+    estimate of the time left), and it is handed a cancel that is true once Run is pressed."""
+    import threading
+
+    from nbart import warmup
+
+    warming, go = threading.Event(), threading.Event()
+
+    def held_warm_up(task, params=None, **kwargs):  # the warm-up's build, held until the run below has started
+        warming.set()
+        go.wait(30)
+
+    monkeypatch.setattr(warmup, "warm_up", held_warm_up)
+    slow_probe["release"].set()
+    studio = nbart.DreamStudio(**TINY, warm_up=True, estimate=True)
+    slow_probe["busy"] = lambda: (studio.running, len(studio.history))
+    assert warming.wait(30)
+    assert studio.start(block=False)
+    go.set()  # the warm-up goes on to its probe while the run builds and runs
+    assert studio.wait(120)
+    studio.warm_up_thread.join(120)
+    # one probe, after the run ended (its result in the history), not beside it
+    assert [busy for _, _, busy in slow_probe["calls"]] == [(False, 1)]
+    cancel = slow_probe["calls"][0][1]
+    assert cancel() is False
+    studio.driver._busy = True  # as Run sets it
+    assert cancel() is True
+    studio.driver._busy = False

@@ -128,7 +128,7 @@ def test_the_explore_tab_shows_its_estimate_before_it_runs(monkeypatch, gradient
     first = text()
     assert first.startswith("about ") and first.endswith(" GB") and " s," not in first  # memory only
     assert tab.cost.estimate.task == "explore" and tab.cost.estimate.parts["objectives"] == 13
-    monkeypatch.setattr(cost, "probe", lambda backbone, precision="float32", repeats=3: {
+    monkeypatch.setattr(cost, "probe", lambda backbone, precision="float32", repeats=3, cancel=None: {
         "s_per_gflop": 0.01, "call_s": 0.02, "build_s": 1.0, "trace_s": 0.5, "new_shape_s": 0.25})
     s.cost.calibrate(s.params())  # the warm-up's calibration: the studio's label changes, the tab's follows
     timed = text()

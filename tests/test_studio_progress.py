@@ -98,7 +98,7 @@ def test_the_estimate_next_to_run_follows_the_settings_and_builds_nothing(monkey
     # what the warm-up does once the network is built: measure this machine's rate (a fake probe here), once
     probes = []
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no rate cached on disk
-    monkeypatch.setattr(cost, "probe", lambda backbone, precision="float32", repeats=3:
+    monkeypatch.setattr(cost, "probe", lambda backbone, precision="float32", repeats=3, cancel=None:
                         probes.append(backbone) or dict(FAKE_RATE))
     studio.cost.calibrate(studio.params())
     timed = label_text(studio)

@@ -157,7 +157,10 @@ class Studio(Panel):
         params = self.params()
         warm_up(self.task, params)
         if self.cost is not None:
-            self.cost.calibrate(params)  # once per machine and backbone: the label then gives times too
+            # once per machine and backbone: the label then gives times too. Never beside a run: it would slow the
+            # run's steps (and its first estimate of the time left); a probe under way stops when Run is pressed
+            self.driver.wait()
+            self.cost.calibrate(params, cancel=lambda: self.driver.busy)
         if self.start_size is not None:
             self.start_size.check()
 

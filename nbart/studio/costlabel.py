@@ -65,14 +65,16 @@ class CostLabel:
             return
         self.debounced.request(request)
 
-    def calibrate(self, params: Any) -> None:
+    def calibrate(self, params: Any, cancel: Callable[[], bool] | None = None) -> None:
         """Measure this machine's rate for ``params``' backbone and precision if it isn't known or was measured under
         a heavier load (:func:`nbart.cost.calibration`: 2-5 s, then cached on disk), and estimate again if it
-        changed. For a background thread (the studio's warm-up)."""
+        changed. For a background thread (the studio's warm-up). ``cancel`` stops the probe (nothing measured) once
+        it returns True: a run has started."""
         backbone = resolve(params.model, params.weights).backbone.name
         precision = resolve_precision(params.precision)
         before = cost.calibration(backbone, precision, run_probe=False)
-        if cost.calibration(backbone, precision) is not before:
+        after = cost.calibration(backbone, precision, cancel=cancel)
+        if after is not None and after is not before:
             self.request()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -349,7 +349,9 @@ class Debounced:
 def keras_state() -> dict:
     """Keras' per-thread settings in this (the main) thread, to give the worker the same (DESIGN.md §4)."""
     keras = sys.modules.get("keras")
-    if keras is None:
+    if keras is None or getattr(getattr(keras, "__spec__", None), "_initializing", False):
+        # not imported, or still importing in another thread (Run pressed while the warm-up imports TensorFlow):
+        # nobody can have set a policy yet, and the half-made module has no ``config``
         return {}
     return {"dtype_policy": keras.config.dtype_policy().name}
 
