@@ -9,7 +9,8 @@ Style rows: the default style run (VGG19, sample:grace_hopper with sample:starry
 the default dream (InceptionV3, 4 octaves, tiles of 512 px), ``--dream-steps`` steps per octave (its memory does not
 grow with steps). Weights "none" (the same network shapes as ImageNet's). Every row names the CPU, whether it has
 bfloat16 instructions and the precision the run used; bfloat16 on a CPU without them is emulated (slow, but its
-tensors are 16-bit: the memory is real). Writes OUT.json (rows) and OUT.md (a table).
+tensors are 16-bit: the memory is real). Writes OUT.json (rows) and OUT.md (a table), again after every row, so an
+interrupted run keeps the rows it finished; ``--resume`` skips the rows OUT.json already holds (without an error).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -62,17 +64,36 @@ def main() -> None:
     ap.add_argument("--dream-steps", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1, help="rows run at once (peak RSS is per process)")
     ap.add_argument("--json", required=True)
+    ap.add_argument("--resume", action="store_true", help="keep OUT.json's finished rows and run only the others")
     args = ap.parse_args()
     sizes = {kind: [int(s) for s in spec.split(",") if s] for kind, spec in
              (("style-nbart", args.style), ("dream-nbart", args.dream))}
     todo = [(kind, size, precision, args.style_steps if kind.startswith("style") else args.dream_steps)
             for precision in args.precisions.split(",") for kind, values in sizes.items() for size in values]
+    rows: list[dict] = []
+    if args.resume and os.path.exists(args.json):
+        with open(args.json) as f:
+            rows = [r for r in json.load(f)["rows"] if "error" not in r]
+        finished = {(r["kind"], r["size"], r["asked_precision"]) for r in rows}
+        todo = [t for t in todo if (t[0], t[1], t[2]) not in finished]
+    lock = threading.Lock()
+
+    def save() -> None:  # after every row, atomically: an interrupted run keeps what it finished
+        for path, text in ((args.json, json.dumps({"method": __doc__.strip().splitlines()[0], "args": vars(args),
+                                                    "rows": rows}, indent=1)),
+                           (os.path.splitext(args.json)[0] + ".md", table(rows) + "\n")):
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(path + ".tmp", path)
+
+    def run(t: tuple) -> None:
+        result = row(*t)
+        with lock:
+            rows.append(result)
+            save()
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda t: row(*t), todo))
-    with open(args.json, "w") as f:
-        json.dump({"method": __doc__.strip().splitlines()[0], "args": vars(args), "rows": rows}, f, indent=1)
-    with open(os.path.splitext(args.json)[0] + ".md", "w") as f:
-        f.write(table(rows) + "\n")
+        list(pool.map(run, todo))
     print(table(rows))
 
 

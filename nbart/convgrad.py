@@ -216,9 +216,13 @@ def max_pool_2x2(x: Any) -> Any:
             index, shape = tf.cast(argmax, tf.int32), tf.shape(x)  # flat (y * width + x) * channels + c: < 2^31
 
             def gradient(dy: Any) -> Any:
-                # the zeros become the output (the kernel writes into its input's buffer where it can)
+                # the zeros become the output (the kernel writes into its input's buffer where it can); made only
+                # once dy exists: the executor would otherwise fill every pool's zeros during the forward pass and
+                # hold them through the whole backward pass (they depend on nothing else)
+                with tf.control_dependencies([dy]):
+                    arrived = tf.identity(shape)  # a data input of the fill itself, not only of its constant
                 return tf.raw_ops.MaxPoolGradWithArgmax(
-                    input=tf.zeros(shape, dy.dtype), grad=dy, argmax=tf.cast(index, tf.int64), ksize=[1, 2, 2, 1],
+                    input=tf.zeros(arrived, dy.dtype), grad=dy, argmax=tf.cast(index, tf.int64), ksize=[1, 2, 2, 1],
                     strides=[1, 2, 2, 1], padding="VALID", include_batch_in_index=False)
 
             return y, gradient

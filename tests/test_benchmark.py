@@ -1,6 +1,7 @@
 """Smoke test of benchmarks/bench.py at tiny sizes: the harness runs and its table renders. No timings asserted."""
 
 import importlib.util
+import json
 import pathlib
 import sys
 
@@ -52,3 +53,33 @@ def test_tutorial_style_baseline_lowers_its_loss(bench):
             ms(outputs["style"][n] - baseline.style_targets[n]) / ms(baseline.style_targets[n])
             for n in baseline.style_layers)
     assert baseline.loss(out) == pytest.approx(expected, rel=1e-4)
+
+
+def test_memory_rows_keeps_each_finished_row_and_resumes(tmp_path, monkeypatch):
+    # rows are hours long on a loaded CPU: an interrupted run must keep the rows it finished, --resume run the rest
+    spec = importlib.util.spec_from_file_location("nbart_memory_rows", BENCH / "memory_rows.py")
+    rows = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rows)
+    out = tmp_path / "rows.json"
+    ran = []
+
+    def fake(kind, size, precision, steps):
+        ran.append((kind, size, precision))
+        if size == 1024:
+            raise KeyboardInterrupt  # stopped during its third row
+        return {"kind": kind, "size": size, "precision": precision, "asked_precision": precision, "steps": steps,
+                "peak_rss_mb": float(size), "wall_s": 1.0, "cpu": "test", "cpu_bf16": False}
+
+    monkeypatch.setattr(rows, "row", fake)
+    argv = ["memory_rows.py", "--style", "256,512,1024", "--dream", "", "--precisions", "float32", "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(KeyboardInterrupt):
+        rows.main()
+    saved = json.loads(out.read_text())["rows"]
+    assert [r["size"] for r in saved] == [256, 512] and "| 512 |" in (tmp_path / "rows.md").read_text()
+    ran.clear()
+    monkeypatch.setattr(sys, "argv", argv[:-4] + ["--style", "256,512,768", "--precisions", "float32", "--resume",
+                                                  "--json", str(out)])
+    rows.main()
+    assert ran == [("style-nbart", 768, "float32")]
+    assert sorted(r["size"] for r in json.loads(out.read_text())["rows"]) == [256, 512, 768]
