@@ -241,7 +241,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=6, help="the first N content/style pairs (of 6)")
     ap.add_argument("--skip-style", action="store_true")
     ap.add_argument("--skip-dream", action="store_true")
-    ap.add_argument("--out", default=str(RESULTS / "quality-losses"), help="results path without extension")
+    ap.add_argument("--out", default=None, help="results path without extension (default: benchmarks/results/"
+                    "quality-losses, with -SIZE for another size than 256)")
     ap.add_argument("--resume", action="store_true", help="keep the rows of an interrupted run (OUT.jsonl, pictures "
                     "in build/) and run only the missing ones")
     args = ap.parse_args()
@@ -253,7 +254,7 @@ def main() -> None:
                                   note=f"shared 2-core machine, load average {os.getloadavg()[0]:.1f} at the "
                                   "start (per row in the JSON): compare ratios")
     BUILD.mkdir(exist_ok=True)
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(args.out or RESULTS / ("quality-losses" + ("" if size == 256 else f"-{size}")))
     log = None if args.quick else out.with_suffix(".jsonl")  # one line a row, as it finishes
     if log is not None and not args.resume:
         log.unlink(missing_ok=True)
