@@ -383,6 +383,7 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     _check_paths(args, task.input_paths(args))
     values = {info.name: getattr(args, info.name) for info in fields_of(task.params_cls) if hasattr(args, info.name)}
     params = task.params_cls(**values)
+    asked = params
     if args.dry_run:  # the estimate, printed whether or not the run would fit
         params = params.replace(force=True)
     # checks the images, and refuses a run that won't fit in memory (nbart.cost.WontFit; see _wont_fit);
@@ -391,9 +392,14 @@ def _run_task(task: Task, args: argparse.Namespace) -> int:
     if task.tensorflow:
         _import_tensorflow_quietly()
         if args.dry_run:
-            from nbart.cost import estimate
+            from nbart.cost import WontFit, check_fits, estimate
 
-            print(f"nbart: {task.name}: {estimate(task.name, *_estimate_inputs(task, args), params=params).summary()}")
+            inputs = _estimate_inputs(task, args)
+            print(f"nbart: {task.name}: {estimate(task.name, *inputs, params=params).summary()}")
+            try:  # a dry run also says whether the real run would be refused for memory
+                check_fits(task.name, inputs, asked)
+            except WontFit as error:
+                print(f"nbart: {task.name}: won't fit here: {_wont_fit(error)}")
             return 0
     elif args.dry_run:
         print(f"nbart: {task.name}: no estimate for this task (one forward pass of the fast style networks)")

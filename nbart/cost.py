@@ -722,17 +722,19 @@ class WontFit(ParamError):
     word the way forward in their own terms (flags, controls).
     """
 
-    def __init__(self, task: str, needed: int, limit: resources.Limit, fits: dict[str, Any]):
-        self.task, self.needed, self.limit, self.fits = task, needed, limit, dict(fits)
+    def __init__(self, task: str, needed: int, limit: resources.Limit, fits: dict[str, Any], peak: int | None = None):
+        self.task, self.needed, self.limit, self.fits, self.peak = task, needed, limit, dict(fits), peak
         changes = ", ".join(f"{k}={v!r}" for k, v in self.fits.items())
         advice = f"try {changes}, or force=True" if fits else "no max_size fits; free memory, or force=True"
         super().__init__(f"{self.headline}; {advice}")
 
     @property
     def headline(self) -> str:
-        """'this dream needs about 4.1 GB, this process may use 2.0 GB (cgroup limit)'."""
-        return (f"this {self.task} needs about {_gb(self.needed)}, this process may use {_gb(self.limit.bytes)} "
-                f"({self.limit.source})")
+        """'this dream needs about 4.1 GB more than this process holds now (a 4.7 GB peak), this process may use
+        2.0 GB (cgroup limit)': the increment is what is compared; the peak is the figure estimates show."""
+        peak = f" (a {_gb(self.peak)} peak)" if self.peak else ""
+        return (f"this {self.task} needs about {_gb(self.needed)} more than this process holds now{peak}, this process "
+                f"may use {_gb(self.limit.bytes)} ({self.limit.source})")
 
 
 def check_fits(task: str, images: tuple | list, params: Any = None, force: bool = False,
@@ -785,7 +787,7 @@ def check_fits(task: str, images: tuple | list, params: Any = None, force: bool 
             best, lo = mid * 32, mid + 1
         else:
             hi = mid - 1
-    raise WontFit(task, est.increment_bytes, limit, changes(best) if best else {})
+    raise WontFit(task, est.increment_bytes, limit, changes(best) if best else {}, peak=est.peak_bytes)
 
 
 # Fast style (nbart.fast: one onnxruntime forward pass, no TensorFlow): what a run adds to this process grows with

@@ -35,12 +35,15 @@ def _suffix(path: str | os.PathLike) -> str:
 
 
 def _as_array(frame: Any) -> np.ndarray:
+    if callable(getattr(frame, "pil", None)):  # a run timeline's Frame (run.frames()) or a step event
+        frame = frame.pil()
     if isinstance(frame, Image.Image):
         return np.asarray(frame.convert("RGB"))
     array = np.asarray(frame)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise ImageError(f"a video frame must be a PIL image or a uint8 (height, width, 3) array (got "
-                         f"{array.dtype} {array.shape})")
+        got = f"{array.dtype} {array.shape}" if array.dtype != object else type(frame).__name__
+        raise ImageError(f"a video frame must be a PIL image, a timeline frame or a uint8 (height, width, 3) array "
+                         f"(got {got})")
     return array
 
 

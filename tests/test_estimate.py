@@ -222,6 +222,20 @@ def test_dry_run_prints_the_estimate_and_runs_nothing(fake_probe, photo, tmp_pat
     assert pulled == [] and not out.exists()
 
 
+def test_dry_run_says_when_the_run_would_be_refused_and_with_which_peak(fake_probe, photo, tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setattr(resources, "memory_limit", lambda: resources.Limit(1_000_000, "cgroup limit"))
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    assert cli.main(["dream", str(photo), "-o", str(tmp_path / "out.png"), "--dry-run", *flags]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 2 and printed[0].startswith("nbart: dream: about ")
+    peak = printed[0].split(", ")[1].split(" peak")[0]  # the peak the estimate shows, e.g. '0.8 GB'
+    assert printed[1].startswith("nbart: dream: won't fit here: this dream needs about ")
+    assert f"more than this process holds now (a {peak} peak)" in printed[1] and "(cgroup limit)" in printed[1]
+    assert cli.main(["dream", str(photo), "-o", str(tmp_path / "out.png"), "--dry-run", "--force", *flags]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1  # forced: nothing to refuse
+
+
 def test_cli_refuses_a_run_that_wont_fit_unless_forced(fake_probe, photo, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(resources, "memory_limit", lambda: resources.Limit(1_000_000, "cgroup limit"))
     out = tmp_path / "out.png"

@@ -8,6 +8,7 @@ from PIL import Image
 
 import nbart
 from nbart import explorer, registry
+from nbart.errors import ParamError
 from nbart.sheets import Sheet, contact_sheet
 
 TINY = dict(model="vgg16", weights="none", size=40, steps=2, precision="float32", seed=0)
@@ -178,3 +179,8 @@ def test_a_long_caption_takes_a_second_line_instead_of_losing_its_end():
     tile = Image.new("RGB", (64, 64), "red")
     one, two = contact_sheet([("short", tile)]), contact_sheet([("block4_conv3:311", tile)])
     assert two.size[1] > one.size[1]  # the second line has its room
+
+
+def test_an_empty_layer_list_is_refused_not_read_as_every_layer(gradient_image):
+    with pytest.raises(ParamError, match=r"^layers is empty: give layer names, or None"):
+        nbart.explore(gradient_image, layers=[], **TINY)

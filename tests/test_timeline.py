@@ -73,6 +73,19 @@ def test_a_tiny_dream_run_keeps_its_frames():
     assert frames[0].jpeg == encode(run.start_image, "jpeg", quality=80)
 
 
+def test_save_video_takes_a_runs_frames_as_they_come(tmp_path):
+    from nbart.deepdream import dream_run
+
+    run = dream_run(Image.new("RGB", (64, 48), (90, 120, 200)), **TINY)
+    run.run()
+    path = tmp_path / "run.gif"
+    save_video(run.frames(), path, fps=5)  # the timeline's Frame objects, without .pil() by hand
+    frames = iio.imread(path, index=None)
+    assert frames.shape[0] == len(run.frames()) and frames.shape[1:3] == (48, 64)
+    with pytest.raises(ImageError, match=r"a video frame must be .* \(got object\)$"):
+        save_video([object()], tmp_path / "bad.gif")
+
+
 def test_a_run_may_keep_no_timeline():
     from nbart.deepdream import dream_run
 
