@@ -346,25 +346,24 @@ def calibration(backbone: str, precision: str = "float32", run_probe: bool = Tru
     measured under (``load_per_cpu``). ``cancel`` is passed to the probe: a cancelled probe gives None (nothing is
     kept). A call with ``run_probe=False`` never waits for a probe that another thread is running."""
     key = (backbone, precision)
-    while True:
+    with _lock:
+        known = _known(key, precision, run_probe)
+        if known is not None or not run_probe:
+            return known
+    with _probing:  # one probe at a time; the rate read under _lock stays readable meanwhile
         with _lock:
-            known = _known(key, precision, run_probe)
-            if known is not None or not run_probe:
-                return known
-        with _probing:  # one probe at a time; the rate read under _lock stays readable meanwhile
-            with _lock:
-                known = _known(key, precision, run_probe)  # another thread's probe may have measured it meanwhile
-            if known is not None:
-                return known
-            load = _load_per_cpu()
-            rate = probe(backbone, precision, cancel=cancel)
-            if rate is None:
-                return None
-            measured = {**rate, "load_per_cpu": round(load, 2), "probe": PROBE_VERSION}
-            with _lock:
-                _save_cache(f"rate|{_machine_key(precision)}|{backbone}", measured)
-                _calibrations[key] = measured
-            return measured
+            known = _known(key, precision, run_probe)  # another thread's probe may have measured it meanwhile
+        if known is not None:
+            return known
+        load = _load_per_cpu()
+        rate = probe(backbone, precision, cancel=cancel)
+        if rate is None:
+            return None
+        measured = {**rate, "load_per_cpu": round(load, 2), "probe": PROBE_VERSION}
+        with _lock:
+            _save_cache(f"rate|{_machine_key(precision)}|{backbone}", measured)
+            _calibrations[key] = measured
+        return measured
 
 
 def _known(key: tuple[str, str], precision: str, run_probe: bool) -> dict | None:

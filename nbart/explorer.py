@@ -193,10 +193,10 @@ def explore_run(image: Any, *, model: str = "inception_v3", weights: str = "auto
     """
     if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
         raise ParamError(f"batch must be None or an integer >= 1 (got {batch!r})")
-    if isinstance(layers, str):
-        layers = (layers,)
-    if layers is not None and not isinstance(layers, str) and len(tuple(layers)) == 0:
-        raise ParamError("layers is empty: give layer names, or None (the default) for every selectable layer")
+    if layers is not None:  # one name, or any iterable of names (read once)
+        layers = (layers,) if isinstance(layers, str) else tuple(layers)
+        if not layers:
+            raise ParamError("layers is empty: give layer names, or None (the default) for every selectable layer")
     try:
         p = DreamParams.from_kwargs(None, model=model, weights=weights, layers=tuple(layers or ()), octaves=1,
                                     steps=steps, step_size=step_size, jitter=jitter, max_size=size, seed=seed,

@@ -182,5 +182,8 @@ def test_a_long_caption_takes_a_second_line_instead_of_losing_its_end():
 
 
 def test_an_empty_layer_list_is_refused_not_read_as_every_layer(gradient_image):
-    with pytest.raises(ParamError, match=r"^layers is empty: give layer names, or None"):
-        nbart.explore(gradient_image, layers=[], **TINY)
+    for empty in ([], iter(())):  # a list or any iterable, read once
+        with pytest.raises(ParamError, match=r"^layers is empty: give layer names, or None"):
+            nbart.explore(gradient_image, layers=empty, **TINY)
+    grid = nbart.explore(gradient_image, layers=(n for n in ["block1_conv1"]), **TINY)  # a generator, read once
+    assert [r.spec for r in grid.results] == ["block1_conv1"]
