@@ -4,6 +4,9 @@ The engine (``dream``, ``style_transfer``, their ``*_run`` iterators, ``load_ima
 widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-ends over it.
 """
 
+import importlib as _importlib
+import importlib.util as _importlib_util
+
 from nbart import masks  # the mask makers: nbart.masks.ellipse(...)
 from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
@@ -44,4 +47,8 @@ def __getattr__(name: str):
         from nbart import studio
 
         return getattr(studio, name)
+    # Submodules that `import nbart` does not load (nbart.objectives imports TensorFlow): loaded when first named,
+    # so help(nbart.objectives) works as it reads.
+    if not name.startswith("_") and _importlib_util.find_spec(f"nbart.{name}") is not None:
+        return _importlib.import_module(f"nbart.{name}")
     raise AttributeError(f"module 'nbart' has no attribute {name!r}")

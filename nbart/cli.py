@@ -70,6 +70,15 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _as_flags(line: str) -> str:
+    """A parameter's message in the CLI's words: each two-word field name (``average_decay``) as its flag
+    (``--average-decay``), so the line names what the user typed; one-word names read the same either way."""
+    names = {i.name for cls in (DreamParams, StyleParams, FastStyleParams) for i in fields_of(cls) if "_" in i.name}
+    for name in sorted(names, key=len, reverse=True):
+        line = re.sub(rf"(?<![\w:/.-]){name}\b", _flag(name), line)
+    return line
+
+
 def _typed(kind: str) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
@@ -518,8 +527,10 @@ def _negative_values_joined(argv: Sequence[str]) -> list[str]:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    command = None
     try:
         args = build_parser().parse_args(_negative_values_joined(sys.argv[1:] if argv is None else argv))
+        command = args.command
         if args.command == "models":
             sys.stdout.write(_models())
             return 0
@@ -540,6 +551,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _run_task(task, args)
     except (CliError, ParamError, ImageError, WeightsError) as e:
         line = _wont_fit(e) if isinstance(e, WontFit) else str(e)
+        if isinstance(e, ParamError) and command != "sweep":  # a sweep's --over takes the Python names
+            line = _as_flags(line)
         print(f"nbart: error: {' '.join(line.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

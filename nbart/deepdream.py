@@ -351,6 +351,8 @@ def _dream_steps(original: np.ndarray, prepared: DreamPrepared, sizes: list[tupl
                 return Outcome.FAILED
             if controlled:  # the step times the mask, normalized over the masked pixels only
                 gradient = raw = gradient[..., :3]
+                if p.normalize == "laplacian":  # the pyramid's smoothing first; the mask then bounds where it acts
+                    gradient = laplacian_normalize(gradient)
                 spread = tf.sqrt(tf.reduce_sum(octave_mask * tf.square(gradient)) / (3.0 * tf.reduce_sum(octave_mask)))
                 gradient = octave_mask * gradient / (spread + 1e-8)
             elif p.normalize == "laplacian":  # the original notebook's Laplacian-pyramid normalization

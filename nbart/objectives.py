@@ -297,7 +297,7 @@ def sliced_wasserstein_loss(features: Any, projections: Any, target: Any) -> Any
     :func:`sorted_projections` with as many values as the result has locations. The result's projected values
     are sorted and matched in order with the target's (the optimal 1-D transport); the gradient goes back
     through the sort. Heitz et al., "A Sliced Wasserstein Loss for Neural Texture Synthesis" (CVPR 2021), eq. 7.
-    A blend of styles is the mixture's quantiles (see :mod:`nbart.styletransfer`).
+    A blend of styles is the mixture's quantiles (:func:`nbart.stylelosses.blend_targets`).
 
     >>> f = tf.constant([[[[3.0], [1.0]]]])
     >>> float(sliced_wasserstein_loss(f, tf.ones((1, 1)), tf.constant([[1.0], [3.0]])))

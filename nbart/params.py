@@ -206,7 +206,8 @@ class StyleParams(_Params):
         (), "layers whose features the result keeps from the content (empty: the model's defaults)", group="model"
     )
     style_layers: tuple[str, ...] = param(
-        (), "layers whose textures (Gram matrices) the result takes from the style (empty: the model's defaults)",
+        (), "layers whose textures (feature statistics, as style_loss matches them) the result takes from the style "
+        "(empty: the model's defaults)",
         group="model",
     )
     style_layer_weights: tuple[float, ...] = param(
@@ -219,9 +220,9 @@ class StyleParams(_Params):
     tv_weight: float = param(10.0, "smoothness: how strongly pixel-to-pixel noise is penalized", low=0.0,
                              high=1e6, ui=(0.0, 100.0, 0.5))
     style_loss: Literal["gram", "w2", "sliced_wasserstein"] = param(
-        "gram", "how the style's textures are matched: gram (Gram matrices, Gatys et al.), w2 (Wasserstein-2 between "
-        "the features' Gaussians: mean and covariance) or sliced_wasserstein (whole feature distributions, Heitz et "
-        "al. 2021)"
+        "gram", "how the style's textures are matched: gram (Gram matrices, Gatys et al. 2016), w2 (Wasserstein-2 "
+        "between the features' Gaussians: mean and covariance, as crowsonkb/style-transfer-pytorch) or "
+        "sliced_wasserstein (whole feature distributions, Heitz et al. 2021); mask works with gram only"
     )
     optimizer: Literal["lbfgs", "adam"] = param(
         "lbfgs", "lbfgs (fewer, better steps) or adam (the TensorFlow tutorial's optimizer)"
@@ -239,7 +240,8 @@ class StyleParams(_Params):
     )
     preserve_colors: bool = param(False, "transfer on luminance only, keeping the content's colours", group="image")
     sizes: tuple[int, ...] = param(
-        (), "long side of each resolution, coarse to fine (empty: ladder's sizes down from max_size to 256)", low=32,
+        (), "long side of each resolution, coarse to fine (empty: ladder's sizes down from max_size to 256; one "
+        "size where max_size is under 512, or under 363 with ladder sqrt2)", low=32,
         high=8192, group="image",
     )
     max_size: int = _max_size_field("long side of the output (when sizes is empty)")
@@ -248,7 +250,8 @@ class StyleParams(_Params):
     force: bool = _force_field()
     mask: tuple[str, ...] = param(
         (), "where the style applies: one mask image (white = style, grey = partly, black = content), or one per "
-        "style image, each painting its own region (guided Gram matrices); empty: everywhere", group="control")
+        "style image, each painting its own region (guided Gram matrices: style_loss gram only); empty: "
+        "everywhere", group="control")
     color: str = param(
         "style", "the result's colours: style (the style's), luminance (transfer on luminance, keep the content's "
         "colours; what preserve_colors does), histogram (match the result's colour histogram to the content's), or "
@@ -261,7 +264,8 @@ class StyleParams(_Params):
     ladder: Literal["halves", "sqrt2"] = param(
         "halves", "the default sizes (when sizes is empty): halves of max_size down to 256 (Gatys et al. 2017), or "
         "sizes a factor sqrt(2) apart down to 256 (crowsonkb/style-transfer-pytorch): one more size per octave, "
-        "smoother hand-over, more steps", group="image")
+        "smoother hand-over, more steps; the same single size as halves where max_size is under 363, and unused "
+        "when sizes are given", group="image")
 
     def _task_rules(self) -> None:
         if self.preserve_colors:  # the older name of color="luminance", kept working

@@ -172,6 +172,13 @@ def _parse_number(name: str, kind: str, text: str) -> Any:
         raise ParamError(f"{name}: {text!r} is not a number") from None
 
 
+def _num(x: float) -> str:
+    """A bound or value as written: whole numbers in full (a seed's 4294967295, not 4.29497e+09), others as ``g``."""
+    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e16):
+        return str(int(x))
+    return f"{x:g}"
+
+
 def _check_bounds(info: FieldInfo, value: Any) -> None:
     spec = info.spec
     values = value if isinstance(value, tuple) else (value,)
@@ -181,11 +188,11 @@ def _check_bounds(info: FieldInfo, value: Any) -> None:
         what = info.name if not isinstance(value, tuple) else f"each of {info.name}"
         if spec.low is not None:
             if spec.low_open and not v > spec.low:
-                raise ParamError(f"{what} must be > {spec.low:g} (got {v:g})")
+                raise ParamError(f"{what} must be > {_num(spec.low)} (got {_num(v)})")
             if not spec.low_open and not v >= spec.low:
-                raise ParamError(f"{what} must be >= {spec.low:g} (got {v:g})")
+                raise ParamError(f"{what} must be >= {_num(spec.low)} (got {_num(v)})")
         if spec.high is not None and not v <= spec.high:
-            raise ParamError(f"{what} must be <= {spec.high:g} (got {v:g})")
+            raise ParamError(f"{what} must be <= {_num(spec.high)} (got {_num(v)})")
 
 
 class SpecParams:
@@ -261,9 +268,9 @@ def params_doc(cls: type) -> str:
         if info.choices:
             bounds.append("one of " + ", ".join(map(str, info.choices)))
         if info.spec.low is not None:
-            bounds.append(f"{'>' if info.spec.low_open else '>='} {info.spec.low:g}")
+            bounds.append(f"{'>' if info.spec.low_open else '>='} {_num(info.spec.low)}")
         if info.spec.high is not None:
-            bounds.append(f"<= {info.spec.high:g}")
+            bounds.append(f"<= {_num(info.spec.high)}")
         extra = f" ({'; '.join(bounds)})" if bounds else ""
         lines.append(f"    {info.name} = {info.default!r}: {info.spec.help}{extra}")
     return "\n".join(lines)

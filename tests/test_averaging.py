@@ -41,7 +41,7 @@ def test_bad_ladder_and_decay_values_get_one_clear_line(tmp_path, monkeypatch, c
         StyleParams(average_decay=-0.5)
     monkeypatch.chdir(tmp_path)
     style = ["style", "sample:grace_hopper", "sample:starry_night", "-o", "o.png"]
-    for flag, value, message in [("--average-decay", "1.5", "average_decay must be <= 0.999 (got 1.5)"),
+    for flag, value, message in [("--average-decay", "1.5", "--average-decay must be <= 0.999 (got 1.5)"),
                                  ("--ladder", "thirds", "invalid choice: 'thirds'")]:
         assert cli.main([*style, flag, value]) == 2, flag
         assert message in error_line(capsys), flag

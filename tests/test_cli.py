@@ -51,7 +51,7 @@ def test_dream_writes_the_image_with_its_parameters(photo, tmp_path, capsys):
     [
         (["--steps=0"], "steps must be >= 1 (got 0)"),
         (["--steps=x"], "argument --steps: must be an integer (got 'x')"),
-        (["--octave-scale=nan"], "octave_scale must be a finite number (got nan)"),
+        (["--octave-scale=nan"], "--octave-scale must be a finite number (got nan)"),
         (["--model=resnet"], "argument --model: invalid choice: 'resnet'"),
         (["--layers=block9_conv1"], "unknown layer 'block9_conv1' for vgg16; choose from block1_conv1..block5_conv3"),
         (["--weights=imagenet"], "ImageNet weights for vgg16 are not in"),
@@ -100,9 +100,9 @@ def test_a_negative_value_is_judged_as_a_value_not_taken_for_a_flag(tmp_path, mo
     """``--style-blend -1,1`` used to be "expected one argument": argparse reads "-1,1" as a flag."""
     monkeypatch.chdir(tmp_path)
     style = ["style", "sample:grace_hopper", "sample:starry_night", "sample:starry_night", "-o", "o.png"]
-    for flag, value, message in [("--style-blend", "-1,1", "each of style_blend must be >= 0 (got -1)"),
-                                 ("--style-weight", "-1e3", "style_weight must be >= 0 (got -1000)"),
-                                 ("--tv-weight", "-.5", "tv_weight must be >= 0 (got -0.5)")]:
+    for flag, value, message in [("--style-blend", "-1,1", "each of --style-blend must be >= 0 (got -1)"),
+                                 ("--style-weight", "-1e3", "--style-weight must be >= 0 (got -1000)"),
+                                 ("--tv-weight", "-.5", "--tv-weight must be >= 0 (got -0.5)")]:
         assert cli.main([*style, flag, value]) == 2, flag
         assert message in error_line(capsys), flag
     assert not (tmp_path / "o.png").exists()

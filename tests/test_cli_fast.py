@@ -47,8 +47,8 @@ def test_fast_style_writes_the_picture_with_its_parameters(photo, tmp_path, caps
 @pytest.mark.parametrize("args, message", [
     (["--strength=2"], "strength must be <= 1 (got 2)"),
     (["--strength=x"], "argument --strength: must be a number (got 'x')"),
-    (["--style-size=10"], "style_size must be >= 64 (got 10)"),
-    (["--style-blend=1,2"], "style_blend needs one weight per style image (1) (got 2)"),
+    (["--style-size=10"], "--style-size must be >= 64 (got 10)"),
+    (["--style-blend=1,2"], "--style-blend needs one weight per style image (1) (got 2)"),
     (["--steps=3"], "unrecognized arguments: --steps=3"),
 ])
 def test_fast_style_bad_parameters_exit_2_with_one_line(photo, tmp_path, capsys, args, message):

@@ -180,6 +180,19 @@ def test_a_masked_dream_leaves_the_masked_out_region_as_it_was(gradient_image):
     assert run.metadata()["params"]["mask"] == "<ndarray>"
 
 
+def test_laplacian_normalization_acts_in_masked_and_guided_dreams_too(gradient_image):
+    # It was dropped silently wherever a mask or a guide was given (same pixels as std); now the pyramid smooths the
+    # gradient and the mask still bounds where it acts.
+    right = masks.rectangle((53, 64), (0.0, 0.5, 1.0, 1.0))
+    for extra in ({"mask": right}, {"guide": "sample:starry_night"}):
+        std = _float(dream_run(gradient_image, **extra, **TINY).run())
+        run = dream_run(gradient_image, normalize="laplacian", **extra, **TINY)
+        laplacian, start = _float(run.run()), _float(run.start_image)
+        assert np.isfinite(laplacian).all() and np.abs(laplacian - std).mean() > 1e-3, extra
+        if "mask" in extra:
+            assert np.abs(laplacian - start).mean(-1)[:, :28].max() <= 1.5 / 255
+
+
 def test_a_guided_dream_runs_and_its_guide_changes_the_picture(gradient_image):
     plain = _float(dream_run(gradient_image, **TINY).run())
     run = dream_run(gradient_image, guide="sample:starry_night", **TINY)

@@ -166,3 +166,13 @@ def test_docstring_examples_hold(module):
 
     result = doctest.testmod(importlib.import_module(f"nbart.{module}"), optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_the_submodules_are_reachable_from_import_nbart():
+    # help(nbart.objectives) after `import nbart` raised AttributeError; submodules now load when first named.
+    import nbart
+    import nbart.objectives as objectives_module
+
+    assert nbart.objectives is objectives_module and callable(nbart.objectives.gram_matrix)
+    with pytest.raises(AttributeError, match="module 'nbart' has no attribute 'no_such_part'"):
+        nbart.no_such_part  # noqa: B018

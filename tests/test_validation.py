@@ -3,8 +3,9 @@
 import math
 
 import pytest
-from conftest import TINY
+from conftest import TINY, error_line
 
+import nbart
 from nbart import backbones, cli
 from nbart.deepdream import dream_run
 from nbart.params import DreamParams, ParamError, StyleParams, fields_of
@@ -50,6 +51,18 @@ def test_bad_values_are_refused_before_any_model_is_built(kwargs, message, gradi
         dream_run(gradient_image, **{**TINY, **kwargs})
     assert message in str(error.value) and "\n" not in str(error.value)
     assert backbones.cache_sizes() == {"models": 0, "extractors": 0, "functions": 0}  # no work was done
+
+
+def test_whole_bounds_and_values_are_written_in_full(capsys):
+    # The seed's bound read "seed must be <= 4.29497e+09 (got 4.29497e+09)": bound and value looked the same.
+    with pytest.raises(ParamError, match=r"^seed must be <= 4294967295 \(got 4294967296\)$"):
+        StyleParams(seed=2**32)
+    seed_doc = next(line for line in nbart.style_transfer.__doc__.splitlines() if "seed = None:" in line)
+    assert seed_doc.endswith("<= 4294967295)"), seed_doc
+    with pytest.raises(ParamError, match=r"^average_decay must be <= 0.999 \(got 1\)$"):
+        StyleParams(average_decay=1.0)
+    assert cli.main(["style", "sample:grace_hopper", "sample:starry_night", "-o", "x.png", "--seed", "4294967296"]) == 2
+    assert error_line(capsys).endswith("seed must be <= 4294967295 (got 4294967296)")
 
 
 def test_registry_channel_counts_match_the_networks():
