@@ -133,7 +133,8 @@ def _keep(log: pathlib.Path | None, row: dict) -> None:
 
 
 def style_bench(size: int, steps: int | None, scorer: Scorer, pairs: int = 6,
-                log: pathlib.Path | None = None, start_pair: int = 1) -> tuple[list[dict], dict]:
+                log: pathlib.Path | None = None, start_pair: int = 1,
+                only: tuple[str, ...] = LOSSES) -> tuple[list[dict], dict]:
     import nbart
     from nbart import images
 
@@ -152,8 +153,8 @@ def style_bench(size: int, steps: int | None, scorer: Scorer, pairs: int = 6,
                 if saved.is_file():
                     pictures[(cname, sname, loss)] = Image.open(saved)
                 continue
-            if pair_index + 1 < start_pair:
-                continue  # another process runs the pairs before start_pair (--start-pair)
+            if pair_index + 1 < start_pair or loss not in only:
+                continue  # another process runs these (--start-pair, --losses)
             kw = dict(max_size=size, weights="offline", model="vgg16", seed=0, precision="float32", style_loss=loss)
             if steps:
                 kw["steps"] = steps
@@ -245,6 +246,8 @@ def main() -> None:
     ap.add_argument("--start-pair", type=int, default=1, help="the first pair (1-6) this process runs: another "
                     "process can run the earlier ones into the same OUT.jsonl at once (one core each: "
                     "TF_NUM_INTRAOP_THREADS=1 and taskset); a later --resume run then writes the whole table")
+    ap.add_argument("--losses", default=",".join(LOSSES), help="the style losses this process runs (comma-separated;"
+                    " the others' rows are taken from OUT.jsonl with --resume)")
     ap.add_argument("--skip-style", action="store_true")
     ap.add_argument("--skip-dream", action="store_true")
     ap.add_argument("--out", default=None, help="results path without extension (default: benchmarks/results/"
@@ -265,7 +268,8 @@ def main() -> None:
     if log is not None and not args.resume:
         log.unlink(missing_ok=True)
     if not args.skip_style:
-        rows, pictures = style_bench(size, steps, scorer, args.pairs, log, args.start_pair)
+        rows, pictures = style_bench(size, steps, scorer, args.pairs, log, args.start_pair,
+                                     tuple(args.losses.split(",")))
         report["style"] = rows
         for cname in sorted({k[0] for k in pictures}):
             grid = [[images.load_image(f"sample:{s}" if s in ("starry_night", "the_scream") else s)]
