@@ -8,8 +8,9 @@ Run from the repository root; writes ``benchmarks/results/first-step.json`` and 
 
 Method
 ------
-One fresh process, as a participant's kernel: a DreamStudio and then a StyleStudio (thread mode, warm-up on as in a
-notebook, the style studio's fast preview on), each left open for ``--open`` seconds before Run is pressed
+One fresh process, as a participant's kernel: ``import nbart`` (which in a kernel starts loading TensorFlow in the
+background: ``nbart.quiet.preload``; ``--no-preload`` as before it), ``--gap`` seconds later a DreamStudio and then
+a StyleStudio (thread mode, warm-up on as in a notebook, the style studio's fast preview on), each left open for ``--open`` seconds before Run is pressed
 (``studio.start()``, what the button calls). "first step" is from Run to the first step event of the run (polled
 every 5 ms on ``studio.active_run.latest``). Every step event's estimate of the seconds left is recorded: "shown"
 is what the status line shows (``StepEvent.seconds_left``), its truth the run's real remaining time (the last
@@ -49,7 +50,9 @@ def _cpu() -> str:
         simd = ", ".join(name for name in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if name in flags)
     except (OSError, StopIteration):
         simd = "flags unknown"
-    return f"{model}, {os.cpu_count()} cores, {simd}"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = f"{os.cpu_count()} cores" if usable == os.cpu_count() else f"{usable} of {os.cpu_count()} cores (taskset)"
+    return f"{model}, {cores}, {simd}"
 
 
 def _load() -> str:
@@ -145,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uncalibrated", action="store_true",
                         help="as on a machine whose rate was never probed: a private Keras folder (KERAS_HOME) with "
                              "the weights and the network tables, without any measured rate")
+    parser.add_argument("--gap", type=float, default=0.0,
+                        help="seconds from `import nbart` to the studio's creation: the quickstart imports nbart in "
+                             "its first cell, and a participant reads on before running the studio's (default 0)")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="as before nbart.quiet.preload: TensorFlow starts loading only with the studio's warm-up")
     parser.add_argument("--name", default="first-step", help="results file name, without extension")
     args = parser.parse_args(argv)
     if args.uncalibrated:
@@ -164,14 +172,17 @@ def main(argv: list[str] | None = None) -> int:
         style_kw.update(sizes=(64,), steps=3)
     os.environ.setdefault("NBART_OFFLINE", "1")  # auto weights fall back at once (no network here)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # as in a Jupyter kernel, where `import nbart` starts loading TensorFlow (this process is not one)
+    os.environ["NBART_PRELOAD"] = "0" if args.no_preload else "1"
     cpu, load_before = _cpu(), _load()
     t = time.perf_counter()
     import nbart
     from nbart.studio import DreamStudio, StyleStudio
     imported = time.perf_counter() - t
+    time.sleep(max(0.0, args.gap - imported))
 
     result: dict = {"cpu": cpu, "load_before": load_before, "open_s": args.open, "import_s": imported,
-                    "dream_params": dream_kw, "style_params": style_kw, "nbart": nbart.__file__}
+                    "gap_s": args.gap, "preload": not args.no_preload, "dream_params": dream_kw, "style_params": style_kw, "nbart": nbart.__file__}
     dream = DreamStudio(mode="thread", warm_up=True, **dream_kw)
     time.sleep(args.open)
     result["dream_warm_at_run"] = not dream.warm_up_thread.is_alive()
@@ -200,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
 
     result["uncalibrated"] = args.uncalibrated
     lines = [f"A studio's first seconds after Run; {cpu}; load average {load_before} before, "
-             f"{result['load_after']} after; panel open {args.open:g} s before Run"
+             f"{result['load_after']} after; panel open {args.open:g} s before Run; "
+             + (f"`import nbart` (TensorFlow loading in the background) {args.gap:g} s before the studio"
+                if not args.no_preload else "no preload: TensorFlow loads with the studio's warm-up")
              + ("; this machine's rate never probed (empty rate cache)" if args.uncalibrated else ""),
              f"dream {dream_kw}: first step {result['dream']['first_step_s']:.2f} s after Run (warm-up done: "
              f"{result['dream_warm_at_run']}); {result['dream']['steps']} steps in "

@@ -7,6 +7,8 @@ widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-end
 import importlib as _importlib
 import importlib.util as _importlib_util
 
+from nbart import quiet as _quiet
+
 from nbart import masks  # the mask makers: nbart.masks.ellipse(...)
 from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
@@ -39,6 +41,10 @@ __all__ = [
 ]
 
 _STUDIOS = ("DreamStudio", "StyleStudio")
+
+# In a Jupyter kernel TensorFlow starts importing now, in the background, so that a studio opened a cell later is
+# ready when Run is pressed (nbart.quiet.preload; NBART_PRELOAD=0 turns it off). Never in the CLI or a script.
+_quiet.preload()
 
 
 def __getattr__(name: str):

@@ -16,7 +16,7 @@ import tempfile
 import threading
 from typing import Any
 
-__all__ = ["tensorflow", "NATIVE_NOISE", "release_large_buffers"]
+__all__ = ["tensorflow", "NATIVE_NOISE", "release_large_buffers", "preload", "in_kernel"]
 
 # TensorFlow's native start-up lines (oneDNN, CUDA probing on CPU machines, CPU-feature hints): informational.
 NATIVE_NOISE = re.compile(
@@ -57,6 +57,46 @@ def tensorflow() -> Any:
                         print(line, file=sys.stderr)
         _quiet_retracing()
         return tf
+
+
+def in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (JupyterLab, Notebook 7, Colab, Binder): IPython runs with a kernel."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+_preloading: list[threading.Thread] = []
+
+
+def preload(force: bool = False) -> threading.Thread | None:
+    """Start importing TensorFlow (:func:`tensorflow`) in a background thread, once per process, and return that
+    thread; None where it is not started. ``import nbart`` calls it in a Jupyter kernel (:func:`in_kernel`) unless
+    ``NBART_PRELOAD=0``; ``NBART_PRELOAD=1`` or ``force`` starts it anywhere.
+
+    Why: importing TensorFlow and Keras takes 5-6 s on a 2-core AVX2 CPU, most of the time a studio needs before its
+    first step (building and tracing the network take ~2 s more; ``benchmarks/results/first-step-*``). Begun when a
+    notebook's first cell imports nbart, it runs while the participant reads on, so a panel opened a few seconds
+    later is ready when Run is pressed. Everything that needs TensorFlow waits for it through :func:`tensorflow`'s
+    lock; a failed import (a broken install) is raised again there, in the foreground, where it is seen.
+    """
+    setting = os.environ.get("NBART_PRELOAD", "")
+    if setting == "0" or not (force or setting == "1" or in_kernel()):
+        return None
+    with _LOCK:
+        if _preloading or "tensorflow" in sys.modules:
+            return _preloading[0] if _preloading else None
+        thread = threading.Thread(target=_preload, daemon=True, name="nbart-preload")
+        _preloading.append(thread)
+    thread.start()
+    return thread
+
+
+def _preload() -> None:
+    try:
+        tensorflow()
+    except BaseException:  # noqa: BLE001 - the foreground's own import raises it again, where it is seen
+        pass
 
 
 # Buffers from this size up get their own memory map from glibc's malloc, returned to the system when freed.

@@ -11,6 +11,7 @@ from conftest import TINY, TINY_STYLE
 
 import nbart
 from nbart import extractors
+from nbart.studio import driver
 from nbart.studio.render import status_line
 
 
@@ -184,6 +185,72 @@ def test_the_studio_never_probes_beside_a_run(slow_probe, monkeypatch):
     assert [busy for _, _, busy in slow_probe["calls"]] == [(False, 1)]
     cancel = slow_probe["calls"][0][1]
     assert cancel() is False
-    studio.driver._busy = True  # as Run sets it
+    driver._set_running(studio.driver, True)  # as Run sets it
     assert cancel() is True
-    studio.driver._busy = False
+    driver._set_running(studio.driver, False)
+    assert cancel() is False
+
+
+def test_no_studio_probes_beside_another_studios_run(slow_probe):
+    """Two studios in one kernel: the second one's probe waits while the first one runs (the dream studio's probe
+    ran 31 s beside the style studio's run, slowing its steps 2x and caching a rate measured on a shared core),
+    and a probe under way is cancelled by any studio's Run."""
+    import threading
+
+    slow_probe["release"].set()
+    running = nbart.DreamStudio(**{**TINY, "steps": 10000}, warm_up=False, estimate=False)
+    assert running.start(block=False)
+    assert _wait_for(lambda: running.active_run is not None and running.active_run.latest is not None)
+    slow_probe["busy"] = lambda: running.running
+    other = nbart.DreamStudio(**TINY, warm_up=True, estimate=True)
+    waited = threading.Event()
+    threading.Timer(3.0, lambda: (waited.set(), running.stop())).start()  # the other's warm-up has built by then
+    assert running.wait(120) and waited.is_set()
+    other.warm_up_thread.join(120)
+    assert [busy for _, _, busy in slow_probe["calls"]] == [False]  # one probe, after the first studio's run
+    cancel = slow_probe["calls"][0][1]
+    assert cancel() is False
+    driver._set_running(running.driver, True)  # Run pressed in the first studio
+    assert cancel() is True
+    driver._set_running(running.driver, False)
+
+
+def _wait_for(condition, timeout: float = 120) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _import_nbart_in_a_fresh_process(env: dict) -> tuple[str, str]:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, nbart\n"
+            "started = list(nbart.quiet._preloading)\n"
+            "[t.join(180) for t in started]\n"
+            "print(len(started), 'tensorflow' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip(), done.stderr
+
+
+def test_a_script_or_the_cli_does_not_load_tensorflow_at_import():
+    """Outside a Jupyter kernel ``import nbart`` stays light (the CLI's --help, a script that only reads images)."""
+    out, _ = _import_nbart_in_a_fresh_process({"NBART_PRELOAD": ""})
+    assert out == "0 False"
+
+
+def test_nbart_preload_1_loads_tensorflow_in_the_background_quietly_and_0_turns_it_off():
+    out, err = _import_nbart_in_a_fresh_process({"NBART_PRELOAD": "1", "TF_CPP_MIN_LOG_LEVEL": ""})
+    assert out == "1 True"
+    for noise in ("Could not find cuda drivers", "cpu_feature_guard", "cuInit", "rebuild TensorFlow"):
+        assert noise not in err, err
+    out, _ = _import_nbart_in_a_fresh_process({"NBART_PRELOAD": "0"})
+    assert out == "0 False"

@@ -125,3 +125,24 @@ def test_preview_updates_flow_from_the_thread_while_another_cell_runs_and_stop_c
     stopped_at = max(wire.updates(preview_id, "value"))
     assert stopped_at - clicked_at < 10  # within a step (each takes milliseconds here), plus the message trip
     assert not any("Traceback" in m["content"].get("text", "") for _, m in wire.messages if m["msg_type"] == "stream")
+
+
+def test_import_nbart_in_a_kernel_loads_tensorflow_in_the_background_without_its_startup_noise(wire):
+    """The quickstart's first cell imports nbart; TensorFlow then loads while the participant reads on (issue 16.5:
+    the first step within 2 s of Run), the cell returns at once, and its native start-up lines stay hidden."""
+    out, _ = wire.execute(
+        "import sys, nbart\n"
+        "preload = nbart.quiet._preloading\n"
+        "print(len(preload), preload[0].name, preload[0].is_alive(), nbart.quiet.in_kernel(),\n"
+        "      nbart.quiet.preload() is preload[0])\n"
+    )
+    assert out.split() == ["1", "nbart-preload", "True", "True", "True"]  # the cell is done, the import goes on
+    out, _ = wire.execute(
+        "preload[0].join(180)\n"
+        "import tensorflow as tf\n"
+        "print(preload[0].is_alive(), int(tf.reduce_sum(tf.constant([2, 3]))))\n"
+    )
+    assert out.split() == ["False", "5"]
+    streams = "".join(m["content"].get("text", "") for _, m in wire.messages if m["msg_type"] == "stream")
+    for noise in ("Could not find cuda drivers", "cpu_feature_guard", "cuInit", "rebuild TensorFlow", "Traceback"):
+        assert noise not in streams, streams

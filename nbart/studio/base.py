@@ -26,7 +26,7 @@ from nbart.studio import export
 from nbart.studio.compat import in_colab
 from nbart.studio.controls import ControlSet, label_of
 from nbart.studio.costlabel import CostLabel
-from nbart.studio.driver import Driver, Frames, Job, WarmUp
+from nbart.studio.driver import Driver, Frames, Job, WarmUp, any_running, wait_none_running
 from nbart.studio.history import Result
 from nbart.studio.inside import InsidePanel
 from nbart.studio.panel import Panel
@@ -157,10 +157,10 @@ class Studio(Panel):
         params = self.params()
         warm_up(self.task, params)
         if self.cost is not None:
-            # once per machine and backbone: the label then gives times too. Never beside a run: it would slow the
-            # run's steps (and its first estimate of the time left); a probe under way stops when Run is pressed
-            self.driver.wait()
-            self.cost.calibrate(params, cancel=lambda: self.driver.busy)
+            # once per machine and backbone: the label then gives times too. Never beside a run, this studio's or
+            # another's: it would slow the run's steps and time a shared CPU; a probe under way stops when Run is pressed
+            wait_none_running()
+            self.cost.calibrate(params, cancel=any_running)
         if self.start_size is not None:
             self.start_size.check()
 

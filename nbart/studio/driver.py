@@ -27,10 +27,37 @@ from nbart.events import preview_jpeg
 from nbart.images import GIF_MAX_FRAMES
 
 __all__ = ["Job", "Frames", "View", "Driver", "StepProgress", "WarmUp", "Debounced", "keras_state",
-           "apply_keras_state"]
+           "apply_keras_state", "any_running", "wait_none_running"]
 
 IGNORE_CLICKS_AFTER_FOREGROUND = 0.5  # s: clicks queued while a foreground run held the kernel are dropped
 PROGRESS_SECONDS = 0.5  # s: how often a long step's progress (a tiled dream step's tiles) is polled, as the CLI does
+
+
+# Every studio's run in progress in this process: a cost probe (which times the CPU) never runs beside any of them,
+# not only beside its own studio's (two studios in one notebook: the dream's probe timed a shared core for 31 s
+# during the style studio's run, slowing its steps and caching a rate 2x too slow; benchmarks/results/first-step-*).
+_running: set[int] = set()
+_running_changed = threading.Condition()
+
+
+def any_running() -> bool:
+    """Whether any studio in this process has a run in progress."""
+    return bool(_running)
+
+
+def wait_none_running(timeout: float | None = None) -> bool:
+    """Block until no studio in this process has a run in progress (at most ``timeout`` seconds); True if none has."""
+    with _running_changed:
+        return _running_changed.wait_for(lambda: not _running, timeout)
+
+
+def _set_running(driver: Any, running: bool) -> None:
+    with _running_changed:
+        if running:
+            _running.add(id(driver))
+        else:
+            _running.discard(id(driver))
+            _running_changed.notify_all()
 
 
 @dataclass
@@ -122,6 +149,7 @@ class Driver:
                 return False
             self._busy = True
             self._idle.clear()
+            _set_running(self, True)
         try:
             job = prepare()
         except Exception as exc:
@@ -164,6 +192,7 @@ class Driver:
             self._busy = False
             self.run = None
             self._idle.set()
+        _set_running(self, False)
 
     def _work(self, job: Job, stop: threading.Event, state: dict) -> None:
         """The run loop: pull events, show a frame at most every ``interval`` seconds, then the result."""
