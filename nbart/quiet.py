@@ -8,12 +8,15 @@ hold fd 2 while TensorFlow starts and probes its devices, then replay every line
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import logging
 import os
 import re
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["tensorflow", "NATIVE_NOISE", "release_large_buffers", "preload", "in_kernel"]
@@ -35,14 +38,15 @@ def tensorflow() -> Any:
         if not _released:
             _released.append(release_large_buffers())
         if "tensorflow" in sys.modules:
-            tf = sys.modules["tensorflow"]
+            import tensorflow as tf  # another thread may still be importing it: this waits for the whole module
+
             if not _filtered:  # imported by someone else (Keras, the user) first: the warning filter still goes in
                 _quiet_retracing()
             return tf
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the later native INFO/WARNING lines
         sys.stderr.flush()
         saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
+        with tempfile.TemporaryFile() as captured, _others_wait():
             os.dup2(captured.fileno(), 2)
             try:
                 import tensorflow as tf
@@ -59,6 +63,42 @@ def tensorflow() -> Any:
         return tf
 
 
+# Packages whose import from another thread waits while this module imports TensorFlow (see _others_wait).
+GUARDED = ("tensorflow", "keras", "tf_keras")
+_importer: list[threading.Thread] = []  # the thread importing TensorFlow in tensorflow(), while it does
+_imported = threading.Event()
+
+
+@contextlib.contextmanager
+def _others_wait() -> Iterator[None]:
+    """While TensorFlow imports in this thread, another thread's ``import keras`` (or tensorflow) waits for it.
+
+    Why: TensorFlow and Keras 3 import each other. A cell's ``import keras`` while the preload imports TensorFlow
+    in the background took Keras' module lock while the preload held TensorFlow's and wanted Keras': Python breaks
+    such a cycle by handing one thread a half-made module, and the kernel was broken for good ("module ...
+    dataset_ops has no attribute DatasetV2", then "Registering two gradient with name 'ReduceDataset'"). The wait
+    happens in ``builtins.__import__`` before the import takes any lock, and only while the import lasts.
+    """
+    original = builtins.__import__
+
+    def waiting_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        if (level == 0 and _importer and threading.current_thread() is not _importer[0]
+                and name.partition(".")[0] in GUARDED):
+            _imported.wait()
+        return original(name, globals, locals, fromlist, level)
+
+    _importer[:] = [threading.current_thread()]
+    _imported.clear()
+    builtins.__import__ = waiting_import
+    try:
+        yield
+    finally:
+        if builtins.__import__ is waiting_import:  # another wrapper put in meanwhile keeps ours inside it (idle)
+            builtins.__import__ = original
+        _importer.clear()
+        _imported.set()
+
+
 def in_kernel() -> bool:
     """Whether this process is a Jupyter kernel (JupyterLab, Notebook 7, Colab, Binder): IPython runs with a kernel."""
     ipython = sys.modules.get("IPython")
@@ -67,6 +107,7 @@ def in_kernel() -> bool:
 
 
 _preloading: list[threading.Thread] = []
+_PRELOAD_LOCK = threading.Lock()
 
 
 def preload(force: bool = False) -> threading.Thread | None:
@@ -83,7 +124,7 @@ def preload(force: bool = False) -> threading.Thread | None:
     setting = os.environ.get("NBART_PRELOAD", "")
     if setting == "0" or not (force or setting == "1" or in_kernel()):
         return None
-    with _LOCK:
+    with _PRELOAD_LOCK:  # not _LOCK: the preload holds that for the whole import, and this must never wait
         if _preloading or "tensorflow" in sys.modules:
             return _preloading[0] if _preloading else None
         thread = threading.Thread(target=_preload, daemon=True, name="nbart-preload")
