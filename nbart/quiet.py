@@ -9,14 +9,13 @@ hold fd 2 while TensorFlow starts and probes its devices, then replay every line
 from __future__ import annotations
 
 import builtins
-import contextlib
+import importlib
 import logging
 import os
 import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["tensorflow", "NATIVE_NOISE", "release_large_buffers", "preload", "in_kernel"]
@@ -46,13 +45,19 @@ def tensorflow() -> Any:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the later native INFO/WARNING lines
         sys.stderr.flush()
         saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured, _others_wait():
+        me = threading.current_thread()
+        guarding = me not in _importers  # the preload's thread is guarded from before it started
+        if guarding:
+            _guard_on(me)
+        with tempfile.TemporaryFile() as captured:
             os.dup2(captured.fileno(), 2)
             try:
                 import tensorflow as tf
 
                 tf.config.list_physical_devices("GPU")  # CUDA probing happens here, once
             finally:
+                if guarding:
+                    _guard_off(me)
                 os.dup2(saved, 2)
                 os.close(saved)
                 captured.seek(0)
@@ -63,40 +68,65 @@ def tensorflow() -> Any:
         return tf
 
 
-# Packages whose import from another thread waits while this module imports TensorFlow (see _others_wait).
+# Packages whose import from another thread waits while this module imports TensorFlow (see _guard_on).
 GUARDED = ("tensorflow", "keras", "tf_keras")
-_importer: list[threading.Thread] = []  # the thread importing TensorFlow in tensorflow(), while it does
+_importers: set[threading.Thread] = set()  # threads importing TensorFlow here; the others' guarded imports wait
 _imported = threading.Event()
+_imported.set()
+_guard_lock = threading.Lock()
+_session: list[Any] = []  # (builtins.__import__, importlib.import_module) as they were, while the guard is on
+_ORIGINAL_IMPORT_MODULE = importlib.import_module  # what the guard puts back (tests check it)
 
 
-@contextlib.contextmanager
-def _others_wait() -> Iterator[None]:
-    """While TensorFlow imports in this thread, another thread's ``import keras`` (or tensorflow) waits for it.
+def _guard_on(thread: threading.Thread) -> None:
+    """From now until :func:`_guard_off`, another thread's import of TensorFlow or Keras waits until ``thread`` has
+    imported TensorFlow (``import`` statements and ``importlib.import_module`` alike).
 
-    Why: TensorFlow and Keras 3 import each other. A cell's ``import keras`` while the preload imports TensorFlow
-    in the background took Keras' module lock while the preload held TensorFlow's and wanted Keras': Python breaks
-    such a cycle by handing one thread a half-made module, and the kernel was broken for good ("module ...
-    dataset_ops has no attribute DatasetV2", then "Registering two gradient with name 'ReduceDataset'"). The wait
-    happens in ``builtins.__import__`` before the import takes any lock, and only while the import lasts.
+    Why: TensorFlow and Keras 3 import each other. A cell's ``import keras`` while the preload imported TensorFlow
+    took Keras' module lock while the preload held TensorFlow's and wanted Keras': Python broke the cycle by handing
+    one thread a half-made module, and the kernel was broken for good ("module ... dataset_ops has no attribute
+    DatasetV2", then "Registering two gradient with name 'ReduceDataset'"). The wait happens before the import
+    takes any lock, and :func:`preload` turns the guard on before its thread starts, so a line right after
+    ``import nbart`` waits too (and TensorFlow's start-up chatter stays hidden for it).
     """
-    original = builtins.__import__
+    with _guard_lock:
+        if not _importers:
+            original_import, original_import_module = builtins.__import__, importlib.import_module
 
-    def waiting_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-        if (level == 0 and _importer and threading.current_thread() is not _importer[0]
-                and name.partition(".")[0] in GUARDED):
-            _imported.wait()
-        return original(name, globals, locals, fromlist, level)
+            def waiting_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
+                               level: int = 0) -> Any:
+                if level == 0:
+                    _wait_if_guarded(name)
+                return original_import(name, globals, locals, fromlist, level)
 
-    _importer[:] = [threading.current_thread()]
-    _imported.clear()
-    builtins.__import__ = waiting_import
-    try:
-        yield
-    finally:
-        if builtins.__import__ is waiting_import:  # another wrapper put in meanwhile keeps ours inside it (idle)
-            builtins.__import__ = original
-        _importer.clear()
+            def waiting_import_module(name: str, package: str | None = None) -> Any:
+                if not name.startswith("."):
+                    _wait_if_guarded(name)
+                return original_import_module(name, package)
+
+            _session[:] = [original_import, original_import_module, waiting_import, waiting_import_module]
+            _imported.clear()
+            builtins.__import__, importlib.import_module = waiting_import, waiting_import_module
+        _importers.add(thread)
+
+
+def _guard_off(thread: threading.Thread) -> None:
+    with _guard_lock:
+        _importers.discard(thread)
+        if _importers or not _session:
+            return
+        original_import, original_import_module, waiting_import, waiting_import_module = _session
+        if builtins.__import__ is waiting_import:  # a wrapper put in meanwhile keeps ours inside it (then idle)
+            builtins.__import__ = original_import
+        if importlib.import_module is waiting_import_module:
+            importlib.import_module = original_import_module
+        _session.clear()
         _imported.set()
+
+
+def _wait_if_guarded(name: str) -> None:
+    if _importers and name.partition(".")[0] in GUARDED and threading.current_thread() not in _importers:
+        _imported.wait()
 
 
 def in_kernel() -> bool:
@@ -129,6 +159,7 @@ def preload(force: bool = False) -> threading.Thread | None:
             return _preloading[0] if _preloading else None
         thread = threading.Thread(target=_preload, daemon=True, name="nbart-preload")
         _preloading.append(thread)
+        _guard_on(thread)  # before it starts: the very next line of the cell may import Keras
     thread.start()
     return thread
 
@@ -138,6 +169,8 @@ def _preload() -> None:
         tensorflow()
     except BaseException:  # noqa: BLE001 - the foreground's own import raises it again, where it is seen
         pass
+    finally:
+        _guard_off(threading.current_thread())
 
 
 # Buffers from this size up get their own memory map from glibc's malloc, returned to the system when freed.

@@ -153,3 +153,27 @@ def test_import_nbart_in_a_kernel_loads_tensorflow_in_the_background_without_its
     streams = "".join(m["content"].get("text", "") for _, m in wire.messages if m["msg_type"] == "stream")
     for noise in ("Could not find cuda drivers", "cpu_feature_guard", "cuInit", "rebuild TensorFlow", "Traceback"):
         assert noise not in streams, streams
+
+
+def test_keras_imported_in_the_same_cell_as_nbart_or_from_a_thread_waits_for_the_preload(wire):
+    """``import nbart`` then ``import keras`` on the next line hung the kernel for good: the preload had not yet
+    guarded the import when the cell took Keras' lock. A thread's ``importlib.import_module('keras')`` did the
+    same, and ``import tensorflow`` on that line showed TensorFlow's start-up lines."""
+    out, _ = wire.execute(
+        "import importlib, sys, threading\n"
+        "import nbart\n"
+        "during = nbart.quiet._preloading[0].is_alive()\n"
+        "found = {}\n"
+        "worker = threading.Thread(target=lambda: found.setdefault('keras', importlib.import_module('keras')))\n"
+        "worker.start()\n"
+        "import keras\n"
+        "import tensorflow as tf\n"
+        "worker.join(180)\n"
+        "print(during, worker.is_alive(), found['keras'] is keras, int(tf.reduce_sum(tf.constant([2, 3]))),\n"
+        "      importlib.import_module is nbart.quiet._ORIGINAL_IMPORT_MODULE)\n",
+        timeout=240,
+    )
+    assert out.split() == ["True", "False", "True", "5", "True"]
+    streams = "".join(m["content"].get("text", "") for _, m in wire.messages if m["msg_type"] == "stream")
+    for noise in ("Could not find cuda drivers", "cpu_feature_guard", "cuInit", "rebuild TensorFlow", "Traceback"):
+        assert noise not in streams, streams
