@@ -10,16 +10,16 @@ Method
 ------
 One fresh process, as a participant's kernel: ``import nbart`` (which in a kernel starts loading TensorFlow in the
 background: ``nbart.quiet.preload``; ``--no-preload`` as before it), ``--gap`` seconds later a DreamStudio and then
-a StyleStudio (thread mode, warm-up on as in a notebook, the style studio's fast preview on), each left open for ``--open`` seconds before Run is pressed
-(``studio.start()``, what the button calls). "first step" is from Run to the first step event of the run (polled
-every 5 ms on ``studio.active_run.latest``). Every step event's estimate of the seconds left is recorded: "shown"
-is what the status line shows (``StepEvent.seconds_left``), its truth the run's real remaining time (the last
-step's ``elapsed`` minus this step's); the ratio estimate / truth is reported for the first step that shows one and
-for the first that the engine's per-stage model (``StepEvent.eta``) gave. Then the style studio's style images
-change (as a participant picks another painting), the fast preview of the change is let finish, and Run is
-pressed again: its first step, and whether anything was built or traced again (networks built, extractors and
-traced functions, the functions' tracing counts). Seconds depend on the machine and its load: read them beside
-the CPU line, which gives the load average before and after.
+a StyleStudio (thread mode, warm-up on as in a notebook, the style studio's fast preview on), each left open for
+``--open`` seconds before Run is pressed (``studio.start()``, what the button calls). "first step" is from Run to
+the first step event of the run (polled every 5 ms on ``studio.active_run.latest``). Every step event's estimate of
+the seconds left is recorded: "shown" is what the status line shows (``StepEvent.seconds_left``), its truth the
+run's real remaining time (the last step's ``elapsed`` minus this step's); the ratio estimate / truth is reported
+for the first step that shows one and for the first that the engine's per-stage model (``StepEvent.eta``) gave. Then
+the style studio's style images change (as a participant picks another painting), the fast preview of the change is
+let finish, and Run is pressed again: its first step, and whether anything was built or traced again (networks
+built, extractors and traced functions, the functions' tracing counts). Seconds depend on the machine and its load:
+read them beside the CPU line, which gives the load average before and after.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(max(0.0, args.gap - imported))
 
     result: dict = {"cpu": cpu, "load_before": load_before, "open_s": args.open, "import_s": imported,
-                    "gap_s": args.gap, "preload": not args.no_preload, "dream_params": dream_kw, "style_params": style_kw, "nbart": nbart.__file__}
+                    "gap_s": args.gap, "preload": not args.no_preload, "dream_params": dream_kw,
+                    "style_params": style_kw, "nbart": nbart.__file__}
     dream = DreamStudio(mode="thread", warm_up=True, **dream_kw)
     time.sleep(args.open)
     result["dream_warm_at_run"] = not dream.warm_up_thread.is_alive()

@@ -7,9 +7,8 @@ widgets; the studios in ``nbart.studio`` and the ``nbart`` command are front-end
 import importlib as _importlib
 import importlib.util as _importlib_util
 
-from nbart import quiet as _quiet
-
 from nbart import masks  # the mask makers: nbart.masks.ellipse(...)
+from nbart import quiet as _quiet
 from nbart.cost import Estimate, check_fits, estimate
 from nbart.deepdream import dream, dream_run
 from nbart.errors import ImageError, ParamError, WeightsError

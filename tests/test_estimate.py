@@ -332,3 +332,25 @@ def test_style_losses_masks_and_guides_cost_their_own_terms(fake_probe, photo, m
     layers = E.registry.get("vgg16").dream_layers
     match = 4 * E._guide_gflops(table, layers, 96 * 128, 168 * 224)  # the guide at 224 px
     assert guided.parts["forward_gflops"] == pytest.approx(1.25 * plain.parts["forward_gflops"] + 4.0 * match)
+
+
+def test_a_bfloat16_estimate_counts_what_emulation_holds_on_a_cpu_without_bfloat16(fake_probe, photo, monkeypatch):
+    """Emulated bfloat16 (no avx512_bf16 / amx_bf16) held more than float32 (2648 against 2239 MiB at 1024 px): the
+    estimate used native bfloat16's activation bytes there and fell 20 % short. On a CPU with the instructions the
+    native figure stays; float32 is the same on both."""
+    from nbart import precision
+
+    p = dict(model="vgg16", weights="none", steps=5, sizes=(256,))
+    peaks = {}
+    for native in (True, False):
+        monkeypatch.setattr(precision, "cpu_has_bf16", lambda native=native: native)
+        monkeypatch.setattr(E, "cpu_has_bf16", lambda native=native: native)
+        peaks[native] = {prec: E.estimate("style", photo, photo, precision=prec, **p)
+                         for prec in ("float32", "bfloat16")}
+    emulated, native = peaks[False]["bfloat16"], peaks[True]["bfloat16"]
+    activations = emulated.parts["activation_elements"]
+    fit = E.MEMORY_FIT["per_activation"]["vgg"]
+    assert emulated.peak_bytes - native.peak_bytes == pytest.approx(
+        (fit["bfloat16_emulated"] - fit["bfloat16"]) * activations, rel=1e-6)
+    assert emulated.peak_bytes > native.peak_bytes
+    assert peaks[False]["float32"].peak_bytes == peaks[True]["float32"].peak_bytes

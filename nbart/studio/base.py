@@ -158,7 +158,7 @@ class Studio(Panel):
         warm_up(self.task, params)
         if self.cost is not None:
             # once per machine and backbone: the label then gives times too. Never beside a run, this studio's or
-            # another's: it would slow the run's steps and time a shared CPU; a probe under way stops when Run is pressed
+            # another's: it would slow the run's steps and time a shared CPU; a probe under way stops on any Run
             wait_none_running()
             self.cost.calibrate(params, cancel=any_running)
         if self.start_size is not None:
