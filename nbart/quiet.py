@@ -47,10 +47,10 @@ def tensorflow() -> Any:
         saved = os.dup(2)
         me = threading.current_thread()
         guarding = me not in _importers  # the preload's thread is guarded from before it started
-        if guarding:
-            _guard_on(me)
         with tempfile.TemporaryFile() as captured:
             os.dup2(captured.fileno(), 2)
+            if guarding:
+                _guard_on(me)
             try:
                 import tensorflow as tf
 
@@ -160,7 +160,11 @@ def preload(force: bool = False) -> threading.Thread | None:
         thread = threading.Thread(target=_preload, daemon=True, name="nbart-preload")
         _preloading.append(thread)
         _guard_on(thread)  # before it starts: the very next line of the cell may import Keras
-    thread.start()
+    try:
+        thread.start()
+    except BaseException:  # no thread (a process at its limit): nothing may wait for it
+        _guard_off(thread)
+        raise
     return thread
 
 
