@@ -20,6 +20,7 @@ __all__ = ["resolve_precision", "bf16_speedup", "probe_bf16", "cpu_has_bf16", "c
 MIN_SPEEDUP = 1.15  # bfloat16 must be at least this much faster than float32 for "auto" to take it
 
 
+@functools.lru_cache(maxsize=1)  # the CPU doesn't change; every estimate asks (nbart.cost._peak)
 def cpu_has_bf16() -> bool:
     """Whether this CPU has native bfloat16 arithmetic (the avx512_bf16 or amx_bf16 flags of /proc/cpuinfo)."""
     try:

@@ -75,7 +75,6 @@ _imported = threading.Event()
 _imported.set()
 _guard_lock = threading.Lock()
 _session: list[Any] = []  # (builtins.__import__, importlib.import_module) as they were, while the guard is on
-_ORIGINAL_IMPORT_MODULE = importlib.import_module  # what the guard puts back (tests check it)
 
 
 def _guard_on(thread: threading.Thread) -> None:
